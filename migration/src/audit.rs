@@ -1,0 +1,265 @@
+//! The catalog audit: reads the live catalog and checks the isolation invariants of
+//! `shared/reference/isolation-checklist.md` that the catalog alone can prove. It only reads,
+//! so it can run against staging or production (`cargo run -p migration -- verify`), and
+//! `cargo xtask test-isolation` prints the same findings beside its attack matrix.
+//!
+//! Tenant tables are discovered, not listed: every table outside PostgreSQL's own schemas with
+//! a `tenant_id` column.
+
+use std::fmt;
+
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+
+use crate::names::{APP_ROLE, TENANT_COLUMN};
+
+/// One check's verdict on one subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The check, e.g. `force_rls`.
+    pub check: String,
+    /// What was checked, e.g. `public.projects`.
+    pub subject: String,
+    /// Whether the invariant holds.
+    pub ok: bool,
+    /// What is wrong (or what was seen), for a person to act on.
+    pub detail: String,
+}
+
+/// All findings of one audit.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Every finding, passing ones included.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// The failing findings.
+    pub fn failures(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| !f.ok)
+    }
+
+    /// True when nothing failed.
+    pub fn passed(&self) -> bool {
+        self.failures().next().is_none()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for finding in &self.findings {
+            writeln!(
+                f,
+                "{:4}  {:28} {:40} {}",
+                if finding.ok { "ok" } else { "FAIL" },
+                finding.check,
+                finding.subject,
+                finding.detail
+            )?;
+        }
+        let failed = self.failures().count();
+        write!(f, "{} checks, {} failed", self.findings.len(), failed)
+    }
+}
+
+/// `schema.table` of every tenant table (has a `tenant_id` column), in name order.
+pub const TENANT_TABLES_SQL: &str = "\
+SELECT n.nspname AS schema, c.relname AS table, c.oid::bigint AS oid \
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+  AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2";
+
+/// Each check: a name and a query returning `(subject text, ok bool, detail text)` rows.
+/// `$1` is the app group role's name.
+const CHECKS: &[(&str, &str)] = &[
+    (
+        "server_version",
+        "SELECT 'server' , current_setting('server_version_num')::int >= 150014, \
+         'PostgreSQL ' || current_setting('server_version') || ' (15.14 or newer fixes CVE-2025-8713 in RLS statistics)'",
+    ),
+    (
+        "app_role_exists",
+        "SELECT $1, EXISTS (SELECT FROM pg_roles WHERE rolname = $1), 'the application group role'",
+    ),
+    (
+        "app_not_privileged",
+        "SELECT r.rolname::text, NOT (r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR r.rolcreatedb), \
+         CASE WHEN r.rolsuper THEN 'is SUPERUSER' WHEN r.rolbypassrls THEN 'has BYPASSRLS' \
+              WHEN r.rolcreaterole THEN 'has CREATEROLE' WHEN r.rolcreatedb THEN 'has CREATEDB' ELSE 'plain role' END \
+         FROM pg_roles r WHERE (r.rolname = $1 OR r.oid IN (SELECT m.member FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = $1))",
+    ),
+    (
+        "app_owns_nothing",
+        "SELECT r.rolname::text, NOT EXISTS ( \
+           SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+           WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
+             AND pg_has_role(r.oid, c.relowner, 'MEMBER')) \
+           AND NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname NOT LIKE 'pg\\_%' \
+             AND n.nspname <> 'information_schema' AND pg_has_role(r.oid, n.nspowner, 'MEMBER') AND n.nspname <> 'public') \
+           AND NOT EXISTS (SELECT FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND pg_has_role(r.oid, p.proowner, 'MEMBER')), \
+         'owns no table, schema or function' \
+         FROM pg_roles r WHERE (r.rolname = $1 OR r.oid IN (SELECT m.member FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = $1))",
+    ),
+    (
+        "force_rls",
+        "SELECT t.schema || '.' || t.table, c.relrowsecurity AND c.relforcerowsecurity, \
+         CASE WHEN NOT c.relrowsecurity THEN 'row level security is not enabled' \
+              WHEN NOT c.relforcerowsecurity THEN 'row level security is not FORCED (the owner bypasses it)' \
+              ELSE 'enabled and forced' END \
+         FROM tenant_tables t JOIN pg_class c ON c.oid = t.oid",
+    ),
+    (
+        "tenant_id_not_null",
+        "SELECT t.schema || '.' || t.table, a.attnotnull, \
+         CASE WHEN a.attnotnull THEN 'NOT NULL' ELSE 'tenant_id is nullable: rows may belong to no tenant' END \
+         FROM tenant_tables t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attname = 'tenant_id'",
+    ),
+    (
+        "policies_per_command",
+        "SELECT t.schema || '.' || t.table || ' ' || cmd.c, \
+         EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = t.oid AND p.polcmd IN (cmd.k, '*') \
+                 AND (p.polroles = '{0}' OR (SELECT oid FROM pg_roles WHERE rolname = $1) = ANY (p.polroles))), \
+         'a policy for the app role covering ' || cmd.c \
+         FROM tenant_tables t CROSS JOIN (VALUES ('SELECT','r'), ('INSERT','a'), ('UPDATE','w'), ('DELETE','d')) AS cmd(c, k) \
+         WHERE has_table_privilege($1, t.oid, cmd.c)",
+    ),
+    (
+        "write_policies_with_check",
+        "SELECT t.schema || '.' || t.table || ' ' || p.polname, p.polwithcheck IS NOT NULL, \
+         CASE WHEN p.polwithcheck IS NULL THEN 'INSERT/UPDATE policy without WITH CHECK' ELSE 'WITH CHECK present' END \
+         FROM tenant_tables t JOIN pg_policy p ON p.polrelid = t.oid WHERE p.polcmd IN ('a', 'w', '*')",
+    ),
+    (
+        "policy_no_subselect",
+        "SELECT t.schema || '.' || t.table || ' ' || p.polname, \
+         coalesce(pg_get_expr(p.polqual, p.polrelid), '') !~* '\\mselect\\M' \
+           AND coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') !~* '\\mselect\\M', \
+         coalesce(pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid), '') \
+         FROM tenant_tables t JOIN pg_policy p ON p.polrelid = t.oid",
+    ),
+    (
+        "policy_helpers_inlinable",
+        "SELECT n.nspname || '.' || f.proname || '()', \
+         f.provolatile IN ('s', 'i') AND l.lanname = 'sql' AND NOT f.prosecdef AND f.proconfig IS NULL AND NOT f.proisstrict, \
+         CASE WHEN f.provolatile = 'v' THEN 'VOLATILE: evaluated per row, no index condition' \
+              WHEN l.lanname <> 'sql' THEN 'not LANGUAGE sql: cannot be inlined' \
+              WHEN f.prosecdef THEN 'SECURITY DEFINER: cannot be inlined' \
+              WHEN f.proconfig IS NOT NULL THEN 'has SET options: cannot be inlined' \
+              WHEN f.proisstrict THEN 'STRICT: may not be inlined' ELSE 'STABLE, inlinable SQL' END \
+         FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace JOIN pg_language l ON l.oid = f.prolang \
+         WHERE f.pronargs = 0 AND EXISTS (SELECT FROM pg_policy p JOIN tenant_tables t ON t.oid = p.polrelid \
+           WHERE coalesce(pg_get_expr(p.polqual, p.polrelid), '') || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') \
+                 LIKE '%' || f.proname || '()%')",
+    ),
+    (
+        "app_no_dangerous_grants",
+        "SELECT c.oid::regclass::text || ' ' || priv.p, NOT has_table_privilege($1, c.oid, priv.p), \
+         CASE WHEN has_table_privilege($1, c.oid, priv.p) THEN 'the app role has ' || priv.p || \
+           CASE WHEN priv.p = 'TRUNCATE' THEN ' (TRUNCATE ignores row level security)' ELSE '' END ELSE 'not granted' END \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         CROSS JOIN (VALUES ('TRUNCATE'), ('REFERENCES'), ('TRIGGER')) AS priv(p) \
+         WHERE c.relkind IN ('r','p','v','m') AND n.nspname NOT IN ('pg_catalog','information_schema') \
+           AND n.nspname NOT LIKE 'pg\\_%' AND has_table_privilege($1, c.oid, priv.p)",
+    ),
+    (
+        "app_no_create",
+        "SELECT n.nspname::text, NOT has_schema_privilege($1, n.oid, 'CREATE'), \
+         CASE WHEN has_schema_privilege($1, n.oid, 'CREATE') THEN 'the app role may CREATE in this schema' ELSE 'no CREATE' END \
+         FROM pg_namespace n WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_%'",
+    ),
+    (
+        "definer_search_path",
+        "SELECT n.nspname || '.' || f.proname || '(' || pg_get_function_identity_arguments(f.oid) || ')', \
+         EXISTS (SELECT FROM unnest(f.proconfig) c WHERE c LIKE 'search_path=%'), \
+         coalesce(array_to_string(f.proconfig, ', '), 'no SET search_path: callers can hijack unqualified names') \
+         FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace \
+         WHERE f.prosecdef AND n.nspname NOT IN ('pg_catalog','information_schema')",
+    ),
+    (
+        "definer_not_public",
+        "SELECT n.nspname || '.' || f.proname || '(' || pg_get_function_identity_arguments(f.oid) || ')', \
+         f.proacl IS NOT NULL AND NOT EXISTS (SELECT FROM aclexplode(f.proacl) a WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'), \
+         CASE WHEN f.proacl IS NULL OR EXISTS (SELECT FROM aclexplode(f.proacl) a WHERE a.grantee = 0) \
+              THEN 'PUBLIC may EXECUTE this SECURITY DEFINER function' ELSE 'EXECUTE not granted to PUBLIC' END \
+         FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace \
+         WHERE f.prosecdef AND n.nspname NOT IN ('pg_catalog','information_schema')",
+    ),
+    (
+        "views_security_invoker",
+        "SELECT c.oid::regclass::text, coalesce(c.reloptions::text[] && ARRAY['security_invoker=true','security_invoker=on'], false), \
+         'views run with their owner''s rights unless security_invoker = true' \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'v' AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_%'",
+    ),
+    (
+        "unique_includes_tenant",
+        "SELECT t.schema || '.' || t.table || ' ' || i.indexrelid::regclass::text, \
+         EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attname = 'tenant_id' AND a.attnum = ANY (i.indkey)), \
+         'unique index ' || pg_get_indexdef(i.indexrelid) \
+         FROM tenant_tables t JOIN pg_index i ON i.indrelid = t.oid WHERE i.indisunique",
+    ),
+    (
+        "foreign_keys_composite",
+        "SELECT t.schema || '.' || t.table || ' ' || k.conname, \
+         (SELECT attnum FROM pg_attribute WHERE attrelid = k.conrelid AND attname = 'tenant_id') = ANY (k.conkey) \
+           AND (SELECT attnum FROM pg_attribute WHERE attrelid = k.confrelid AND attname = 'tenant_id') = ANY (k.confkey), \
+         pg_get_constraintdef(k.oid) \
+         FROM tenant_tables t JOIN pg_constraint k ON k.conrelid = t.oid AND k.contype = 'f' \
+         WHERE k.confrelid IN (SELECT oid FROM tenant_tables)",
+    ),
+];
+
+/// Runs every catalog check. `app_role` is the group role the application's logins are in.
+pub async fn audit<C: ConnectionTrait>(db: &C, app_role: &str) -> Result<Report, DbErr> {
+    let mut report = Report::default();
+    for (check, sql) in CHECKS {
+        let query = format!("WITH tenant_tables AS ({TENANT_TABLES_SQL}) {sql}");
+        let stmt = Statement::from_sql_and_values(DbBackend::Postgres, query, [app_role.into()]);
+        for row in db.query_all_raw(stmt).await? {
+            report.findings.push(Finding {
+                check: (*check).to_owned(),
+                subject: row
+                    .try_get_by_index::<Option<String>>(0)?
+                    .unwrap_or_default(),
+                ok: row.try_get_by_index::<Option<bool>>(1)?.unwrap_or(false),
+                detail: row
+                    .try_get_by_index::<Option<String>>(2)?
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    let tables = tenant_tables(db).await?;
+    if tables.is_empty() {
+        report.findings.push(Finding {
+            check: "tenant_tables".into(),
+            subject: "database".into(),
+            ok: false,
+            detail: format!("no table has a {TENANT_COLUMN} column: is the database migrated?"),
+        });
+    }
+    Ok(report)
+}
+
+/// Runs the audit for the standard app role.
+pub async fn audit_default<C: ConnectionTrait>(db: &C) -> Result<Report, DbErr> {
+    audit(db, APP_ROLE).await
+}
+
+/// `(schema, table)` of every tenant table.
+pub async fn tenant_tables<C: ConnectionTrait>(db: &C) -> Result<Vec<(String, String)>, DbErr> {
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            TENANT_TABLES_SQL,
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok((
+                r.try_get_by_index::<String>(0)?,
+                r.try_get_by_index::<String>(1)?,
+            ))
+        })
+        .collect()
+}

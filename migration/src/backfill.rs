@@ -1,0 +1,191 @@
+//! Batched, resumable backfill of a column on a large table.
+//!
+//! Each batch is its own short transaction (`UPDATE ... WHERE key IN (next N keys still
+//! NULL)`), walking the primary key with a cursor so the whole pass is linear. Killed halfway,
+//! the committed batches stay and a rerun simply continues with the rows still NULL. A final
+//! sweep from the start catches rows written behind the cursor by concurrent writers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, PostgresQueryBuilder, Query, Value};
+use sea_orm::{ConnectionTrait, DbErr};
+
+use crate::plan::pg;
+
+/// Test hook: when non-zero, a backfill fails after this many committed batches, leaving the
+/// database exactly as a killed process would (the migration is not recorded as applied).
+pub static INTERRUPT_AFTER_BATCHES: AtomicU64 = AtomicU64::new(0);
+
+/// The type of the key the cursor walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    /// `uuid` keys.
+    Uuid,
+    /// `bigint` / `bigserial` keys.
+    BigInt,
+}
+
+/// Sets `column = value` on every row of `schema.table` where it is NULL, in batches.
+#[derive(Debug, Clone)]
+pub struct Backfill {
+    schema: String,
+    table: String,
+    key: String,
+    key_type: KeyType,
+    column: String,
+    value: Value,
+    batch_size: u64,
+}
+
+impl Backfill {
+    /// A backfill of `column` to `value`, walking the single-column key `key` (uuid).
+    pub fn new(schema: &str, table: &str, column: &str, value: impl Into<Value>) -> Self {
+        Self {
+            schema: schema.into(),
+            table: table.into(),
+            key: "id".into(),
+            key_type: KeyType::Uuid,
+            column: column.into(),
+            value: value.into(),
+            batch_size: batch_size_from_env(),
+        }
+    }
+
+    /// The key column and its type (default `id`, uuid).
+    pub fn key(mut self, key: &str, key_type: KeyType) -> Self {
+        self.key = key.into();
+        self.key_type = key_type;
+        self
+    }
+
+    /// Rows per batch (default `TENANTRY_BACKFILL_BATCH` or 5,000).
+    pub fn batch_size(mut self, rows: u64) -> Self {
+        self.batch_size = std::cmp::max(rows, 1);
+        self
+    }
+
+    fn table_ref(&self) -> (Alias, Alias) {
+        (Alias::new(&self.schema), Alias::new(&self.table))
+    }
+
+    fn batch_statement(&self, after: Option<&Value>) -> sea_orm::sea_query::UpdateStatement {
+        let key = Alias::new(&self.key);
+        let mut next = Query::select();
+        next.column(key.clone())
+            .from(self.table_ref())
+            .and_where(Expr::col(Alias::new(&self.column)).is_null())
+            .order_by(key.clone(), Order::Asc)
+            .limit(self.batch_size);
+        if let Some(after) = after {
+            next.and_where(Expr::col(key.clone()).gt(after.clone()));
+        }
+        Query::update()
+            .table(self.table_ref())
+            .value(Alias::new(&self.column), self.value.clone())
+            .and_where(Expr::col(key.clone()).in_subquery(next))
+            .returning_col(key)
+            .to_owned()
+    }
+
+    /// What `plan` prints for this step.
+    pub fn render(&self) -> Vec<String> {
+        vec![
+            format!(
+                "-- backfill {}.{}.{} in batches of {} (each batch its own transaction; resumable), repeated until no NULL remains:",
+                self.schema, self.table, self.column, self.batch_size
+            ),
+            format!(
+                "{};",
+                self.batch_statement(None).to_string(PostgresQueryBuilder)
+            ),
+        ]
+    }
+
+    async fn count_remaining<C: ConnectionTrait>(&self, db: &C) -> Result<u64, DbErr> {
+        let stmt = Query::select()
+            .expr(Expr::col(Alias::new(&self.column)).count())
+            .expr(Expr::cust("count(*)"))
+            .from(self.table_ref())
+            .to_owned();
+        let row = db.query_one_raw(pg(&stmt)).await?;
+        let (filled, all) = match row {
+            Some(r) => (r.try_get_by_index::<i64>(0)?, r.try_get_by_index::<i64>(1)?),
+            None => (0, 0),
+        };
+        Ok(u64::try_from(all - filled).unwrap_or(0))
+    }
+
+    /// Runs every batch until no row is left NULL, showing progress on a terminal.
+    pub async fn run<C: ConnectionTrait>(&self, db: &C) -> Result<(), DbErr> {
+        let remaining = self.count_remaining(db).await?;
+        let name = format!("{}.{}", self.schema, self.table);
+        tracing::info!(table = %name, rows = remaining, "backfilling {}", self.column);
+        let bar = ProgressBar::new(remaining);
+        if let Ok(style) = ProgressStyle::with_template(
+            "  {msg} [{bar:30}] {pos}/{len} rows ({per_sec}, eta {eta})",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(format!("backfill {name}.{}", self.column));
+        let mut batches = 0u64;
+        // First pass walks the key with a cursor; the sweep passes restart from the beginning
+        // and stop when a whole pass finds nothing left.
+        loop {
+            let mut cursor: Option<Value> = None;
+            let mut touched_in_pass = 0u64;
+            loop {
+                let rows = db
+                    .query_all_raw(pg(&self.batch_statement(cursor.as_ref())))
+                    .await?;
+                if rows.is_empty() {
+                    break;
+                }
+                touched_in_pass += rows.len() as u64;
+                bar.inc(rows.len() as u64);
+                cursor = self.max_key(&rows)?;
+                batches += 1;
+                let stop_after = INTERRUPT_AFTER_BATCHES.load(Ordering::SeqCst);
+                if stop_after != 0 && batches >= stop_after {
+                    bar.abandon();
+                    return Err(DbErr::Migration(format!(
+                        "backfill of {name} interrupted after {batches} batches (test hook)"
+                    )));
+                }
+            }
+            if touched_in_pass == 0 {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        tracing::info!(table = %name, batches, "backfill finished");
+        Ok(())
+    }
+
+    fn max_key(&self, rows: &[sea_orm::QueryResult]) -> Result<Option<Value>, DbErr> {
+        Ok(match self.key_type {
+            KeyType::Uuid => {
+                let mut keys = Vec::with_capacity(rows.len());
+                for r in rows {
+                    keys.push(r.try_get_by_index::<uuid::Uuid>(0)?);
+                }
+                keys.into_iter().max().map(Value::from)
+            }
+            KeyType::BigInt => {
+                let mut keys = Vec::with_capacity(rows.len());
+                for r in rows {
+                    keys.push(r.try_get_by_index::<i64>(0)?);
+                }
+                keys.into_iter().max().map(Value::from)
+            }
+        })
+    }
+}
+
+fn batch_size_from_env() -> u64 {
+    std::env::var("TENANTRY_BACKFILL_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(5_000)
+}

@@ -1,0 +1,63 @@
+//! The `migration` command line: sea-orm-migration's subcommands plus `plan` and `verify`.
+
+use clap::{Parser, Subcommand};
+
+/// Tenantry's migrations. Every command holds a PostgreSQL advisory lock for its whole run.
+#[derive(Debug, Parser)]
+#[command(name = "migration", version)]
+pub struct Cli {
+    /// Database URL of the owner login (the login that owns the schema and runs migrations).
+    #[arg(
+        short = 'u',
+        long = "database-url",
+        env = "DATABASE_URL",
+        global = true
+    )]
+    pub database_url: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<CliCommand>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Apply pending migrations.
+    Up {
+        /// Apply at most this many.
+        #[arg(short = 'n', long = "num")]
+        num: Option<u32>,
+    },
+    /// Roll back applied migrations (default: the last one).
+    Down {
+        /// Roll back this many.
+        #[arg(short = 'n', long = "num")]
+        num: Option<u32>,
+        /// Roll back even when that drops the tenant assignment of rows of several tenants.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show which migrations are applied and which are pending.
+    Status,
+    /// Drop everything, then apply all migrations.
+    Fresh,
+    /// Roll back all migrations, then apply them all again.
+    Refresh,
+    /// Roll back all migrations.
+    Reset,
+    /// Print the SQL `up` would run (or `--down`: what `down -n N` would run); changes nothing.
+    Plan {
+        /// Show the rollback of the last N applied migrations instead.
+        #[arg(long)]
+        down: bool,
+        /// How many migrations (default: all pending for up, 1 for down).
+        #[arg(short = 'n', long = "num")]
+        num: Option<u32>,
+    },
+    /// Check the live database against the isolation invariants; exits non-zero on failure.
+    Verify {
+        /// The application's group role.
+        #[arg(long, default_value = crate::names::APP_ROLE)]
+        app_role: String,
+    },
+}

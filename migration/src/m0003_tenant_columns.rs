@@ -1,0 +1,68 @@
+//! Backfill, part 1: `tenant_id` on every legacy table, nullable and defaulting to the default
+//! tenant (so rows that legacy writers insert while the backfill runs are assigned too), with a
+//! `NOT VALID` reference to `tenancy.tenants`. Metadata-only: no table is rewritten.
+
+use sea_orm::sea_query::{Alias, ColumnDef, Expr, ExprTrait, Table};
+
+use crate::ddl::ColumnAlter;
+use crate::guards::Guard;
+use crate::names::{APP_SCHEMA, DEFAULT_TENANT_ID, TENANT_COLUMN};
+use crate::plan::MigrationPlan;
+use crate::tables::t;
+use crate::tenant_table::TenantTable;
+
+/// The legacy tables that become tenant-scoped, in dependency order (`users` stays global).
+pub fn legacy_tenant_tables() -> Vec<TenantTable> {
+    vec![
+        TenantTable::new(APP_SCHEMA, "projects"),
+        TenantTable::new(APP_SCHEMA, "documents").references("project_id", APP_SCHEMA, "projects"),
+        TenantTable::new(APP_SCHEMA, "tasks").references("project_id", APP_SCHEMA, "projects"),
+    ]
+}
+
+/// The default tenant as a typed `uuid` expression.
+pub fn default_tenant() -> Expr {
+    Expr::val(DEFAULT_TENANT_ID).cast_as("uuid")
+}
+
+/// The plan of this migration.
+pub fn plan() -> MigrationPlan {
+    let mut plan = MigrationPlan::new();
+    plan.guard(Guard::no_long_transactions());
+    let tables = legacy_tenant_tables();
+    plan.guard(Guard::KeepTenantAssignments {
+        tables: tables
+            .iter()
+            .map(|t| (t.name().0.to_owned(), t.name().1.to_owned()))
+            .collect(),
+    });
+    for table in &tables {
+        let (schema, name) = table.name();
+        let add = Table::alter()
+            .table(t(schema, Alias::new(name)))
+            .add_column(ColumnDef::new(TENANT_COLUMN).uuid().null())
+            .to_owned();
+        let drop = Table::alter()
+            .table(t(schema, Alias::new(name)))
+            .drop_column(TENANT_COLUMN)
+            .to_owned();
+        plan.step(
+            format!("{schema}.{name}: add tenant_id (nullable)"),
+            &add,
+            &drop,
+        );
+        let default = ColumnAlter::set_default(schema, name, TENANT_COLUMN, default_tenant());
+        plan.step(
+            format!("{schema}.{name}: new rows default to the default tenant"),
+            &default,
+            &default.reverse(),
+        );
+        let fk = table.tenant_fk().not_valid();
+        plan.step(
+            format!("{schema}.{name}: tenant_id references tenants (NOT VALID)"),
+            &fk,
+            &fk.reverse(),
+        );
+    }
+    plan
+}

@@ -1,0 +1,103 @@
+//! `cargo run -p migration -- up|down|status|fresh|refresh|reset|plan|verify`.
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use migration::cli::{Cli, CliCommand};
+use migration::run::{self, Command};
+use migration::{audit, guards, planned};
+use sea_orm::ConnectionTrait;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let _ = dotenvy::dotenv();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
+        )
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    let url = cli
+        .database_url
+        .context("DATABASE_URL is not set: pass -u URL, export it, or run `cargo xtask db start`, which writes it to .env")?;
+    let db = run::connect(&url)
+        .await
+        .context("cannot connect to the database")?;
+    let command = match cli.command.unwrap_or(CliCommand::Up { num: None }) {
+        CliCommand::Up { num } => Command::Up(num),
+        CliCommand::Down { num, force } => {
+            guards::FORCE_DOWN.store(force, std::sync::atomic::Ordering::SeqCst);
+            Command::Down(num)
+        }
+        CliCommand::Status => Command::Status,
+        CliCommand::Fresh => Command::Fresh,
+        CliCommand::Refresh => Command::Refresh,
+        CliCommand::Reset => Command::Reset,
+        CliCommand::Plan { down, num } => return plan(&db, down, num).await,
+        CliCommand::Verify { app_role } => return verify(&db, &app_role).await,
+    };
+    run::run(&db, command)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+async fn plan(
+    db: &sea_orm::DatabaseConnection,
+    down: bool,
+    num: Option<u32>,
+) -> anyhow::Result<()> {
+    let pending = run::pending(db).await?;
+    let all = planned();
+    let selected: Vec<_> = if down {
+        let applied: Vec<_> = all
+            .iter()
+            .filter(|m| !pending.iter().any(|p| p == m.name()))
+            .collect();
+        applied
+            .into_iter()
+            .rev()
+            .take(num.unwrap_or(1) as usize)
+            .collect()
+    } else {
+        let todo: Vec<_> = all
+            .iter()
+            .filter(|m| pending.iter().any(|p| p == m.name()))
+            .collect();
+        todo.into_iter()
+            .take(num.map_or(usize::MAX, |n| n as usize))
+            .collect()
+    };
+    if selected.is_empty() {
+        println!("-- nothing to {}", if down { "roll back" } else { "apply" });
+    }
+    for m in selected {
+        println!(
+            "-- ===== {} ({}) =====",
+            m.name(),
+            if down { "down" } else { "up" }
+        );
+        let plan = m.plan();
+        let lines = if down {
+            plan.render_down()
+        } else {
+            plan.render_up()
+        };
+        for line in lines {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+async fn verify(db: &sea_orm::DatabaseConnection, app_role: &str) -> anyhow::Result<()> {
+    db.execute_unprepared("SET default_transaction_read_only = on")
+        .await?;
+    let report = audit::audit(db, app_role).await?;
+    println!("{report}");
+    if !report.passed() {
+        bail!("verify: {} invariant(s) failed", report.failures().count());
+    }
+    Ok(())
+}

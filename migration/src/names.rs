@@ -1,0 +1,26 @@
+//! The names every crate agrees on: schemas, roles, settings and the default tenant.
+
+/// The schema holding Tenantry's own tables and functions.
+pub const TENANCY_SCHEMA: &str = "tenancy";
+/// The application schema holding the legacy (now tenant-scoped) tables.
+pub const APP_SCHEMA: &str = "public";
+/// Group role of the application: DML on tenant tables, EXECUTE on our functions, nothing more.
+pub const APP_ROLE: &str = "tenantry_app";
+/// Group role of the superadmin escape: policies let it see every row while a reason is set.
+pub const SUPERADMIN_ROLE: &str = "tenantry_superadmin";
+/// Owner of the SECURITY DEFINER lookups: may read only what those lookups need.
+pub const DEFINER_ROLE: &str = "tenantry_definer";
+/// The transaction-local setting holding the current tenant.
+pub const TENANT_SETTING: &str = "tenantry.tenant_id";
+/// The transaction-local setting holding the acting user.
+pub const USER_SETTING: &str = "tenantry.user_id";
+/// The transaction-local setting holding the reason of a superadmin transaction.
+pub const SUPERADMIN_REASON_SETTING: &str = "tenantry.superadmin_reason";
+/// The tenant every legacy row is assigned to by the backfill.
+pub const DEFAULT_TENANT_ID: &str = "00000000-0000-0000-0000-000000000000";
+/// The default tenant's slug.
+pub const DEFAULT_TENANT_SLUG: &str = "default";
+/// The tenant column of every tenant-scoped table.
+pub const TENANT_COLUMN: &str = "tenant_id";
+/// The advisory-lock key held by every migration run ("tenantry" in ASCII, as an i64).
+pub const MIGRATION_LOCK_KEY: i64 = 0x7465_6e61_6e74_7279;

@@ -1,0 +1,215 @@
+//! Migrations as data: a migration is a [`MigrationPlan`], a list of [`Step`]s that `up`
+//! executes, `down` undoes in reverse order, and `plan` renders as SQL without touching data.
+
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, StatementBuilder};
+use sea_orm_migration::SchemaManager;
+
+use crate::backfill::Backfill;
+use crate::guards::Guard;
+
+/// Renders any sea-query or tenancy-DSL statement for PostgreSQL.
+pub fn pg<S: StatementBuilder + ?Sized>(stmt: &S) -> Statement {
+    stmt.build(&DbBackend::Postgres)
+}
+
+/// One unit of a migration.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Schema or data statements with their inverse.
+    Sql(SqlStep),
+    /// A batched, resumable backfill (only in migrations that run outside a transaction).
+    Backfill(Backfill),
+    /// A check that runs before the steps after it (and, on `down`, before undoing the ones
+    /// before it): it refuses to go on when going on would hurt.
+    Guard(Guard),
+}
+
+/// Statements that run together, their inverse, and an optional "already done" probe.
+#[derive(Debug, Clone)]
+pub struct SqlStep {
+    /// What the step does, for `plan` and logs.
+    pub label: String,
+    /// Executed in order; in one transaction when the migration itself is not transactional.
+    pub up: Vec<Statement>,
+    /// Executed in order by `down`.
+    pub down: Vec<Statement>,
+    /// A query returning one boolean: when true, `up` skips the step. This is what makes a
+    /// migration that runs outside a transaction resumable after being killed halfway.
+    pub done_when: Option<Statement>,
+    /// Whether `up` and `down` may run inside a transaction (false for `... CONCURRENTLY`).
+    pub transactional: bool,
+}
+
+/// The ordered steps of one migration.
+#[derive(Debug, Clone, Default)]
+pub struct MigrationPlan {
+    steps: Vec<Step>,
+}
+
+impl MigrationPlan {
+    /// An empty plan.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a statement and its inverse.
+    pub fn step<U, D>(&mut self, label: impl Into<String>, up: &U, down: &D) -> &mut Self
+    where
+        U: StatementBuilder + ?Sized,
+        D: StatementBuilder + ?Sized,
+    {
+        self.push(SqlStep {
+            label: label.into(),
+            up: vec![pg(up)],
+            down: vec![pg(down)],
+            done_when: None,
+            transactional: true,
+        })
+    }
+
+    /// Adds a statement whose inverse is carried by another step (e.g. an insert into a table
+    /// that a later `down` drops anyway).
+    pub fn forward_only<U>(&mut self, label: impl Into<String>, up: &U) -> &mut Self
+    where
+        U: StatementBuilder + ?Sized,
+    {
+        self.push(SqlStep {
+            label: label.into(),
+            up: vec![pg(up)],
+            down: vec![],
+            done_when: None,
+            transactional: true,
+        })
+    }
+
+    /// Adds a fully described step.
+    pub fn push(&mut self, step: SqlStep) -> &mut Self {
+        self.steps.push(Step::Sql(step));
+        self
+    }
+
+    /// Adds a batched backfill.
+    pub fn backfill(&mut self, backfill: Backfill) -> &mut Self {
+        self.steps.push(Step::Backfill(backfill));
+        self
+    }
+
+    /// Adds a guard.
+    pub fn guard(&mut self, guard: Guard) -> &mut Self {
+        self.steps.push(Step::Guard(guard));
+        self
+    }
+
+    /// Appends every step of `other`.
+    pub fn extend(&mut self, other: MigrationPlan) -> &mut Self {
+        self.steps.extend(other.steps);
+        self
+    }
+
+    /// The steps, in `up` order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// Applies the plan. `in_transaction` says whether the runner already wrapped the
+    /// migration in one (then every statement simply joins it).
+    pub async fn up(&self, manager: &SchemaManager<'_>, in_transaction: bool) -> Result<(), DbErr> {
+        for step in &self.steps {
+            match step {
+                Step::Sql(sql) => {
+                    if let Some(probe) = &sql.done_when
+                        && probe_true(manager.get_connection(), probe).await?
+                    {
+                        tracing::info!(step = %sql.label, "already done, skipped");
+                        continue;
+                    }
+                    tracing::debug!(step = %sql.label, "applying");
+                    run_statements(manager, &sql.up, in_transaction || !sql.transactional).await?;
+                }
+                Step::Backfill(backfill) => backfill.run(manager.get_connection()).await?,
+                Step::Guard(guard) => guard.before_up(manager.get_connection()).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes the plan, last step first.
+    pub async fn down(
+        &self,
+        manager: &SchemaManager<'_>,
+        in_transaction: bool,
+    ) -> Result<(), DbErr> {
+        for step in self.steps.iter().rev() {
+            match step {
+                Step::Sql(sql) => {
+                    run_statements(manager, &sql.down, in_transaction || !sql.transactional).await?
+                }
+                Step::Backfill(_) => {}
+                Step::Guard(guard) => guard.before_down(manager.get_connection()).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The SQL `up` would run, with guards and backfills described as comments.
+    pub fn render_up(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .flat_map(|step| match step {
+                Step::Sql(sql) => {
+                    let mut out = vec![format!("-- {}", sql.label)];
+                    if sql.done_when.is_some() {
+                        out[0].push_str(" (skipped when already done)");
+                    }
+                    out.extend(sql.up.iter().map(|s| format!("{s};")));
+                    out
+                }
+                Step::Backfill(b) => b.render(),
+                Step::Guard(g) => vec![format!("-- guard: {}", g.describe_up())],
+            })
+            .collect()
+    }
+
+    /// The SQL `down` would run.
+    pub fn render_down(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .rev()
+            .flat_map(|step| match step {
+                Step::Sql(sql) if !sql.down.is_empty() => {
+                    let mut out = vec![format!("-- undo: {}", sql.label)];
+                    out.extend(sql.down.iter().map(|s| format!("{s};")));
+                    out
+                }
+                Step::Guard(g) => vec![format!("-- guard: {}", g.describe_down())],
+                _ => vec![],
+            })
+            .collect()
+    }
+}
+
+async fn run_statements(
+    manager: &SchemaManager<'_>,
+    statements: &[Statement],
+    direct: bool,
+) -> Result<(), DbErr> {
+    if direct || statements.len() < 2 {
+        for stmt in statements {
+            manager.get_connection().execute_raw(stmt.clone()).await?;
+        }
+        return Ok(());
+    }
+    let txn = manager.begin().await?;
+    for stmt in statements {
+        txn.get_connection().execute_raw(stmt.clone()).await?;
+    }
+    txn.commit().await
+}
+
+async fn probe_true<C: ConnectionTrait>(db: &C, probe: &Statement) -> Result<bool, DbErr> {
+    let row = db.query_one_raw(probe.clone()).await?;
+    match row {
+        Some(row) => Ok(row.try_get_by_index::<Option<bool>>(0)?.unwrap_or(false)),
+        None => Ok(false),
+    }
+}

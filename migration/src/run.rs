@@ -1,0 +1,103 @@
+//! The migration runner: every command holds one PostgreSQL advisory lock for its whole run,
+//! on a single connection, with `lock_timeout` set so a blocked DDL fails fast instead of
+//! queueing the application behind it.
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+};
+use sea_orm_migration::MigratorTrait;
+
+use crate::Migrator;
+use crate::names::MIGRATION_LOCK_KEY;
+
+/// What to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Apply pending migrations (at most `n`).
+    Up(Option<u32>),
+    /// Roll back applied migrations (at most `n`, default 1).
+    Down(Option<u32>),
+    /// Print every migration's status.
+    Status,
+    /// Drop everything (our schemas and `public`), then apply all migrations.
+    Fresh,
+    /// Roll back all, then apply all.
+    Refresh,
+    /// Roll back all.
+    Reset,
+}
+
+/// Opens the single connection a run uses (the advisory lock is per session).
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut opts = ConnectOptions::new(url);
+    opts.max_connections(1)
+        .min_connections(1)
+        .sqlx_logging(false);
+    Database::connect(opts).await
+}
+
+/// `TENANTRY_LOCK_TIMEOUT` (a PostgreSQL interval, default `5s`).
+pub fn lock_timeout() -> String {
+    std::env::var("TENANTRY_LOCK_TIMEOUT").unwrap_or_else(|_| "5s".into())
+}
+
+/// Runs `command` on `db` (which must be a single-connection pool) under the advisory lock.
+/// A second concurrent run waits for the lock, then finds nothing left to do.
+pub async fn run(db: &DatabaseConnection, command: Command) -> Result<(), DbErr> {
+    let timeout = lock_timeout();
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_catalog.set_config('lock_timeout', $1, false)",
+        [timeout.into()],
+    ))
+    .await?;
+    tracing::debug!("waiting for the migration advisory lock");
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_catalog.pg_advisory_lock($1)",
+        [MIGRATION_LOCK_KEY.into()],
+    ))
+    .await?;
+    let result = match command {
+        Command::Up(n) => Migrator::up(db, n).await,
+        Command::Down(n) => Migrator::down(db, Some(n.unwrap_or(1))).await,
+        Command::Status => Migrator::status(db).await,
+        Command::Fresh => fresh(db).await,
+        Command::Refresh => {
+            Migrator::down(db, None).await?;
+            Migrator::up(db, None).await
+        }
+        Command::Reset => Migrator::reset(db).await,
+    };
+    let unlock = db
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_catalog.pg_advisory_unlock($1)",
+            [MIGRATION_LOCK_KEY.into()],
+        ))
+        .await;
+    result?;
+    unlock.map(|_| ())
+}
+
+/// sea-orm-migration's `fresh` drops only the tables of the current schema; ours also live in
+/// `tenancy` and include functions, so fresh drops both schemas whole and recreates `public`.
+async fn fresh(db: &DatabaseConnection) -> Result<(), DbErr> {
+    use crate::ddl::{Render, SchemaCreate, SchemaDrop};
+    for schema in [crate::names::TENANCY_SCHEMA, crate::names::APP_SCHEMA] {
+        db.execute_unprepared(&SchemaDrop::cascade(schema).to_sql())
+            .await?;
+    }
+    db.execute_unprepared(&SchemaCreate::new(crate::names::APP_SCHEMA).to_sql())
+        .await?;
+    Migrator::up(db, None).await
+}
+
+/// Pending migrations, in order (read-only: never creates the migrations table).
+pub async fn pending(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    Ok(Migrator::get_pending_migrations_read_only(db)
+        .await?
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect())
+}

@@ -1,0 +1,431 @@
+//! The one call that makes a table tenant-scoped.
+//!
+//! ```ignore
+//! let plan = TenantTable::new("public", "invoices").references("customer_id", "public", "customers").plan();
+//! ```
+//! adds `tenant_id` (NOT NULL, defaulting to the current tenant, referencing `tenancy.tenants`),
+//! makes the primary key `(tenant_id, id)`, turns references to other tenant tables into
+//! composite foreign keys, indexes `(tenant_id)` and `(tenant_id, created_at DESC)`, enables and
+//! forces row level security with the standard policies, and grants the app and superadmin
+//! roles DML. `plan().down` undoes exactly that, in reverse.
+
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, ForeignKeyAction, Index, IndexOrder, Table};
+
+use crate::ddl::{ConstraintAdd, ConstraintDrop, ConstraintKind};
+use crate::dsl::{Grant, GrantObject, Policy, PolicyCommand, Privilege, RowLevelSecurity};
+use crate::m0002_tenancy::current_tenant_id;
+use crate::names::{APP_ROLE, SUPERADMIN_ROLE, TENANCY_SCHEMA, TENANT_COLUMN};
+use crate::plan::{MigrationPlan, SqlStep, pg};
+use crate::probes;
+use crate::tables::t;
+
+/// A reference from a tenant table to another tenant table.
+#[derive(Debug, Clone)]
+pub struct Parent {
+    /// The referencing column, e.g. `project_id`.
+    pub column: String,
+    /// The referenced table's schema.
+    pub schema: String,
+    /// The referenced table.
+    pub table: String,
+    /// What deleting the parent does.
+    pub on_delete: ForeignKeyAction,
+}
+
+/// A table made tenant-scoped.
+#[derive(Debug, Clone)]
+pub struct TenantTable {
+    schema: String,
+    table: String,
+    key: String,
+    created_at: bool,
+    parents: Vec<Parent>,
+    app_privileges: Vec<Privilege>,
+}
+
+impl TenantTable {
+    /// `schema.table`, keyed by `id`, with a `created_at` column.
+    pub fn new(schema: &str, table: &str) -> Self {
+        Self {
+            schema: schema.into(),
+            table: table.into(),
+            key: "id".into(),
+            created_at: true,
+            parents: vec![],
+            app_privileges: vec![
+                Privilege::Select,
+                Privilege::Insert,
+                Privilege::Update,
+                Privilege::Delete,
+            ],
+        }
+    }
+
+    /// The table's own key column (default `id`).
+    pub fn key(mut self, column: &str) -> Self {
+        self.key = column.into();
+        self
+    }
+
+    /// The table has no `created_at` column (no `(tenant_id, created_at DESC)` index).
+    pub fn without_created_at(mut self) -> Self {
+        self.created_at = false;
+        self
+    }
+
+    /// The app may only read and append (an audit trail): SELECT and INSERT, no UPDATE/DELETE.
+    pub fn append_only(mut self) -> Self {
+        self.app_privileges = vec![Privilege::Select, Privilege::Insert];
+        self
+    }
+
+    /// `column` references the key of another tenant table (`ON DELETE CASCADE`).
+    pub fn references(self, column: &str, schema: &str, table: &str) -> Self {
+        self.references_with(column, schema, table, ForeignKeyAction::Cascade)
+    }
+
+    /// `column` references another tenant table with the given delete action.
+    pub fn references_with(
+        mut self,
+        column: &str,
+        schema: &str,
+        table: &str,
+        on_delete: ForeignKeyAction,
+    ) -> Self {
+        self.parents.push(Parent {
+            column: column.into(),
+            schema: schema.into(),
+            table: table.into(),
+            on_delete,
+        });
+        self
+    }
+
+    /// `(schema, table)`.
+    pub fn name(&self) -> (&str, &str) {
+        (&self.schema, &self.table)
+    }
+
+    /// The referenced tenant tables.
+    pub fn parents(&self) -> &[Parent] {
+        &self.parents
+    }
+
+    /// The one call: everything that makes an existing, still single-tenant and empty (or
+    /// small) table tenant-scoped. For a large legacy table use [`crate::m0003_backfill`]'s
+    /// shape instead (nullable column, batched backfill, `NOT VALID` constraints).
+    pub fn plan(&self) -> MigrationPlan {
+        let mut plan = MigrationPlan::new();
+        let add = Table::alter()
+            .table(t(&self.schema, Alias::new(&self.table)))
+            .add_column(
+                sea_orm::sea_query::ColumnDef::new(TENANT_COLUMN)
+                    .uuid()
+                    .not_null()
+                    .default(current_tenant_id()),
+            )
+            .to_owned();
+        let drop = Table::alter()
+            .table(t(&self.schema, Alias::new(&self.table)))
+            .drop_column(TENANT_COLUMN)
+            .to_owned();
+        plan.step(
+            format!("{}.{}: tenant_id column", self.schema, self.table),
+            &add,
+            &drop,
+        );
+        let fk = self.tenant_fk();
+        plan.step(
+            format!(
+                "{}.{}: tenant_id references tenants",
+                self.schema, self.table
+            ),
+            &fk,
+            &fk.reverse(),
+        );
+        plan.extend(self.key_plan());
+        for parent in &self.parents {
+            let fk = self.parent_fk(parent);
+            plan.step(
+                format!("{}: composite foreign key", fk.name()),
+                &fk,
+                &fk.reverse(),
+            );
+        }
+        plan.extend(self.index_plan());
+        plan.extend(self.security_plan());
+        plan
+    }
+
+    /// `tenant_id REFERENCES tenancy.tenants (id)`.
+    pub fn tenant_fk(&self) -> ConstraintAdd {
+        ConstraintAdd::new(
+            &self.schema,
+            &self.table,
+            &format!("{}_tenant_id_fkey", self.table),
+            ConstraintKind::ForeignKey {
+                columns: vec![TENANT_COLUMN.into()],
+                ref_schema: TENANCY_SCHEMA.into(),
+                ref_table: "tenants".into(),
+                ref_columns: vec!["id".into()],
+                on_delete: Some(ForeignKeyAction::Cascade),
+            },
+        )
+    }
+
+    /// The composite foreign key to a parent: `(tenant_id, column) -> parent (tenant_id, key)`,
+    /// so a row can never point at another tenant's row even when it knows its id.
+    pub fn parent_fk(&self, parent: &Parent) -> ConstraintAdd {
+        ConstraintAdd::new(
+            &self.schema,
+            &self.table,
+            &format!("{}_{}_tenant_fkey", self.table, parent.column),
+            ConstraintKind::ForeignKey {
+                columns: vec![TENANT_COLUMN.into(), parent.column.clone()],
+                ref_schema: parent.schema.clone(),
+                ref_table: parent.table.clone(),
+                ref_columns: vec![TENANT_COLUMN.into(), "id".into()],
+                on_delete: Some(parent.on_delete),
+            },
+        )
+    }
+
+    /// The single-column foreign key a legacy schema had for `parent` (PostgreSQL's default name).
+    pub fn legacy_parent_fk(&self, parent: &Parent) -> ConstraintAdd {
+        ConstraintAdd::new(
+            &self.schema,
+            &self.table,
+            &format!("{}_{}_fkey", self.table, parent.column),
+            ConstraintKind::ForeignKey {
+                columns: vec![parent.column.clone()],
+                ref_schema: parent.schema.clone(),
+                ref_table: parent.table.clone(),
+                ref_columns: vec!["id".into()],
+                on_delete: Some(parent.on_delete),
+            },
+        )
+    }
+
+    /// Primary key `(key)` becomes `(tenant_id, key)`; skipped when already done.
+    pub fn key_plan(&self) -> MigrationPlan {
+        self.key_plan_with(false)
+    }
+
+    /// Like [`Self::key_plan`]; with `concurrently`, the new key's unique index is built first
+    /// with `CREATE UNIQUE INDEX CONCURRENTLY` (writers go on) and then adopted by the primary
+    /// key, so the exclusive lock is held only for the swap itself.
+    pub fn key_plan_with(&self, concurrently: bool) -> MigrationPlan {
+        let pkey = format!("{}_pkey", self.table);
+        let tenant_pk = ConstraintAdd::new(
+            &self.schema,
+            &self.table,
+            &pkey,
+            ConstraintKind::PrimaryKey(vec![TENANT_COLUMN.into(), self.key.clone()]),
+        );
+        let legacy_pk = ConstraintAdd::new(
+            &self.schema,
+            &self.table,
+            &pkey,
+            ConstraintKind::PrimaryKey(vec![self.key.clone()]),
+        );
+        let drop_pk = ConstraintDrop::new(&self.schema, &self.table, &pkey);
+        let mut plan = MigrationPlan::new();
+        let done = probes::primary_key_includes(&self.schema, &self.table, TENANT_COLUMN);
+        let mut swap = vec![pg(&drop_pk), pg(&tenant_pk)];
+        if concurrently {
+            let idx_name = format!("{}_tenant_key_idx", self.table);
+            let build = Index::create()
+                .name(&idx_name)
+                .table(t(&self.schema, Alias::new(&self.table)))
+                .col(Alias::new(TENANT_COLUMN))
+                .col(Alias::new(&self.key))
+                .unique()
+                .concurrently()
+                .to_owned();
+            let drop_idx = Index::drop()
+                .name(&idx_name)
+                .table(t(&self.schema, Alias::new(&self.table)))
+                .if_exists()
+                .concurrently()
+                .to_owned();
+            plan.push(SqlStep {
+                label: format!(
+                    "{}.{}: unique index (tenant_id, {}) built concurrently",
+                    self.schema, self.table, self.key
+                ),
+                // A build killed halfway leaves an invalid index behind: drop it and build again.
+                up: vec![pg(&drop_idx), pg(&build)],
+                down: vec![pg(&drop_idx)],
+                done_when: Some(probes::either(
+                    done.clone(),
+                    probes::index_valid(&self.schema, &idx_name),
+                )),
+                transactional: false,
+            });
+            let adopt = ConstraintAdd::new(
+                &self.schema,
+                &self.table,
+                &pkey,
+                ConstraintKind::PrimaryKeyUsingIndex(idx_name),
+            );
+            swap = vec![pg(&drop_pk), pg(&adopt)];
+        }
+        plan.push(SqlStep {
+            label: format!(
+                "{}.{}: primary key (tenant_id, {})",
+                self.schema, self.table, self.key
+            ),
+            up: swap,
+            down: vec![pg(&drop_pk), pg(&legacy_pk)],
+            done_when: Some(done),
+            transactional: true,
+        });
+        plan
+    }
+
+    /// Indexes `(tenant_id)` and, when the table has it, `(tenant_id, created_at DESC)`.
+    pub fn index_plan(&self) -> MigrationPlan {
+        self.index_plan_with(false)
+    }
+
+    /// Like [`Self::index_plan`]; with `concurrently`, built with `CREATE INDEX CONCURRENTLY`
+    /// (an invalid leftover of a killed build is dropped and built again).
+    pub fn index_plan_with(&self, concurrently: bool) -> MigrationPlan {
+        let mut plan = MigrationPlan::new();
+        let mut indexes = vec![(
+            format!("{}_tenant_id_idx", self.table),
+            Index::create().col(Alias::new(TENANT_COLUMN)).to_owned(),
+        )];
+        if self.created_at {
+            indexes.push((
+                format!("{}_tenant_created_idx", self.table),
+                Index::create()
+                    .col(Alias::new(TENANT_COLUMN))
+                    .col((Alias::new("created_at"), IndexOrder::Desc))
+                    .to_owned(),
+            ));
+        }
+        for (name, mut idx) in indexes {
+            idx.name(&name)
+                .table(t(&self.schema, Alias::new(&self.table)));
+            let mut drop = Index::drop()
+                .name(&name)
+                .table(t(&self.schema, Alias::new(&self.table)))
+                .if_exists()
+                .to_owned();
+            let up = if concurrently {
+                idx.concurrently();
+                drop.concurrently();
+                vec![pg(&drop), pg(&idx)]
+            } else {
+                vec![pg(&idx)]
+            };
+            plan.push(SqlStep {
+                label: format!("index {name}"),
+                up,
+                down: vec![pg(&drop)],
+                done_when: Some(probes::index_valid(&self.schema, &name)),
+                transactional: !concurrently,
+            });
+        }
+        plan
+    }
+
+    /// ENABLE + FORCE row level security, one policy per command for the app role (writes
+    /// with WITH CHECK), one for the superadmin role, and the grants.
+    pub fn security_plan(&self) -> MigrationPlan {
+        let table = t(&self.schema, Alias::new(&self.table));
+        let mut plan = MigrationPlan::new();
+        let enable = RowLevelSecurity::enable(table.clone());
+        plan.step(
+            format!("{}.{}: enable row level security", self.schema, self.table),
+            &enable,
+            &enable.reverse(),
+        );
+        let force = RowLevelSecurity::force(table.clone());
+        plan.step(
+            format!("{}.{}: force row level security", self.schema, self.table),
+            &force,
+            &force.reverse(),
+        );
+        for policy in tenant_policies(&self.table, table.clone()) {
+            plan.step(
+                format!("policy {}", policy_label(&policy)),
+                &policy,
+                &policy.reverse(),
+            );
+        }
+        let all = vec![
+            Privilege::Select,
+            Privilege::Insert,
+            Privilege::Update,
+            Privilege::Delete,
+        ];
+        for (role, privileges) in [
+            (APP_ROLE, self.app_privileges.clone()),
+            (SUPERADMIN_ROLE, all),
+        ] {
+            let grant = Grant::privileges(privileges)
+                .on(GrantObject::table(table.clone()))
+                .to(role)
+                .to_owned();
+            plan.step(
+                format!("grant DML on {}.{} to {role}", self.schema, self.table),
+                &grant,
+                &grant.reverse(),
+            );
+        }
+        plan
+    }
+}
+
+fn policy_label(p: &crate::dsl::PolicyCreateStatement) -> String {
+    p.get_name().map(|n| n.to_string()).unwrap_or_default()
+}
+
+/// `tenant_id = tenancy.current_tenant_id()`: no sub-select, so it plans as an index
+/// condition and a distributed engine can propagate it.
+pub fn tenant_predicate() -> Expr {
+    Expr::col(Alias::new(TENANT_COLUMN)).eq(current_tenant_id())
+}
+
+/// The superadmin sees every row, but only inside a transaction that stated its reason.
+pub fn superadmin_predicate() -> Expr {
+    Expr::cust("tenancy.current_superadmin_reason()").is_not_null()
+}
+
+/// The standard policies of a tenant table named `name`.
+pub fn tenant_policies(
+    name: &str,
+    table: sea_orm::sea_query::TableRef,
+) -> Vec<crate::dsl::PolicyCreateStatement> {
+    let mut out = Vec::new();
+    for (suffix, command) in [
+        ("select", PolicyCommand::Select),
+        ("insert", PolicyCommand::Insert),
+        ("update", PolicyCommand::Update),
+        ("delete", PolicyCommand::Delete),
+    ] {
+        let mut p = Policy::create();
+        p.name(Alias::new(format!("{name}_app_{suffix}")))
+            .table(table.clone())
+            .command(command)
+            .to(APP_ROLE);
+        if command != PolicyCommand::Insert {
+            p.using(tenant_predicate());
+        }
+        if matches!(command, PolicyCommand::Insert | PolicyCommand::Update) {
+            p.with_check(tenant_predicate());
+        }
+        out.push(p);
+    }
+    let mut sa = Policy::create();
+    sa.name(Alias::new(format!("{name}_superadmin_all")))
+        .table(table)
+        .command(PolicyCommand::All)
+        .to(SUPERADMIN_ROLE)
+        .using(superadmin_predicate())
+        .with_check(superadmin_predicate());
+    out.push(sa);
+    out
+}

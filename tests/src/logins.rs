@@ -1,0 +1,75 @@
+//! The three logins of a Tenantry database and how the harness creates them.
+//!
+//! | login | member of | used for |
+//! |---|---|---|
+//! | `tenantry_owner` | (owns the database and every object; CREATEROLE) | migrations |
+//! | `tenantry_app_login` | `tenantry_app` | the application (service, api) |
+//! | `tenantry_superadmin_login` | `tenantry_superadmin` | the audited superadmin escape |
+//!
+//! The group roles themselves (`tenantry_app`, `tenantry_superadmin`) are created by the
+//! security migration; logins are deployment-specific, so the harness and `cargo xtask db`
+//! create them here. Passwords are not used: the harness's clusters trust loopback only.
+
+use migration::dsl::Grant;
+use migration::names::{APP_ROLE, SUPERADMIN_ROLE};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+/// The login that owns the database and runs migrations.
+pub const OWNER_LOGIN: &str = "tenantry_owner";
+/// The application's login: a member of `tenantry_app`, never owner, superuser or BYPASSRLS.
+pub const APP_LOGIN: &str = "tenantry_app_login";
+/// The superadmin login: a member of `tenantry_superadmin`.
+pub const SUPERADMIN_LOGIN: &str = "tenantry_superadmin_login";
+
+/// The role a URL is wanted for (`cargo xtask db url --role ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRole {
+    /// [`OWNER_LOGIN`].
+    Owner,
+    /// [`APP_LOGIN`].
+    App,
+    /// [`SUPERADMIN_LOGIN`].
+    Superadmin,
+}
+
+impl LoginRole {
+    /// The login's name.
+    pub fn login(self) -> &'static str {
+        match self {
+            Self::Owner => OWNER_LOGIN,
+            Self::App => APP_LOGIN,
+            Self::Superadmin => SUPERADMIN_LOGIN,
+        }
+    }
+}
+
+/// Creates the three logins if absent. Runs as the bootstrap superuser.
+///
+/// This is cluster bootstrap, not a migration: only a superuser may create a CREATEROLE login,
+/// and the tenancy DSL deliberately cannot render one.
+pub async fn create_logins(superuser: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    for (login, extra) in [
+        (OWNER_LOGIN, "CREATEROLE"),
+        (APP_LOGIN, "NOCREATEROLE"),
+        (SUPERADMIN_LOGIN, "NOCREATEROLE"),
+    ] {
+        superuser
+            .execute_unprepared(&format!(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{login}') THEN \
+                 CREATE ROLE {login} LOGIN INHERIT NOSUPERUSER NOBYPASSRLS NOCREATEDB {extra}; \
+                 END IF; END $$"
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Makes the app and superadmin logins members of their group roles. Runs as the owner
+/// after the security migration created those roles.
+pub async fn grant_logins(owner: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    owner.execute(Grant::role(APP_ROLE).to(APP_LOGIN)).await?;
+    owner
+        .execute(Grant::role(SUPERADMIN_ROLE).to(SUPERADMIN_LOGIN))
+        .await?;
+    Ok(())
+}
