@@ -1,1 +1,41 @@
-fn main() {}
+//! `cargo xtask ...`: project automation in Rust, so the same code runs on every machine.
+//!
+//! * `db start|stop|status|url`: a persistent local dev cluster under `target/tenantry-dev`.
+//! * `demo`: the README's first command: start the local cluster and apply every migration.
+
+mod db;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage the local development cluster.
+    Db {
+        #[command(subcommand)]
+        action: db::DbAction,
+    },
+    /// Start the local cluster and apply every migration, printing what was applied.
+    Demo,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
+        )
+        .with_target(false)
+        .init();
+    match Cli::parse().command {
+        Command::Db { action } => db::run(action).await,
+        Command::Demo => db::demo().await,
+    }
+}
