@@ -100,7 +100,6 @@ pub fn plan() -> MigrationPlan {
     // Functions created later in our schema are not executable by PUBLIC unless granted.
     let defaults = DefaultPrivileges::revoke([Privilege::Execute])
         .on(DefaultObjects::Functions)
-        .in_schema(Alias::new(TENANCY_SCHEMA))
         .from_public()
         .to_owned();
     plan.step(

@@ -1,1 +1,23 @@
-//! placeholder
+//! Tenantry's service library: the part other crates use every day.
+//!
+//! * [`Tenantry`] holds the app pool (a login in `tenantry_app`) and, optionally, the
+//!   superadmin pool. Nothing else reaches the database.
+//! * A [`TenantContext`] comes only from something authenticated (an API key, a verified
+//!   token plus a membership check, provisioning); [`TenantTx`] runs work for it, with the
+//!   context set transaction-locally and every scoped query also filtered by `tenant_id`.
+//! * [`SuperadminTx`] is the explicit, audited way to cross tenants.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod superadmin;
+pub mod tenantry;
+pub mod tx;
+
+pub use config::TenantryConfig;
+pub use context::{Actor, MemberRole, TenantContext};
+pub use error::{Result, ServiceError};
+pub use superadmin::{SuperadminGrant, SuperadminTx};
+pub use tenantry::Tenantry;
+pub use tx::{Page, TenantTx};

@@ -1,0 +1,74 @@
+//! Configuration of a [`crate::Tenantry`] handle, from the environment or code.
+
+use std::time::Duration;
+
+use crate::error::ServiceError;
+
+/// How to reach the database. Read once at start-up.
+#[derive(Debug, Clone)]
+pub struct TenantryConfig {
+    /// `TENANTRY_APP_DATABASE_URL`: a login in `tenantry_app` (never the owner).
+    pub app_url: String,
+    /// `TENANTRY_SUPERADMIN_DATABASE_URL`: a login in `tenantry_superadmin`; without it the
+    /// superadmin escape is unavailable.
+    pub superadmin_url: Option<String>,
+    /// `TENANTRY_POOL_MAX` (default 16): connections of the app pool.
+    pub pool_max: u32,
+    /// `TENANTRY_POOL_MIN` (default 0).
+    pub pool_min: u32,
+    /// `TENANTRY_ACQUIRE_TIMEOUT_MS` (default 5000): waiting for a pooled connection.
+    pub acquire_timeout: Duration,
+    /// `TENANTRY_STATEMENT_TIMEOUT_MS` (default 30000, 0 = none): per statement, server side.
+    pub statement_timeout: Duration,
+    /// `TENANTRY_LAST_USED_INTERVAL_SECS` (default 60): how often an API key's `last_used_at`
+    /// is written at most.
+    pub last_used_interval: Duration,
+}
+
+impl TenantryConfig {
+    /// A configuration with defaults for everything but the app URL.
+    pub fn new(app_url: impl Into<String>) -> Self {
+        Self {
+            app_url: app_url.into(),
+            superadmin_url: None,
+            pool_max: 16,
+            pool_min: 0,
+            acquire_timeout: Duration::from_millis(5000),
+            statement_timeout: Duration::from_millis(30_000),
+            last_used_interval: Duration::from_secs(60),
+        }
+    }
+
+    /// Reads the `TENANTRY_*` variables documented on each field.
+    pub fn from_env() -> Result<Self, ServiceError> {
+        let app_url = std::env::var("TENANTRY_APP_DATABASE_URL")
+            .map_err(|_| ServiceError::Unavailable("TENANTRY_APP_DATABASE_URL is not set".into()))?;
+        let mut config = Self::new(app_url);
+        config.superadmin_url = std::env::var("TENANTRY_SUPERADMIN_DATABASE_URL").ok().filter(|s| !s.is_empty());
+        config.pool_max = env_num("TENANTRY_POOL_MAX", 16)? as u32;
+        config.pool_min = env_num("TENANTRY_POOL_MIN", 0)? as u32;
+        config.acquire_timeout = Duration::from_millis(env_num("TENANTRY_ACQUIRE_TIMEOUT_MS", 5000)?);
+        config.statement_timeout = Duration::from_millis(env_num("TENANTRY_STATEMENT_TIMEOUT_MS", 30_000)?);
+        config.last_used_interval = Duration::from_secs(env_num("TENANTRY_LAST_USED_INTERVAL_SECS", 60)?);
+        Ok(config)
+    }
+
+    /// Sets the superadmin URL.
+    pub fn with_superadmin(mut self, url: impl Into<String>) -> Self {
+        self.superadmin_url = Some(url.into());
+        self
+    }
+
+    /// Sets the app pool's size.
+    pub fn with_pool(mut self, max: u32) -> Self {
+        self.pool_max = max.max(1);
+        self
+    }
+}
+
+fn env_num(name: &'static str, default: u64) -> Result<u64, ServiceError> {
+    match std::env::var(name) {
+        Ok(v) => v.parse().map_err(|_| ServiceError::invalid(name, "must be a whole number")),
+        Err(_) => Ok(default),
+    }
+}

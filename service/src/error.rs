@@ -1,0 +1,89 @@
+//! The one error type of the service.
+
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
+
+/// What went wrong, in words a caller can act on. Messages never carry SQL text, constraint
+/// names or values of another tenant's rows: database errors are classified, logged with
+/// their detail under `tracing`, and returned as one of these kinds.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The row does not exist for this tenant (it may exist for another; we do not say).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The caller is authenticated but may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The credential is missing, unknown, revoked, expired, or its tenant is suspended.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    /// The change conflicts with existing data (duplicate, still referenced, last owner).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The input is malformed; names the field.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The offending field.
+        field: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A required part is not configured or the database is unreachable.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ServiceError {
+    /// Shorthand for [`ServiceError::InvalidInput`].
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidInput { field, reason: reason.into() }
+    }
+}
+
+impl From<DbErr> for ServiceError {
+    fn from(err: DbErr) -> Self {
+        // The detail stays in our logs; the caller gets the kind only.
+        tracing::debug!(error = %err, "database error");
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                return Self::Conflict("a row with the same key already exists".into());
+            }
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+                return Self::Conflict("the change refers to, or is referred to by, another row".into());
+            }
+            _ => {}
+        }
+        match sqlstate(&err).as_deref() {
+            Some("42501") => Self::Forbidden("the database refused this for the current tenant".into()),
+            Some("23502") | Some("23514") | Some("22P02") | Some("22001") | Some("22023") => {
+                Self::invalid("input", "a value is missing or malformed")
+            }
+            Some("40001") | Some("40P01") => Self::Conflict("concurrent change; retry".into()),
+            Some(code) if code.starts_with("08") || code.starts_with("57") => {
+                Self::Unavailable("database connection lost".into())
+            }
+            _ => match err {
+                DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable("database unavailable".into()),
+                DbErr::RecordNotFound(_) => Self::NotFound("record"),
+                _ => {
+                    tracing::warn!(error = %err, "unclassified database error");
+                    Self::Unavailable("internal database error".into())
+                }
+            },
+        }
+    }
+}
+
+/// The SQLSTATE of a database error, when PostgreSQL sent one.
+pub fn sqlstate(err: &DbErr) -> Option<String> {
+    let runtime = match err {
+        DbErr::Exec(e) | DbErr::Query(e) | DbErr::Conn(e) => e,
+        _ => return None,
+    };
+    match runtime {
+        RuntimeErr::SqlxError(e) => e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// The service's result type.
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

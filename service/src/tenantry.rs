@@ -1,0 +1,114 @@
+//! The [`Tenantry`] handle: the app pool, the optional superadmin pool, and the only ways in.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use tracing::Instrument;
+
+use crate::config::TenantryConfig;
+use crate::context::TenantContext;
+use crate::error::Result;
+use crate::superadmin::{SuperadminGrant, SuperadminTx};
+use crate::tx::TenantTx;
+use crate::ServiceError;
+
+/// The service's entry point. Cheap to clone.
+#[derive(Clone)]
+pub struct Tenantry {
+    pub(crate) app: DatabaseConnection,
+    pub(crate) superadmin: Option<DatabaseConnection>,
+    pub(crate) config: std::sync::Arc<TenantryConfig>,
+    pub(crate) last_used: std::sync::Arc<Mutex<HashMap<uuid::Uuid, Instant>>>,
+}
+
+async fn pool(url: &str, config: &TenantryConfig, max: u32) -> Result<DatabaseConnection> {
+    let mut opts = ConnectOptions::new(url);
+    opts.max_connections(max)
+        .min_connections(config.pool_min.min(max))
+        .acquire_timeout(config.acquire_timeout)
+        .sqlx_logging(false);
+    let ms = config.statement_timeout.as_millis();
+    if ms > 0 {
+        opts.map_sqlx_postgres_opts(move |o| o.options([("statement_timeout", ms.to_string())]));
+    }
+    Database::connect(opts).await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot connect");
+        ServiceError::Unavailable("cannot connect to the database".into())
+    })
+}
+
+impl Tenantry {
+    /// Connects both pools.
+    pub async fn connect(config: TenantryConfig) -> Result<Self> {
+        let app = pool(&config.app_url, &config, config.pool_max).await?;
+        let superadmin = match &config.superadmin_url {
+            Some(url) => Some(pool(url, &config, 4).await?),
+            None => None,
+        };
+        Ok(Self {
+            app,
+            superadmin,
+            config: std::sync::Arc::new(config),
+            last_used: Default::default(),
+        })
+    }
+
+    /// Begins a tenant-bound transaction for `ctx`.
+    pub async fn begin(&self, ctx: &TenantContext) -> Result<TenantTx> {
+        TenantTx::begin(&self.app, ctx.clone())
+            .instrument(tracing::debug_span!("tenant_tx", tenant_id = %ctx.tenant_id()))
+            .await
+    }
+
+    /// Runs `work` in a tenant-bound transaction: committed when it returns `Ok`, rolled back
+    /// otherwise.
+    pub async fn with_tenant<T>(
+        &self,
+        ctx: &TenantContext,
+        work: impl AsyncFnOnce(&TenantTx) -> Result<T>,
+    ) -> Result<T> {
+        let span = tracing::info_span!("tenant", tenant_id = %ctx.tenant_id());
+        async {
+            let tx = TenantTx::begin(&self.app, ctx.clone()).await?;
+            let out = work(&tx).await;
+            match out {
+                Ok(value) => {
+                    tx.commit().await?;
+                    Ok(value)
+                }
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    Err(e)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Opens the superadmin escape: named, with an actor and a reason, audited in the same
+    /// transaction. [`ServiceError::Unavailable`] when no superadmin pool is configured.
+    pub async fn superadmin(&self, grant: SuperadminGrant<'_>) -> Result<SuperadminTx> {
+        let pool = self
+            .superadmin
+            .as_ref()
+            .ok_or_else(|| ServiceError::Unavailable("the superadmin pool is not configured".into()))?;
+        SuperadminTx::begin(pool, grant).await
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        Ok(self.app.ping().await?)
+    }
+
+    /// Closes both pools.
+    pub async fn close(self) -> Result<()> {
+        self.app.close().await?;
+        if let Some(sa) = self.superadmin {
+            sa.close().await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,211 @@
+//! Tenant-bound transactions and scoped CRUD for any [`TenantScoped`] entity.
+//!
+//! Every statement of the app path runs inside a [`TenantTx`]: a transaction that first sets
+//! `tenantry.tenant_id` (and `tenantry.user_id`) with `SET LOCAL`, in one message rendered from
+//! typed `Uuid`s. Each scoped operation also carries `tenant_id` in its own WHERE clause, so
+//! the application filter and row level security each hold on their own.
+
+use entity::TenantScoped;
+use sea_orm::sea_query::{IntoCondition, Value};
+use sea_orm::{
+    ActiveModelBehavior, ActiveModelTrait, ActiveValue, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseConnection, DatabaseTransaction, DeleteMany, EntityTrait, IntoActiveModel, Iterable,
+    Order, PaginatorTrait, PrimaryKeyToColumn, QueryFilter, QueryOrder, QuerySelect, Select,
+    TransactionTrait, UpdateMany,
+};
+use uuid::Uuid;
+
+use crate::context::TenantContext;
+use crate::error::{Result, ServiceError};
+
+/// The largest page a list returns.
+pub const MAX_PAGE: u64 = 1000;
+
+/// A page of a list: at most `limit` rows after skipping `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Rows to return (1..=[`MAX_PAGE`]).
+    pub limit: u64,
+    /// Rows to skip.
+    pub offset: u64,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self { limit: 50, offset: 0 }
+    }
+}
+
+/// A transaction bound to one tenant. Dropped without [`TenantTx::commit`], it rolls back.
+pub struct TenantTx {
+    txn: DatabaseTransaction,
+    ctx: TenantContext,
+}
+
+/// The `SET LOCAL` message for a context. Only typed `Uuid`s are rendered, and a `Uuid` can
+/// only print as hex digits and dashes, so the literal is always safe. `SET LOCAL` (rather than
+/// `set_config(..., true)`) is also the form Citus propagates to worker nodes.
+pub fn set_local_sql(ctx: &TenantContext) -> String {
+    let mut sql = format!("SET LOCAL tenantry.tenant_id = '{}'", ctx.tenant_id());
+    if let Some(user) = ctx.user_id() {
+        sql.push_str(&format!("; SET LOCAL tenantry.user_id = '{user}'"));
+    }
+    sql
+}
+
+impl TenantTx {
+    /// Begins a transaction on `pool` and sets the context; if setting it fails, nothing runs.
+    pub(crate) async fn begin(pool: &DatabaseConnection, ctx: TenantContext) -> Result<Self> {
+        let txn = pool.begin().await?;
+        txn.execute_unprepared(&set_local_sql(&ctx)).await?;
+        Ok(Self { txn, ctx })
+    }
+
+    /// The context this transaction runs for.
+    pub fn context(&self) -> &TenantContext {
+        &self.ctx
+    }
+
+    /// The tenant.
+    pub fn tenant_id(&self) -> Uuid {
+        self.ctx.tenant_id()
+    }
+
+    /// The underlying transaction, for raw SQL and SeaORM queries. Row level security still
+    /// applies: this is the only way to reach the app pool, and it is tenant-bound.
+    pub fn conn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.txn.commit().await?)
+    }
+
+    /// Rolls back.
+    pub async fn rollback(self) -> Result<()> {
+        Ok(self.txn.rollback().await?)
+    }
+
+    /// `SELECT ... WHERE tenant_id = <this tenant>`: the start of every scoped read.
+    pub fn select<E: TenantScoped>(&self) -> Select<E> {
+        E::find().filter(E::tenant_column().eq(self.tenant_id()))
+    }
+
+    /// One row by its id (the primary-key column other than `tenant_id`).
+    pub async fn find_by_id<E: TenantScoped>(&self, id: impl Into<Value>) -> Result<Option<E::Model>> {
+        let col = id_column::<E>()?;
+        Ok(self.select::<E>().filter(col.eq(id.into())).one(&self.txn).await?)
+    }
+
+    /// One row by its id, or [`ServiceError::NotFound`] naming `what`.
+    pub async fn get<E: TenantScoped>(&self, what: &'static str, id: impl Into<Value>) -> Result<E::Model> {
+        self.find_by_id::<E>(id).await?.ok_or(ServiceError::NotFound(what))
+    }
+
+    /// Rows matching `filter`, ordered by `order` (then by id), one page at a time.
+    pub async fn list<E: TenantScoped>(
+        &self,
+        filter: impl IntoCondition,
+        order: Vec<(E::Column, Order)>,
+        page: Page,
+    ) -> Result<Vec<E::Model>> {
+        if page.limit == 0 || page.limit > MAX_PAGE {
+            return Err(ServiceError::invalid("limit", format!("must be between 1 and {MAX_PAGE}")));
+        }
+        let mut query = self.select::<E>().filter(filter.into_condition());
+        for (col, ord) in order {
+            query = query.order_by(col, ord);
+        }
+        query = query.order_by(id_column::<E>()?, Order::Asc);
+        Ok(query.offset(page.offset).limit(page.limit).all(&self.txn).await?)
+    }
+
+    /// How many rows match `filter`.
+    pub async fn count<E: TenantScoped>(&self, filter: impl IntoCondition) -> Result<u64>
+    where
+        E::Model: Sync,
+    {
+        Ok(self.select::<E>().filter(filter.into_condition()).count(&self.txn).await?)
+    }
+
+    /// Inserts a row for this tenant. The tenant is filled in; a different one is refused.
+    pub async fn insert<A>(&self, mut row: A) -> Result<<A::Entity as EntityTrait>::Model>
+    where
+        A: ActiveModelTrait + ActiveModelBehavior + Send,
+        A::Entity: TenantScoped,
+        <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+    {
+        self.ctx.require_write()?;
+        self.claim(&mut row)?;
+        Ok(row.insert(&self.txn).await?)
+    }
+
+    /// Updates a row of this tenant (its primary key, which includes `tenant_id`, is the WHERE).
+    pub async fn update<A>(&self, mut row: A) -> Result<<A::Entity as EntityTrait>::Model>
+    where
+        A: ActiveModelTrait + ActiveModelBehavior + Send,
+        A::Entity: TenantScoped,
+        <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+    {
+        self.ctx.require_write()?;
+        self.claim(&mut row)?;
+        match row.update(&self.txn).await {
+            Err(sea_orm::DbErr::RecordNotUpdated) => Err(ServiceError::NotFound("record")),
+            other => Ok(other?),
+        }
+    }
+
+    /// Deletes one row by id; returns whether a row was deleted.
+    pub async fn delete_by_id<E: TenantScoped>(&self, id: impl Into<Value>) -> Result<bool> {
+        self.ctx.require_write()?;
+        let col = id_column::<E>()?;
+        let res = self.delete_many::<E>()?.filter(col.eq(id.into())).exec(&self.txn).await?;
+        Ok(res.rows_affected > 0)
+    }
+
+    /// `UPDATE ... WHERE tenant_id = <this tenant>`, to be narrowed and executed by the caller
+    /// on [`TenantTx::conn`].
+    pub fn update_many<E: TenantScoped>(&self) -> Result<UpdateMany<E>> {
+        self.ctx.require_write()?;
+        Ok(E::update_many().filter(E::tenant_column().eq(self.tenant_id())))
+    }
+
+    /// `DELETE ... WHERE tenant_id = <this tenant>`, to be narrowed and executed by the caller.
+    pub fn delete_many<E: TenantScoped>(&self) -> Result<DeleteMany<E>> {
+        self.ctx.require_write()?;
+        Ok(E::delete_many().filter(E::tenant_column().eq(self.tenant_id())))
+    }
+
+    /// Puts this tenant on `row`, refusing a row that names another tenant.
+    fn claim<A>(&self, row: &mut A) -> Result<()>
+    where
+        A: ActiveModelTrait,
+        A::Entity: TenantScoped,
+    {
+        let col = <A::Entity as TenantScoped>::tenant_column();
+        let mine: Value = self.tenant_id().into();
+        if let Some(value) = row.get(col).into_value()
+            && value != mine
+        {
+            return Err(ServiceError::Forbidden("the row names another tenant".into()));
+        }
+        row.set(col, mine);
+        Ok(())
+    }
+}
+
+/// The primary-key column that is not `tenant_id`.
+fn id_column<E: TenantScoped>() -> Result<E::Column> {
+    let tenant = E::tenant_column();
+    let mut others = E::PrimaryKey::iter().map(|pk| pk.into_column()).filter(|c| c.as_str() != tenant.as_str());
+    match (others.next(), others.next()) {
+        (Some(col), None) => Ok(col),
+        _ => Err(ServiceError::invalid("entity", "needs exactly one key column besides tenant_id")),
+    }
+}
+
+/// A filter matching everything (for `list` without conditions).
+pub fn all() -> Condition {
+    Condition::all()
+}
