@@ -2,13 +2,11 @@
 
 use std::sync::LazyLock;
 
-use sea_orm::EntityName;
-
 /// An entity whose rows belong to one tenant. Implemented once per tenant-scoped entity; the
 /// service uses it to filter every query and fill the tenant on insert.
 ///
-/// Implement it with [`tenant_scoped!`](crate::tenant_scoped::tenant_scoped) in the entity's
-/// module and add the entity to [`tenant_scoped_tables`].
+/// Inside this crate, implement it with the crate-private `tenant_scoped!(Entity,
+/// Column::TenantId);` in the entity's module, and add the entity to [`tenant_scoped_tables`].
 pub trait TenantScoped: sea_orm::EntityTrait {
     /// The column holding the tenant id.
     fn tenant_column() -> Self::Column;
@@ -35,7 +33,7 @@ fn table_of<E: TenantScoped>() -> (String, &'static str) {
 }
 
 /// Every tenant-scoped entity's table, computed once (the schema name is only lent by
-/// [`EntityName::schema_name`], so it is kept here to be handed out as `&'static str`).
+/// [`sea_orm::EntityName::schema_name`], so it is kept here to be handed out as `&'static str`).
 static TENANT_SCOPED_TABLES: LazyLock<Vec<(String, &'static str)>> = LazyLock::new(|| {
     use crate::{api_keys, audit_logs, documents, projects, tasks, tenant_users, usage_events};
     vec![

@@ -303,7 +303,9 @@ pub fn plan() -> MigrationPlan {
     plan
 }
 
-/// The API-key lookup: the only way to find a key before its tenant is known. It runs as
+/// The API-key lookup: the only way to find a key before its tenant is known. It needs the
+/// SHA-256 of the presented secret as well as the public prefix, so knowing another tenant's
+/// prefix reveals nothing. It runs as
 /// `tenantry_definer`, which may read `api_keys` and `tenants` and nothing else, pins its
 /// search_path, and is executable by the app role only.
 fn api_key_lookup(plan: &mut MigrationPlan) {
@@ -329,6 +331,7 @@ fn api_key_lookup(plan: &mut MigrationPlan) {
         .name(API_KEY_LOOKUP)
         .or_replace()
         .arg("p_prefix", "text")
+        .arg("p_secret_hash", "bytea")
         .returns_table([
             ("tenant_id", "uuid"),
             ("key_id", "uuid"),
@@ -348,16 +351,16 @@ fn api_key_lookup(plan: &mut MigrationPlan) {
             "SELECT k.tenant_id, k.id, k.secret_hash, k.scopes, k.rate_limit_per_minute, \
              k.monthly_quota, k.expires_at, k.revoked_at, t.status \
              FROM tenancy.api_keys k JOIN tenancy.tenants t ON t.id = k.tenant_id \
-             WHERE k.prefix = p_prefix",
+             WHERE k.prefix = p_prefix AND k.secret_hash = p_secret_hash",
         )
         .to_owned();
     plan.step(
-        "function tenancy.api_key_lookup(text) SECURITY DEFINER",
+        "function tenancy.api_key_lookup(text, bytea) SECURITY DEFINER",
         &lookup,
         &lookup.reverse(),
     );
     let revoke = Revoke::privileges([Privilege::Execute])
-        .on(GrantObject::function(API_KEY_LOOKUP, ["text"]))
+        .on(GrantObject::function(API_KEY_LOOKUP, ["text", "bytea"]))
         .from_public()
         .to_owned();
     plan.step(
@@ -368,7 +371,7 @@ fn api_key_lookup(plan: &mut MigrationPlan) {
     grant(
         plan,
         vec![Privilege::Execute],
-        GrantObject::function(API_KEY_LOOKUP, ["text"]),
+        GrantObject::function(API_KEY_LOOKUP, ["text", "bytea"]),
         APP_ROLE,
     );
     // Handing the function to the definer role needs membership in it (PostgreSQL's rule for
@@ -383,7 +386,12 @@ fn api_key_lookup(plan: &mut MigrationPlan) {
         transactional: true,
     });
     // ... and the new owner needs CREATE on the schema at that moment, which it keeps no longer.
-    let owner = OwnerAlter::function(API_KEY_LOOKUP.0, API_KEY_LOOKUP.1, &["text"], DEFINER_ROLE);
+    let owner = OwnerAlter::function(
+        API_KEY_LOOKUP.0,
+        API_KEY_LOOKUP.1,
+        &["text", "bytea"],
+        DEFINER_ROLE,
+    );
     let create = Grant::privileges([Privilege::Create])
         .on(GrantObject::schema(Alias::new(TENANCY_SCHEMA)))
         .to(Alias::new(DEFINER_ROLE))

@@ -41,15 +41,21 @@ impl TenantryConfig {
 
     /// Reads the `TENANTRY_*` variables documented on each field.
     pub fn from_env() -> Result<Self, ServiceError> {
-        let app_url = std::env::var("TENANTRY_APP_DATABASE_URL")
-            .map_err(|_| ServiceError::Unavailable("TENANTRY_APP_DATABASE_URL is not set".into()))?;
+        let app_url = std::env::var("TENANTRY_APP_DATABASE_URL").map_err(|_| {
+            ServiceError::Unavailable("TENANTRY_APP_DATABASE_URL is not set".into())
+        })?;
         let mut config = Self::new(app_url);
-        config.superadmin_url = std::env::var("TENANTRY_SUPERADMIN_DATABASE_URL").ok().filter(|s| !s.is_empty());
+        config.superadmin_url = std::env::var("TENANTRY_SUPERADMIN_DATABASE_URL")
+            .ok()
+            .filter(|s| !s.is_empty());
         config.pool_max = env_num("TENANTRY_POOL_MAX", 16)? as u32;
         config.pool_min = env_num("TENANTRY_POOL_MIN", 0)? as u32;
-        config.acquire_timeout = Duration::from_millis(env_num("TENANTRY_ACQUIRE_TIMEOUT_MS", 5000)?);
-        config.statement_timeout = Duration::from_millis(env_num("TENANTRY_STATEMENT_TIMEOUT_MS", 30_000)?);
-        config.last_used_interval = Duration::from_secs(env_num("TENANTRY_LAST_USED_INTERVAL_SECS", 60)?);
+        config.acquire_timeout =
+            Duration::from_millis(env_num("TENANTRY_ACQUIRE_TIMEOUT_MS", 5000)?);
+        config.statement_timeout =
+            Duration::from_millis(env_num("TENANTRY_STATEMENT_TIMEOUT_MS", 30_000)?);
+        config.last_used_interval =
+            Duration::from_secs(env_num("TENANTRY_LAST_USED_INTERVAL_SECS", 60)?);
         Ok(config)
     }
 
@@ -68,7 +74,9 @@ impl TenantryConfig {
 
 fn env_num(name: &'static str, default: u64) -> Result<u64, ServiceError> {
     match std::env::var(name) {
-        Ok(v) => v.parse().map_err(|_| ServiceError::invalid(name, "must be a whole number")),
+        Ok(v) => v
+            .parse()
+            .map_err(|_| ServiceError::invalid(name, "must be a whole number")),
         Err(_) => Ok(default),
     }
 }

@@ -7,7 +7,9 @@ use uuid::Uuid;
 use crate::error::ServiceError;
 
 /// A member's role in a tenant, strongest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MemberRole {
     /// May do everything, including managing owners.
@@ -38,7 +40,10 @@ impl MemberRole {
             "admin" => Ok(Self::Admin),
             "member" => Ok(Self::Member),
             "viewer" => Ok(Self::Viewer),
-            _ => Err(ServiceError::invalid("role", "must be owner, admin, member or viewer")),
+            _ => Err(ServiceError::invalid(
+                "role",
+                "must be owner, admin, member or viewer",
+            )),
         }
     }
 
@@ -95,7 +100,11 @@ pub struct TenantContext {
 
 impl TenantContext {
     pub(crate) fn new(tenant_id: Uuid, actor: Actor, role: MemberRole) -> Self {
-        Self { tenant_id, actor, role }
+        Self {
+            tenant_id,
+            actor,
+            role,
+        }
     }
 
     /// The tenant.
@@ -135,7 +144,10 @@ impl TenantContext {
         if self.role.can_write() {
             Ok(())
         } else {
-            Err(ServiceError::Forbidden(format!("a {} cannot change data", self.role)))
+            Err(ServiceError::Forbidden(format!(
+                "a {} cannot change data",
+                self.role
+            )))
         }
     }
 
@@ -144,12 +156,19 @@ impl TenantContext {
         if self.role.can_administer() {
             Ok(())
         } else {
-            Err(ServiceError::Forbidden(format!("a {} cannot administer the tenant", self.role)))
+            Err(ServiceError::Forbidden(format!(
+                "a {} cannot administer the tenant",
+                self.role
+            )))
         }
     }
 
     /// A context for background work of the same tenant, keeping the role.
     pub fn for_job(&self, job: &'static str) -> Self {
-        Self { tenant_id: self.tenant_id, actor: Actor::System { job }, role: self.role }
+        Self {
+            tenant_id: self.tenant_id,
+            actor: Actor::System { job },
+            role: self.role,
+        }
     }
 }

@@ -35,7 +35,10 @@ pub enum ServiceError {
 impl ServiceError {
     /// Shorthand for [`ServiceError::InvalidInput`].
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::InvalidInput { field, reason: reason.into() }
+        Self::InvalidInput {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -48,12 +51,16 @@ impl From<DbErr> for ServiceError {
                 return Self::Conflict("a row with the same key already exists".into());
             }
             Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
-                return Self::Conflict("the change refers to, or is referred to by, another row".into());
+                return Self::Conflict(
+                    "the change refers to, or is referred to by, another row".into(),
+                );
             }
             _ => {}
         }
         match sqlstate(&err).as_deref() {
-            Some("42501") => Self::Forbidden("the database refused this for the current tenant".into()),
+            Some("42501") => {
+                Self::Forbidden("the database refused this for the current tenant".into())
+            }
             Some("23502") | Some("23514") | Some("22P02") | Some("22001") | Some("22023") => {
                 Self::invalid("input", "a value is missing or malformed")
             }
@@ -62,7 +69,9 @@ impl From<DbErr> for ServiceError {
                 Self::Unavailable("database connection lost".into())
             }
             _ => match err {
-                DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable("database unavailable".into()),
+                DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                    Self::Unavailable("database unavailable".into())
+                }
                 DbErr::RecordNotFound(_) => Self::NotFound("record"),
                 _ => {
                     tracing::warn!(error = %err, "unclassified database error");
@@ -80,7 +89,10 @@ pub fn sqlstate(err: &DbErr) -> Option<String> {
         _ => return None,
     };
     match runtime {
-        RuntimeErr::SqlxError(e) => e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned()),
+        RuntimeErr::SqlxError(e) => e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .map(|c| c.into_owned()),
         _ => None,
     }
 }

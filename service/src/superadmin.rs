@@ -6,7 +6,10 @@
 //! see every row only while `tenantry.superadmin_reason` is set in the transaction, so there is
 //! no way to reach "all tenants" by forgetting to set a tenant.
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
+    TransactionTrait,
+};
 use uuid::Uuid;
 
 use crate::error::{Result, ServiceError};
@@ -31,14 +34,23 @@ pub struct SuperadminTx {
 }
 
 impl SuperadminTx {
-    pub(crate) async fn begin(pool: &DatabaseConnection, grant: SuperadminGrant<'_>) -> Result<Self> {
+    pub(crate) async fn begin(
+        pool: &DatabaseConnection,
+        grant: SuperadminGrant<'_>,
+    ) -> Result<Self> {
         let actor = grant.actor.trim();
         let reason = grant.reason.trim();
         if actor.is_empty() || actor.len() > 200 {
-            return Err(ServiceError::invalid("actor", "required, at most 200 characters"));
+            return Err(ServiceError::invalid(
+                "actor",
+                "required, at most 200 characters",
+            ));
         }
         if reason.is_empty() || reason.len() > 2000 {
-            return Err(ServiceError::invalid("reason", "required, at most 2000 characters"));
+            return Err(ServiceError::invalid(
+                "reason",
+                "required, at most 2000 characters",
+            ));
         }
         let txn = pool.begin().await?;
         // The reason is free text, so it travels as a bind parameter, never inside SQL text.
@@ -48,8 +60,16 @@ impl SuperadminTx {
             [reason.into()],
         ))
         .await?;
-        let tx = Self { txn, actor: actor.to_owned() };
-        tx.audit(grant.action, grant.scope, serde_json::json!({ "reason": reason })).await?;
+        let tx = Self {
+            txn,
+            actor: actor.to_owned(),
+        };
+        tx.audit(
+            grant.action,
+            grant.scope,
+            serde_json::json!({ "reason": reason }),
+        )
+        .await?;
         tracing::info!(actor = %actor, action = grant.action, scope = ?grant.scope, "superadmin transaction");
         Ok(tx)
     }
@@ -65,7 +85,12 @@ impl SuperadminTx {
     }
 
     /// Writes one more audit row in this transaction.
-    pub async fn audit(&self, action: &str, scope: Option<Uuid>, details: serde_json::Value) -> Result<()> {
+    pub async fn audit(
+        &self,
+        action: &str,
+        scope: Option<Uuid>,
+        details: serde_json::Value,
+    ) -> Result<()> {
         self.txn
             .execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,

@@ -7,12 +7,12 @@ use std::time::Instant;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use tracing::Instrument;
 
+use crate::ServiceError;
 use crate::config::TenantryConfig;
 use crate::context::TenantContext;
 use crate::error::Result;
 use crate::superadmin::{SuperadminGrant, SuperadminTx};
 use crate::tx::TenantTx;
-use crate::ServiceError;
 
 /// The service's entry point. Cheap to clone.
 #[derive(Clone)]
@@ -91,10 +91,9 @@ impl Tenantry {
     /// Opens the superadmin escape: named, with an actor and a reason, audited in the same
     /// transaction. [`ServiceError::Unavailable`] when no superadmin pool is configured.
     pub async fn superadmin(&self, grant: SuperadminGrant<'_>) -> Result<SuperadminTx> {
-        let pool = self
-            .superadmin
-            .as_ref()
-            .ok_or_else(|| ServiceError::Unavailable("the superadmin pool is not configured".into()))?;
+        let pool = self.superadmin.as_ref().ok_or_else(|| {
+            ServiceError::Unavailable("the superadmin pool is not configured".into())
+        })?;
         SuperadminTx::begin(pool, grant).await
     }
 

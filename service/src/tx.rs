@@ -6,6 +6,7 @@
 //! the application filter and row level security each hold on their own.
 
 use entity::TenantScoped;
+use sea_orm::IdenStatic;
 use sea_orm::sea_query::{IntoCondition, Value};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ActiveValue, ColumnTrait, Condition, ConnectionTrait,
@@ -32,7 +33,10 @@ pub struct Page {
 
 impl Default for Page {
     fn default() -> Self {
-        Self { limit: 50, offset: 0 }
+        Self {
+            limit: 50,
+            offset: 0,
+        }
     }
 }
 
@@ -93,14 +97,27 @@ impl TenantTx {
     }
 
     /// One row by its id (the primary-key column other than `tenant_id`).
-    pub async fn find_by_id<E: TenantScoped>(&self, id: impl Into<Value>) -> Result<Option<E::Model>> {
+    pub async fn find_by_id<E: TenantScoped>(
+        &self,
+        id: impl Into<Value>,
+    ) -> Result<Option<E::Model>> {
         let col = id_column::<E>()?;
-        Ok(self.select::<E>().filter(col.eq(id.into())).one(&self.txn).await?)
+        Ok(self
+            .select::<E>()
+            .filter(col.eq(id.into()))
+            .one(&self.txn)
+            .await?)
     }
 
     /// One row by its id, or [`ServiceError::NotFound`] naming `what`.
-    pub async fn get<E: TenantScoped>(&self, what: &'static str, id: impl Into<Value>) -> Result<E::Model> {
-        self.find_by_id::<E>(id).await?.ok_or(ServiceError::NotFound(what))
+    pub async fn get<E: TenantScoped>(
+        &self,
+        what: &'static str,
+        id: impl Into<Value>,
+    ) -> Result<E::Model> {
+        self.find_by_id::<E>(id)
+            .await?
+            .ok_or(ServiceError::NotFound(what))
     }
 
     /// Rows matching `filter`, ordered by `order` (then by id), one page at a time.
@@ -111,14 +128,21 @@ impl TenantTx {
         page: Page,
     ) -> Result<Vec<E::Model>> {
         if page.limit == 0 || page.limit > MAX_PAGE {
-            return Err(ServiceError::invalid("limit", format!("must be between 1 and {MAX_PAGE}")));
+            return Err(ServiceError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
         }
         let mut query = self.select::<E>().filter(filter.into_condition());
         for (col, ord) in order {
             query = query.order_by(col, ord);
         }
         query = query.order_by(id_column::<E>()?, Order::Asc);
-        Ok(query.offset(page.offset).limit(page.limit).all(&self.txn).await?)
+        Ok(query
+            .offset(page.offset)
+            .limit(page.limit)
+            .all(&self.txn)
+            .await?)
     }
 
     /// How many rows match `filter`.
@@ -126,7 +150,11 @@ impl TenantTx {
     where
         E::Model: Sync,
     {
-        Ok(self.select::<E>().filter(filter.into_condition()).count(&self.txn).await?)
+        Ok(self
+            .select::<E>()
+            .filter(filter.into_condition())
+            .count(&self.txn)
+            .await?)
     }
 
     /// Inserts a row for this tenant. The tenant is filled in; a different one is refused.
@@ -160,7 +188,11 @@ impl TenantTx {
     pub async fn delete_by_id<E: TenantScoped>(&self, id: impl Into<Value>) -> Result<bool> {
         self.ctx.require_write()?;
         let col = id_column::<E>()?;
-        let res = self.delete_many::<E>()?.filter(col.eq(id.into())).exec(&self.txn).await?;
+        let res = self
+            .delete_many::<E>()?
+            .filter(col.eq(id.into()))
+            .exec(&self.txn)
+            .await?;
         Ok(res.rows_affected > 0)
     }
 
@@ -188,7 +220,9 @@ impl TenantTx {
         if let Some(value) = row.get(col).into_value()
             && value != mine
         {
-            return Err(ServiceError::Forbidden("the row names another tenant".into()));
+            return Err(ServiceError::Forbidden(
+                "the row names another tenant".into(),
+            ));
         }
         row.set(col, mine);
         Ok(())
@@ -198,10 +232,15 @@ impl TenantTx {
 /// The primary-key column that is not `tenant_id`.
 fn id_column<E: TenantScoped>() -> Result<E::Column> {
     let tenant = E::tenant_column();
-    let mut others = E::PrimaryKey::iter().map(|pk| pk.into_column()).filter(|c| c.as_str() != tenant.as_str());
+    let mut others = E::PrimaryKey::iter()
+        .map(|pk| pk.into_column())
+        .filter(|c| c.as_str() != tenant.as_str());
     match (others.next(), others.next()) {
         (Some(col), None) => Ok(col),
-        _ => Err(ServiceError::invalid("entity", "needs exactly one key column besides tenant_id")),
+        _ => Err(ServiceError::invalid(
+            "entity",
+            "needs exactly one key column besides tenant_id",
+        )),
     }
 }
 

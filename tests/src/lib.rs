@@ -8,6 +8,7 @@
 pub mod binaries;
 pub mod cluster;
 pub mod databases;
+pub mod isolation;
 pub mod logins;
 pub mod os_user;
 

@@ -6,10 +6,10 @@ use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use migration::run::{self, Command};
 use sea_orm::ConnectionTrait;
+use tenantry_tests::Cluster;
 use tenantry_tests::cluster::BOOTSTRAP_SUPERUSER;
 use tenantry_tests::databases::connect;
 use tenantry_tests::logins::{LoginRole, OWNER_LOGIN, create_logins, grant_logins};
-use tenantry_tests::Cluster;
 
 /// The dev database's name.
 const DEV_DB: &str = "tenantry";
@@ -63,11 +63,21 @@ pub async fn run(action: DbAction) -> anyhow::Result<()> {
     match action {
         DbAction::Start => {
             let cluster = start().await?;
-            println!("dev cluster running on 127.0.0.1:{} ({})", cluster.port(), cluster.dir().display());
+            println!(
+                "dev cluster running on 127.0.0.1:{} ({})",
+                cluster.port(),
+                cluster.dir().display()
+            );
             for role in [Role::Owner, Role::App, Role::Superadmin] {
-                println!("  {:10} {}", format!("{role:?}").to_lowercase(), cluster.url(LoginRole::from(role).login(), DEV_DB));
+                println!(
+                    "  {:10} {}",
+                    format!("{role:?}").to_lowercase(),
+                    cluster.url(LoginRole::from(role).login(), DEV_DB)
+                );
             }
-            println!("DATABASE_URL (owner) written to .env: `cargo run -p migration -- up` now works.");
+            println!(
+                "DATABASE_URL (owner) written to .env: `cargo run -p migration -- up` now works."
+            );
         }
         DbAction::Stop => {
             open()?.stop()?;
@@ -76,7 +86,10 @@ pub async fn run(action: DbAction) -> anyhow::Result<()> {
         DbAction::Status => {
             let cluster = open()?;
             if !cluster.is_running() {
-                println!("dev cluster is stopped ({}); `cargo xtask db start` starts it", cluster.dir().display());
+                println!(
+                    "dev cluster is stopped ({}); `cargo xtask db start` starts it",
+                    cluster.dir().display()
+                );
                 return Ok(());
             }
             println!("dev cluster running on 127.0.0.1:{}", cluster.port());
@@ -111,7 +124,8 @@ pub async fn start() -> anyhow::Result<Cluster> {
         .await?
         .is_some();
     if !exists {
-        su.execute_unprepared(&format!("CREATE DATABASE {DEV_DB} OWNER {OWNER_LOGIN}")).await?;
+        su.execute_unprepared(&format!("CREATE DATABASE {DEV_DB} OWNER {OWNER_LOGIN}"))
+            .await?;
     }
     su.close().await?;
     write_env(&cluster.url(OWNER_LOGIN, DEV_DB))?;
@@ -127,7 +141,8 @@ fn write_env(url: &str) -> anyhow::Result<()> {
         .map(str::to_owned)
         .collect();
     lines.push(format!("DATABASE_URL={url}"));
-    std::fs::write(&path, lines.join("\n") + "\n").with_context(|| format!("writing {}", path.display()))
+    std::fs::write(&path, lines.join("\n") + "\n")
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// `cargo xtask demo`: start, migrate, grant the logins, and say what was applied.
@@ -136,7 +151,9 @@ pub async fn demo() -> anyhow::Result<()> {
     let url = cluster.url(OWNER_LOGIN, DEV_DB);
     let db = run::connect(&url).await?;
     let pending = run::pending(&db).await?;
-    run::run(&db, Command::Up(None)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    run::run(&db, Command::Up(None))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     grant_logins(&db).await?;
     if pending.is_empty() {
         println!("all migrations were already applied");
@@ -147,10 +164,21 @@ pub async fn demo() -> anyhow::Result<()> {
         }
     }
     let report = migration::audit::audit_default(&db).await?;
-    println!("catalog audit: {} checks, {} failed", report.findings.len(), report.failures().count());
-    println!("\nlocal PostgreSQL on 127.0.0.1:{} (stop it with `cargo xtask db stop`)", cluster.port());
+    println!(
+        "catalog audit: {} checks, {} failed",
+        report.findings.len(),
+        report.failures().count()
+    );
+    println!(
+        "\nlocal PostgreSQL on 127.0.0.1:{} (stop it with `cargo xtask db stop`)",
+        cluster.port()
+    );
     for role in [Role::Owner, Role::App, Role::Superadmin] {
-        println!("  {:10} {}", format!("{role:?}").to_lowercase(), cluster.url(LoginRole::from(role).login(), DEV_DB));
+        println!(
+            "  {:10} {}",
+            format!("{role:?}").to_lowercase(),
+            cluster.url(LoginRole::from(role).login(), DEV_DB)
+        );
     }
     Ok(())
 }

@@ -2,8 +2,10 @@
 //!
 //! * `db start|stop|status|url`: a persistent local dev cluster under `target/tenantry-dev`.
 //! * `demo`: the README's first command: start the local cluster and apply every migration.
+//! * `test-isolation`: the attack matrix against an ephemeral, freshly migrated database.
 
 mod db;
+mod isolation;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +25,8 @@ enum Command {
     },
     /// Start the local cluster and apply every migration, printing what was applied.
     Demo,
+    /// Attack every tenant table of a freshly migrated ephemeral database; non-zero on failure.
+    TestIsolation(isolation::IsolationArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -37,5 +41,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Db { action } => db::run(action).await,
         Command::Demo => db::demo().await,
+        Command::TestIsolation(args) => isolation::run(args).await,
     }
 }

@@ -21,8 +21,24 @@ pub fn all_migration_names() -> Vec<String> {
         .collect()
 }
 
-/// Runs one runner command as the owner on its own single-connection pool, as the CLI does.
+/// Serialises migration runs of different databases within one test process.
+///
+/// The runner's advisory lock is per database, but the security migration creates and drops
+/// cluster-global roles (`CREATE ROLE` guarded by a `NOT EXISTS` check): two databases of one
+/// cluster migrated at the same moment can both pass the check and one fails with
+/// `duplicate key value violates unique constraint "pg_authid_rolname_index"`.
+pub static CLUSTER_DDL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// [`tenantry_tests::migrated_db`] under [`CLUSTER_DDL`] (its first call migrates the template).
+pub async fn migrated_db() -> anyhow::Result<TestDb> {
+    let _guard = CLUSTER_DDL.lock().await;
+    Ok(tenantry_tests::migrated_db().await?)
+}
+
+/// Runs one runner command as the owner on its own single-connection pool, as the CLI does,
+/// under [`CLUSTER_DDL`].
 pub async fn run_as_owner(db: &TestDb, command: Command) -> Result<(), DbErr> {
+    let _guard = CLUSTER_DDL.lock().await;
     let conn = run::connect(&db.url(LoginRole::Owner)).await?;
     let result = run::run(&conn, command).await;
     conn.close().await?;
@@ -32,6 +48,7 @@ pub async fn run_as_owner(db: &TestDb, command: Command) -> Result<(), DbErr> {
 /// Migrates an empty database all the way up as the owner and grants the logins their roles.
 pub async fn migrate_fully(db: &TestDb) -> anyhow::Result<()> {
     run_as_owner(db, Command::Up(None)).await?;
+    let _guard = CLUSTER_DDL.lock().await;
     let owner = db.connect(LoginRole::Owner, 1).await?;
     grant_logins(&owner).await?;
     owner.close().await?;
@@ -114,7 +131,11 @@ pub async fn strings<C: ConnectionTrait>(conn: &C, query: &str) -> Result<Vec<St
 
 /// Names recorded in `seaql_migrations`, in version order.
 pub async fn applied(conn: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
-    strings(conn, "SELECT version FROM public.seaql_migrations ORDER BY version").await
+    strings(
+        conn,
+        "SELECT version FROM public.seaql_migrations ORDER BY version",
+    )
+    .await
 }
 
 /// Every row of `table` as canonical JSON text without its `tenant_id`, ordered by `id`:
@@ -123,9 +144,19 @@ pub async fn rows_without_tenant<C: ConnectionTrait>(
     conn: &C,
     table: &str,
 ) -> Result<Vec<String>, DbErr> {
+    rows_without(conn, table, &["tenant_id"]).await
+}
+
+/// Every row of `table` as canonical JSON text without the `dropped` columns, ordered by `id`.
+pub async fn rows_without<C: ConnectionTrait>(
+    conn: &C,
+    table: &str,
+    dropped: &[&str],
+) -> Result<Vec<String>, DbErr> {
+    let minus: String = dropped.iter().map(|c| format!(" - '{c}'")).collect();
     strings(
         conn,
-        &format!("SELECT (to_jsonb(t) - 'tenant_id')::text FROM {table} t ORDER BY t.id"),
+        &format!("SELECT (to_jsonb(t){minus})::text FROM {table} t ORDER BY t.id"),
     )
     .await
 }

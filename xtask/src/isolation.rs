@@ -1,0 +1,64 @@
+//! `cargo xtask test-isolation`: start an ephemeral PostgreSQL, migrate, attack every tenant
+//! table as the app login (directly and through PgBouncer), print the matrix.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use tenantry_tests::isolation::pool::PgBouncer;
+use tenantry_tests::isolation::{self, ContextMode, IsolationTarget};
+use tenantry_tests::logins::{APP_LOGIN, LoginRole};
+
+/// Options of the command.
+#[derive(Debug, clap::Args)]
+pub struct IsolationArgs {
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Transactions in each pool-reuse check.
+    #[arg(long, default_value_t = 300)]
+    pool_iterations: usize,
+    /// Skip the PgBouncer leg even when pgbouncer is installed.
+    #[arg(long)]
+    no_pgbouncer: bool,
+}
+
+pub async fn run(args: IsolationArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let db = tenantry_tests::migrated_db()
+        .await
+        .context("starting and migrating an ephemeral PostgreSQL")?;
+    let cluster = tenantry_tests::shared_cluster()?;
+    let bouncer = if !args.no_pgbouncer && PgBouncer::available() {
+        Some(PgBouncer::start(cluster, APP_LOGIN, 2).map_err(|e| anyhow::anyhow!(e))?)
+    } else {
+        if !args.no_pgbouncer {
+            eprintln!(
+                "pgbouncer is not installed (apt-get install -y pgbouncer): the PgBouncer leg is skipped"
+            );
+        }
+        None
+    };
+    let target = IsolationTarget {
+        superuser_url: db.superuser_url(),
+        owner_url: db.url(LoginRole::Owner),
+        app_url: db.url(LoginRole::App),
+        app_login: APP_LOGIN.into(),
+        app_role: migration::names::APP_ROLE.into(),
+        mode: ContextMode::Local,
+        pool_iterations: args.pool_iterations,
+        bouncer_url: bouncer.as_ref().map(|b| b.url(APP_LOGIN, &db.name)),
+    };
+    let report = isolation::run(&target).await?;
+    drop(bouncer);
+    println!("{report}");
+    println!("wall time: {:.1}s", started.elapsed().as_secs_f64());
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report.to_json())?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if !report.passed() {
+        anyhow::bail!("test-isolation: {} failure(s)", report.failures().len());
+    }
+    Ok(())
+}
