@@ -31,14 +31,19 @@ enum Command {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The matrix is the output of test-isolation; migration progress would only bury it.
+    let default_filter = match cli.command {
+        Command::TestIsolation(_) => "warn",
+        _ => "info,sqlx=warn,sea_orm=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
         )
         .with_target(false)
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Db { action } => db::run(action).await,
         Command::Demo => db::demo().await,
         Command::TestIsolation(args) => isolation::run(args).await,
