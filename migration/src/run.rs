@@ -30,8 +30,11 @@ pub enum Command {
 /// Opens the single connection a run uses (the advisory lock is per session).
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut opts = ConnectOptions::new(url);
+    // One connection for the whole run, never recycled: the advisory lock lives in its session.
     opts.max_connections(1)
         .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .sqlx_logging(false);
     Database::connect(opts).await
 }
