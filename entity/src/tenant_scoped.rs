@@ -35,9 +35,15 @@ fn table_of<E: TenantScoped>() -> (String, &'static str) {
 /// Every tenant-scoped entity's table, computed once (the schema name is only lent by
 /// [`sea_orm::EntityName::schema_name`], so it is kept here to be handed out as `&'static str`).
 static TENANT_SCOPED_TABLES: LazyLock<Vec<(String, &'static str)>> = LazyLock::new(|| {
-    use crate::{api_keys, audit_logs, documents, projects, tasks, tenant_users, usage_events};
+    use crate::{
+        api_keys, audit_logs, documents, member_roles, projects, role_permissions, roles, tasks,
+        tenant_users, usage_events,
+    };
     vec![
         table_of::<tenant_users::Entity>(),
+        table_of::<roles::Entity>(),
+        table_of::<role_permissions::Entity>(),
+        table_of::<member_roles::Entity>(),
         table_of::<api_keys::Entity>(),
         table_of::<usage_events::Entity>(),
         table_of::<audit_logs::Entity>(),

@@ -116,8 +116,18 @@ impl Backfill {
         Ok(u64::try_from(all - filled).unwrap_or(0))
     }
 
-    /// Runs every batch until no row is left NULL, showing progress on a terminal.
+    /// Runs every batch until no row is left NULL, showing progress on a terminal. While it
+    /// runs, its session sets `tenantry.backfill = on` so backfill-aware triggers (our
+    /// `set_updated_at`) leave the row's other columns alone.
     pub async fn run<C: ConnectionTrait>(&self, db: &C) -> Result<(), DbErr> {
+        db.execute_unprepared("SET tenantry.backfill = 'on'").await?;
+        let result = self.run_batches(db).await;
+        let reset = db.execute_unprepared("RESET tenantry.backfill").await;
+        result?;
+        reset.map(|_| ())
+    }
+
+    async fn run_batches<C: ConnectionTrait>(&self, db: &C) -> Result<(), DbErr> {
         let remaining = self.count_remaining(db).await?;
         let name = format!("{}.{}", self.schema, self.table);
         tracing::info!(table = %name, rows = remaining, "backfilling {}", self.column);

@@ -82,6 +82,7 @@ impl Guard {
         }
     }
 
+    /// Must run inside a transaction (it uses a savepoint).
     pub(crate) async fn before_down<C: ConnectionTrait>(&self, db: &C) -> Result<(), DbErr> {
         let Self::KeepTenantAssignments { tables } = self else {
             return Ok(());
@@ -117,9 +118,19 @@ impl Guard {
                 quote_qualified(schema, table),
                 quote_ident(TENANT_COLUMN)
             );
-            let others: i64 = db
+            // FORCE row level security hides every row from the owner without a tenant context:
+            // lift it for this one count, inside a savepoint that is rolled back right after.
+            let no_force = crate::dsl::RowLevelSecurity::no_force(crate::tables::t(
+                schema,
+                sea_orm::sea_query::Alias::new(table),
+            ));
+            db.execute_unprepared("SAVEPOINT tenantry_guard").await?;
+            db.execute_raw(crate::plan::pg(&no_force)).await?;
+            let counted = db
                 .query_one_raw(Statement::from_string(DbBackend::Postgres, count_sql))
-                .await?
+                .await;
+            db.execute_unprepared("ROLLBACK TO SAVEPOINT tenantry_guard").await?;
+            let others: i64 = counted?
                 .map(|r| r.try_get_by_index::<i64>(0))
                 .transpose()?
                 .unwrap_or(0);

@@ -29,6 +29,7 @@ pub mod m0003_tenant_columns;
 pub mod m0004_backfill;
 pub mod m0005_enforce_tenancy;
 pub mod m0006_security;
+pub mod m0007_permissions;
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -107,6 +108,11 @@ pub fn planned() -> Vec<Planned> {
         Planned {
             name: "m0006_security",
             plan: m0006_security::plan,
+            transactional: true,
+        },
+        Planned {
+            name: "m0007_permissions",
+            plan: m0007_permissions::plan,
             transactional: true,
         },
     ]

@@ -63,6 +63,21 @@ fn extension(plan: &mut MigrationPlan, name: &str, optional: bool) {
     });
 }
 
+/// The legacy trigger body: every update stamps `updated_at`.
+pub const LEGACY_SET_UPDATED_AT: &str = "BEGIN NEW.updated_at := now(); RETURN NEW; END;";
+
+/// `public.set_updated_at()` with the given PL/pgSQL body.
+pub fn set_updated_at_function(body: &str) -> crate::dsl::FunctionCreateStatement {
+    Function::create()
+        .name((APP_SCHEMA, "set_updated_at"))
+        .or_replace()
+        .returns("trigger")
+        .language(FunctionLanguage::PlPgSql)
+        .volatility(Volatility::Volatile)
+        .body(body)
+        .to_owned()
+}
+
 /// The plan of this migration.
 pub fn plan() -> MigrationPlan {
     let mut plan = MigrationPlan::new();
@@ -70,14 +85,7 @@ pub fn plan() -> MigrationPlan {
     extension(&mut plan, "citext", false);
     extension(&mut plan, "vector", true);
 
-    let set_updated_at = Function::create()
-        .name((APP_SCHEMA, "set_updated_at"))
-        .or_replace()
-        .returns("trigger")
-        .language(FunctionLanguage::PlPgSql)
-        .volatility(Volatility::Volatile)
-        .body("BEGIN NEW.updated_at := now(); RETURN NEW; END;")
-        .to_owned();
+    let set_updated_at = set_updated_at_function(LEGACY_SET_UPDATED_AT);
     plan.step(
         "function set_updated_at()",
         &set_updated_at,

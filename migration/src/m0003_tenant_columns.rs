@@ -6,6 +6,7 @@ use sea_orm::sea_query::{Alias, ColumnDef, Expr, ExprTrait, Table};
 
 use crate::ddl::ColumnAlter;
 use crate::guards::Guard;
+use crate::m0001_legacy_baseline::{LEGACY_SET_UPDATED_AT, set_updated_at_function};
 use crate::names::{APP_SCHEMA, DEFAULT_TENANT_ID, TENANT_COLUMN};
 use crate::plan::MigrationPlan;
 use crate::tables::t;
@@ -20,6 +21,12 @@ pub fn legacy_tenant_tables() -> Vec<TenantTable> {
     ]
 }
 
+/// `set_updated_at()` that leaves `updated_at` alone in a session where `tenantry.backfill`
+/// is `on` (set by [`crate::backfill::Backfill::run`] for its own batches only).
+pub const BACKFILL_AWARE_SET_UPDATED_AT: &str = "BEGIN \
+    IF coalesce(pg_catalog.current_setting('tenantry.backfill', true), '') <> 'on' THEN \
+    NEW.updated_at := now(); END IF; RETURN NEW; END;";
+
 /// The default tenant as a typed `uuid` expression.
 pub fn default_tenant() -> Expr {
     Expr::val(DEFAULT_TENANT_ID).cast_as("uuid")
@@ -29,13 +36,12 @@ pub fn default_tenant() -> Expr {
 pub fn plan() -> MigrationPlan {
     let mut plan = MigrationPlan::new();
     plan.guard(Guard::no_long_transactions());
+    // The backfill writes only tenant_id: while it runs (and only in its own session), the
+    // legacy trigger leaves updated_at alone.
+    let aware = set_updated_at_function(BACKFILL_AWARE_SET_UPDATED_AT);
+    let legacy = set_updated_at_function(LEGACY_SET_UPDATED_AT);
+    plan.step("set_updated_at() skips rows touched by the backfill", &aware, &legacy);
     let tables = legacy_tenant_tables();
-    plan.guard(Guard::KeepTenantAssignments {
-        tables: tables
-            .iter()
-            .map(|t| (t.name().0.to_owned(), t.name().1.to_owned()))
-            .collect(),
-    });
     for table in &tables {
         let (schema, name) = table.name();
         let add = Table::alter()
@@ -64,5 +70,12 @@ pub fn plan() -> MigrationPlan {
             &fk.reverse(),
         );
     }
+    // Last in `up` order, so `down` checks it before undoing anything.
+    plan.guard(Guard::KeepTenantAssignments {
+        tables: tables
+            .iter()
+            .map(|t| (t.name().0.to_owned(), t.name().1.to_owned()))
+            .collect(),
+    });
     plan
 }

@@ -97,7 +97,8 @@ pub fn plan() -> MigrationPlan {
     for name in [APP_ROLE, SUPERADMIN_ROLE, DEFINER_ROLE] {
         role(&mut plan, name);
     }
-    // Functions created later in our schema are not executable by PUBLIC unless granted.
+    // Functions the migration login creates later are not executable by PUBLIC unless granted
+    // (per-schema default privileges can only add to the global ones, so this one is global).
     let defaults = DefaultPrivileges::revoke([Privilege::Execute])
         .on(DefaultObjects::Functions)
         .from_public()

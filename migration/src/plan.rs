@@ -151,6 +151,16 @@ impl MigrationPlan {
         Ok(())
     }
 
+    /// Runs only the guards `down` would run, without undoing anything.
+    pub async fn check_down<C: ConnectionTrait>(&self, db: &C) -> Result<(), DbErr> {
+        for step in self.steps.iter().rev() {
+            if let Step::Guard(guard) = step {
+                guard.before_down(db).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The SQL `up` would run, with guards and backfills described as comments.
     pub fn render_up(&self) -> Vec<String> {
         self.steps

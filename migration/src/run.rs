@@ -47,31 +47,37 @@ pub fn lock_timeout() -> String {
 /// Runs `command` on `db` (which must be a single-connection pool) under the advisory lock.
 /// A second concurrent run waits for the lock, then finds nothing left to do.
 pub async fn run(db: &DatabaseConnection, command: Command) -> Result<(), DbErr> {
+    acquire_lock(db).await?;
+    // Only after the lock: `lock_timeout` would otherwise also cut the wait for it short.
     let timeout = lock_timeout();
-    db.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_catalog.set_config('lock_timeout', $1, false)",
-        [timeout.into()],
-    ))
-    .await?;
-    tracing::debug!("waiting for the migration advisory lock");
-    db.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_catalog.pg_advisory_lock($1)",
-        [MIGRATION_LOCK_KEY.into()],
-    ))
-    .await?;
-    let result = match command {
-        Command::Up(n) => Migrator::up(db, n).await,
-        Command::Down(n) => Migrator::down(db, Some(n.unwrap_or(1))).await,
-        Command::Status => Migrator::status(db).await,
-        Command::Fresh => fresh(db).await,
-        Command::Refresh => {
-            Migrator::down(db, None).await?;
-            Migrator::up(db, None).await
+    let result = async {
+        db.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_catalog.set_config('lock_timeout', $1, false)",
+            [timeout.into()],
+        ))
+        .await?;
+        match command {
+            Command::Up(n) => Migrator::up(db, n).await,
+            Command::Down(n) => {
+                let n = n.unwrap_or(1);
+                check_down_guards(db, Some(n)).await?;
+                Migrator::down(db, Some(n)).await
+            }
+            Command::Status => Migrator::status(db).await,
+            Command::Fresh => fresh(db).await,
+            Command::Refresh => {
+                check_down_guards(db, None).await?;
+                Migrator::down(db, None).await?;
+                Migrator::up(db, None).await
+            }
+            Command::Reset => {
+                check_down_guards(db, None).await?;
+                Migrator::reset(db).await
+            }
         }
-        Command::Reset => Migrator::reset(db).await,
-    };
+    }
+    .await;
     let unlock = db
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -81,6 +87,55 @@ pub async fn run(db: &DatabaseConnection, command: Command) -> Result<(), DbErr>
         .await;
     result?;
     unlock.map(|_| ())
+}
+
+/// Takes the session advisory lock, polling `pg_try_advisory_lock` rather than blocking in
+/// `pg_advisory_lock`: a session blocked in a statement holds a snapshot, and the running
+/// migration's `CREATE INDEX CONCURRENTLY` would wait for that snapshot forever (a deadlock).
+async fn acquire_lock(db: &DatabaseConnection) -> Result<(), DbErr> {
+    let mut pause = std::time::Duration::from_millis(50);
+    let mut announced = false;
+    loop {
+        let got = db
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_catalog.pg_try_advisory_lock($1)",
+                [MIGRATION_LOCK_KEY.into()],
+            ))
+            .await?
+            .map(|r| r.try_get_by_index::<bool>(0))
+            .transpose()?
+            .unwrap_or(false);
+        if got {
+            return Ok(());
+        }
+        if !announced {
+            tracing::info!("another migration run holds the lock; waiting for it to finish");
+            announced = true;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(1));
+    }
+}
+
+/// Runs the `down` guards of every migration a rollback of `n` (all when `None`) would undo,
+/// before undoing any: sea-orm-migration commits each migration's `down` separately, so a guard
+/// that refused halfway would leave the later migrations already rolled back.
+async fn check_down_guards(db: &DatabaseConnection, n: Option<u32>) -> Result<(), DbErr> {
+    let applied: Vec<String> = Migrator::get_applied_migrations(db)
+        .await?
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let take = n.map_or(usize::MAX, |n| n as usize);
+    // The guards look at data under savepoints; the transaction is only ever rolled back.
+    let txn = sea_orm::TransactionTrait::begin(db).await?;
+    for name in applied.iter().rev().take(take) {
+        if let Some(m) = crate::planned().into_iter().find(|m| m.name() == name) {
+            m.plan().check_down(&txn).await?;
+        }
+    }
+    txn.rollback().await
 }
 
 /// sea-orm-migration's `fresh` drops only the tables of the current schema; ours also live in

@@ -8,6 +8,11 @@
 //! composite foreign keys, indexes `(tenant_id)` and `(tenant_id, created_at DESC)`, enables and
 //! forces row level security with the standard policies, and grants the app and superadmin
 //! roles DML. `plan().down` undoes exactly that, in reverse.
+//!
+//! Link tables and per-tenant uniqueness fit the same call (see `m0007_permissions`):
+//! [`TenantTable::composite_key`] for a key of several columns, [`TenantTable::unique`] for
+//! `UNIQUE (tenant_id, ...)`, and [`TenantTable::references_key`] for a parent keyed by
+//! something other than `id` (e.g. a membership keyed by `user_id`).
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, ForeignKeyAction, Index, IndexOrder, Table};
 
@@ -28,6 +33,9 @@ pub struct Parent {
     pub schema: String,
     /// The referenced table.
     pub table: String,
+    /// The referenced table's own key column (default `id`; the reference is always
+    /// `(tenant_id, column) -> (tenant_id, ref_column)`).
+    pub ref_column: String,
     /// What deleting the parent does.
     pub on_delete: ForeignKeyAction,
 }
@@ -37,9 +45,10 @@ pub struct Parent {
 pub struct TenantTable {
     schema: String,
     table: String,
-    key: String,
+    key: Vec<String>,
     created_at: bool,
     parents: Vec<Parent>,
+    unique: Vec<Vec<String>>,
     app_privileges: Vec<Privilege>,
 }
 
@@ -49,9 +58,10 @@ impl TenantTable {
         Self {
             schema: schema.into(),
             table: table.into(),
-            key: "id".into(),
+            key: vec!["id".into()],
             created_at: true,
             parents: vec![],
+            unique: vec![],
             app_privileges: vec![
                 Privilege::Select,
                 Privilege::Insert,
@@ -63,7 +73,22 @@ impl TenantTable {
 
     /// The table's own key column (default `id`).
     pub fn key(mut self, column: &str) -> Self {
-        self.key = column.into();
+        self.key = vec![column.into()];
+        self
+    }
+
+    /// The table's own key is several columns (a link table): the primary key becomes
+    /// `(tenant_id, columns...)`.
+    pub fn composite_key(mut self, columns: &[&str]) -> Self {
+        self.key = columns.iter().map(|c| (*c).to_owned()).collect();
+        self
+    }
+
+    /// `UNIQUE (tenant_id, columns...)`, named `<table>_tenant_id_<columns>_key`: uniqueness
+    /// per tenant, never across tenants.
+    pub fn unique(mut self, columns: &[&str]) -> Self {
+        self.unique
+            .push(columns.iter().map(|c| (*c).to_owned()).collect());
         self
     }
 
@@ -96,7 +121,27 @@ impl TenantTable {
             column: column.into(),
             schema: schema.into(),
             table: table.into(),
+            ref_column: "id".into(),
             on_delete,
+        });
+        self
+    }
+
+    /// `column` references a tenant table whose own key is `ref_column` rather than `id`
+    /// (e.g. a membership keyed by `user_id`), `ON DELETE CASCADE`.
+    pub fn references_key(
+        mut self,
+        column: &str,
+        schema: &str,
+        table: &str,
+        ref_column: &str,
+    ) -> Self {
+        self.parents.push(Parent {
+            column: column.into(),
+            schema: schema.into(),
+            table: table.into(),
+            ref_column: ref_column.into(),
+            on_delete: ForeignKeyAction::Cascade,
         });
         self
     }
@@ -112,7 +157,7 @@ impl TenantTable {
     }
 
     /// The one call: everything that makes an existing, still single-tenant and empty (or
-    /// small) table tenant-scoped. For a large legacy table use [`crate::m0003_backfill`]'s
+    /// small) table tenant-scoped. For a large legacy table use [`crate::m0003_tenant_columns`]'s
     /// shape instead (nullable column, batched backfill, `NOT VALID` constraints).
     pub fn plan(&self) -> MigrationPlan {
         let mut plan = MigrationPlan::new();
@@ -144,6 +189,13 @@ impl TenantTable {
             &fk.reverse(),
         );
         plan.extend(self.key_plan());
+        for unique in self.unique_constraints() {
+            plan.step(
+                format!("{}: unique per tenant", unique.name()),
+                &unique,
+                &unique.reverse(),
+            );
+        }
         for parent in &self.parents {
             let fk = self.parent_fk(parent);
             plan.step(
@@ -155,6 +207,23 @@ impl TenantTable {
         plan.extend(self.index_plan());
         plan.extend(self.security_plan());
         plan
+    }
+
+    /// The `UNIQUE (tenant_id, ...)` constraints declared with [`Self::unique`].
+    pub fn unique_constraints(&self) -> Vec<ConstraintAdd> {
+        self.unique
+            .iter()
+            .map(|columns| {
+                let mut all = vec![TENANT_COLUMN.to_owned()];
+                all.extend(columns.iter().cloned());
+                ConstraintAdd::new(
+                    &self.schema,
+                    &self.table,
+                    &format!("{}_{}_key", self.table, all.join("_")),
+                    ConstraintKind::Unique(all),
+                )
+            })
+            .collect()
     }
 
     /// `tenant_id REFERENCES tenancy.tenants (id)`.
@@ -184,7 +253,7 @@ impl TenantTable {
                 columns: vec![TENANT_COLUMN.into(), parent.column.clone()],
                 ref_schema: parent.schema.clone(),
                 ref_table: parent.table.clone(),
-                ref_columns: vec![TENANT_COLUMN.into(), "id".into()],
+                ref_columns: vec![TENANT_COLUMN.into(), parent.ref_column.clone()],
                 on_delete: Some(parent.on_delete),
             },
         )
@@ -200,7 +269,7 @@ impl TenantTable {
                 columns: vec![parent.column.clone()],
                 ref_schema: parent.schema.clone(),
                 ref_table: parent.table.clone(),
-                ref_columns: vec!["id".into()],
+                ref_columns: vec![parent.ref_column.clone()],
                 on_delete: Some(parent.on_delete),
             },
         )
@@ -216,32 +285,37 @@ impl TenantTable {
     /// key, so the exclusive lock is held only for the swap itself.
     pub fn key_plan_with(&self, concurrently: bool) -> MigrationPlan {
         let pkey = format!("{}_pkey", self.table);
+        let mut tenant_key = vec![TENANT_COLUMN.to_owned()];
+        tenant_key.extend(self.key.iter().cloned());
         let tenant_pk = ConstraintAdd::new(
             &self.schema,
             &self.table,
             &pkey,
-            ConstraintKind::PrimaryKey(vec![TENANT_COLUMN.into(), self.key.clone()]),
+            ConstraintKind::PrimaryKey(tenant_key),
         );
         let legacy_pk = ConstraintAdd::new(
             &self.schema,
             &self.table,
             &pkey,
-            ConstraintKind::PrimaryKey(vec![self.key.clone()]),
+            ConstraintKind::PrimaryKey(self.key.clone()),
         );
+        let key_list = self.key.join(", ");
         let drop_pk = ConstraintDrop::new(&self.schema, &self.table, &pkey);
         let mut plan = MigrationPlan::new();
         let done = probes::primary_key_includes(&self.schema, &self.table, TENANT_COLUMN);
         let mut swap = vec![pg(&drop_pk), pg(&tenant_pk)];
         if concurrently {
             let idx_name = format!("{}_tenant_key_idx", self.table);
-            let build = Index::create()
+            let mut build = Index::create()
                 .name(&idx_name)
                 .table(t(&self.schema, Alias::new(&self.table)))
                 .col(Alias::new(TENANT_COLUMN))
-                .col(Alias::new(&self.key))
                 .unique()
                 .concurrently()
                 .to_owned();
+            for column in &self.key {
+                build.col(Alias::new(column));
+            }
             let drop_idx = Index::drop()
                 .name(&idx_name)
                 .table(t(&self.schema, Alias::new(&self.table)))
@@ -250,8 +324,8 @@ impl TenantTable {
                 .to_owned();
             plan.push(SqlStep {
                 label: format!(
-                    "{}.{}: unique index (tenant_id, {}) built concurrently",
-                    self.schema, self.table, self.key
+                    "{}.{}: unique index (tenant_id, {key_list}) built concurrently",
+                    self.schema, self.table
                 ),
                 // A build killed halfway leaves an invalid index behind: drop it and build again.
                 up: vec![pg(&drop_idx), pg(&build)],
@@ -272,8 +346,8 @@ impl TenantTable {
         }
         plan.push(SqlStep {
             label: format!(
-                "{}.{}: primary key (tenant_id, {})",
-                self.schema, self.table, self.key
+                "{}.{}: primary key (tenant_id, {key_list})",
+                self.schema, self.table
             ),
             up: swap,
             down: vec![pg(&drop_pk), pg(&legacy_pk)],

@@ -8,16 +8,28 @@
 //! * [`SuperadminTx`] is the explicit, audited way to cross tenants.
 #![warn(missing_docs)]
 
+pub mod api_keys;
+pub mod audit;
+pub mod auth;
+pub mod background;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod members;
+pub mod permissions;
 pub mod superadmin;
 pub mod tenantry;
+pub mod tenants;
 pub mod tx;
+pub mod usage;
 
+pub use api_keys::{ApiKeyInfo, IssuedApiKey, NewApiKey};
+pub use auth::ApiKeyPrincipal;
 pub use config::TenantryConfig;
 pub use context::{Actor, MemberRole, TenantContext};
 pub use error::{Result, ServiceError};
+pub use members::Member;
 pub use superadmin::{SuperadminGrant, SuperadminTx};
 pub use tenantry::Tenantry;
+pub use tenants::{NewTenant, OffboardReport, TenantSlug, TenantStatus};
 pub use tx::{Page, TenantTx};

@@ -9,7 +9,7 @@ use entity::TenantScoped;
 use sea_orm::IdenStatic;
 use sea_orm::sea_query::{IntoCondition, Value};
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ActiveValue, ColumnTrait, Condition, ConnectionTrait,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait,
     DatabaseConnection, DatabaseTransaction, DeleteMany, EntityTrait, IntoActiveModel, Iterable,
     Order, PaginatorTrait, PrimaryKeyToColumn, QueryFilter, QueryOrder, QuerySelect, Select,
     TransactionTrait, UpdateMany,

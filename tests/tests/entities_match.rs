@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, ensure};
 use entity::prelude::*;
 use entity::{
-    api_keys, audit_logs, documents, projects, superadmin_audit_logs, tasks, tenant_users, tenants,
-    usage_events, users,
+    api_keys, audit_logs, documents, member_roles, projects, role_permissions, roles,
+    superadmin_audit_logs, tasks, tenant_users, tenants, usage_events, users,
 };
 use migration::audit;
 use sea_orm::prelude::{DateTimeWithTimeZone, Json, Uuid};
@@ -124,6 +124,9 @@ fn all_entities() -> Vec<EntityShape> {
         shape::<usage_events::Entity>(),
         shape::<audit_logs::Entity>(),
         shape::<superadmin_audit_logs::Entity>(),
+        shape::<roles::Entity>(),
+        shape::<role_permissions::Entity>(),
+        shape::<member_roles::Entity>(),
     ]
 }
 

@@ -24,11 +24,18 @@ fn target(db: &TestDb, mode: ContextMode, bouncer_url: Option<String>) -> Isolat
 
 /// `(subject, check)` of every failure.
 fn failures(report: &IsolationReport) -> BTreeSet<(String, String)> {
-    report.failures().into_iter().map(|(s, c, _)| (s, c)).collect()
+    report
+        .failures()
+        .into_iter()
+        .map(|(s, c, _)| (s, c))
+        .collect()
 }
 
 fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
-    items.iter().map(|(s, c)| ((*s).to_owned(), (*c).to_owned())).collect()
+    items
+        .iter()
+        .map(|(s, c)| ((*s).to_owned(), (*c).to_owned()))
+        .collect()
 }
 
 /// Applies `sql` as the superuser to a fresh migrated database, then runs the matrix.
@@ -51,16 +58,38 @@ async fn our_schema_passes_every_attack_directly_and_through_pgbouncer() -> anyh
         eprintln!("pgbouncer not installed: the PgBouncer leg is not exercised here");
         None
     };
-    let report = isolation::run(&target(&db, ContextMode::Local, bouncer.as_ref().map(|b| b.url(APP_LOGIN, &db.name)))).await?;
+    let report = isolation::run(&target(
+        &db,
+        ContextMode::Local,
+        bouncer.as_ref().map(|b| b.url(APP_LOGIN, &db.name)),
+    ))
+    .await?;
     assert!(report.passed(), "{report}");
     let tables: Vec<&str> = report.matrix.iter().map(|r| r.subject.as_str()).collect();
-    for t in ["public.projects", "public.documents", "public.tasks", "tenancy.api_keys", "tenancy.tenant_users"] {
-        assert!(tables.contains(&t), "{t} missing from the matrix: {tables:?}");
+    for t in [
+        "public.projects",
+        "public.documents",
+        "public.tasks",
+        "tenancy.api_keys",
+        "tenancy.tenant_users",
+    ] {
+        assert!(
+            tables.contains(&t),
+            "{t} missing from the matrix: {tables:?}"
+        );
     }
-    assert!(report.matrix.iter().all(|r| r.cells.len() == isolation::attacks::ATTACKS.len()));
+    assert!(
+        report
+            .matrix
+            .iter()
+            .all(|r| r.cells.len() == isolation::attacks::ATTACKS.len())
+    );
     if bouncer.is_some() {
         assert!(
-            matches!(report.cell("pool (1-2 server connections)", "pool_reuse_pgbouncer"), Some(isolation::Cell::Pass(_))),
+            matches!(
+                report.cell("pool (1-2 server connections)", "pool_reuse_pgbouncer"),
+                Some(isolation::Cell::Pass(_))
+            ),
             "{report}"
         );
     }
@@ -69,12 +98,19 @@ async fn our_schema_passes_every_attack_directly_and_through_pgbouncer() -> anyh
 
 #[tokio::test]
 async fn dropping_a_policy_is_reported() -> anyhow::Result<()> {
-    let report = broken("DROP POLICY projects_app_select ON public.projects", ContextMode::Local).await?;
+    let report = broken(
+        "DROP POLICY projects_app_select ON public.projects",
+        ContextMode::Local,
+    )
+    .await?;
     // Without a SELECT policy the app reads nothing (so no read leaks), but the catalog check
     // names the missing policy, and the plan has no index condition left to use.
     assert_eq!(
         failures(&report),
-        set(&[("public.projects SELECT", "policies_per_command"), ("public.projects", "index_cond")]),
+        set(&[
+            ("public.projects SELECT", "policies_per_command"),
+            ("public.projects", "index_cond")
+        ]),
         "{report}"
     );
     Ok(())
@@ -82,17 +118,32 @@ async fn dropping_a_policy_is_reported() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn disabling_force_is_reported() -> anyhow::Result<()> {
-    let report = broken("ALTER TABLE public.tasks NO FORCE ROW LEVEL SECURITY", ContextMode::Local).await?;
-    assert_eq!(failures(&report), set(&[("public.tasks", "force_rls")]), "{report}");
+    let report = broken(
+        "ALTER TABLE public.tasks NO FORCE ROW LEVEL SECURITY",
+        ContextMode::Local,
+    )
+    .await?;
+    assert_eq!(
+        failures(&report),
+        set(&[("public.tasks", "force_rls")]),
+        "{report}"
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn granting_truncate_is_reported() -> anyhow::Result<()> {
-    let report = broken("GRANT TRUNCATE ON public.documents TO tenantry_app", ContextMode::Local).await?;
+    let report = broken(
+        "GRANT TRUNCATE ON public.documents TO tenantry_app",
+        ContextMode::Local,
+    )
+    .await?;
     assert_eq!(
         failures(&report),
-        set(&[("public.documents", "truncate"), ("documents TRUNCATE", "app_no_dangerous_grants")]),
+        set(&[
+            ("public.documents", "truncate"),
+            ("documents TRUNCATE", "app_no_dangerous_grants")
+        ]),
         "{report}"
     );
     Ok(())
@@ -100,10 +151,17 @@ async fn granting_truncate_is_reported() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_definer_function_without_search_path_is_reported() -> anyhow::Result<()> {
-    let report = broken("ALTER FUNCTION tenancy.api_key_lookup(text, bytea) RESET search_path", ContextMode::Local).await?;
+    let report = broken(
+        "ALTER FUNCTION tenancy.api_key_lookup(text, bytea) RESET search_path",
+        ContextMode::Local,
+    )
+    .await?;
     assert_eq!(
         failures(&report),
-        set(&[("tenancy.api_key_lookup(p_prefix text, p_secret_hash bytea)", "definer_search_path")]),
+        set(&[(
+            "tenancy.api_key_lookup(p_prefix text, p_secret_hash bytea)",
+            "definer_search_path"
+        )]),
         "{report}"
     );
     Ok(())
@@ -111,10 +169,17 @@ async fn a_definer_function_without_search_path_is_reported() -> anyhow::Result<
 
 #[tokio::test]
 async fn a_tenant_blind_unique_constraint_is_reported() -> anyhow::Result<()> {
-    let report = broken("ALTER TABLE public.projects ADD CONSTRAINT projects_name_key UNIQUE (name)", ContextMode::Local).await?;
+    let report = broken(
+        "ALTER TABLE public.projects ADD CONSTRAINT projects_name_key UNIQUE (name)",
+        ContextMode::Local,
+    )
+    .await?;
     assert_eq!(
         failures(&report),
-        set(&[("public.projects projects_name_key", "unique_includes_tenant")]),
+        set(&[(
+            "public.projects projects_name_key",
+            "unique_includes_tenant"
+        )]),
         "{report}"
     );
     Ok(())
@@ -127,9 +192,18 @@ async fn a_session_level_context_is_reported() -> anyhow::Result<()> {
     // The context leaks into the next transaction of the same pooled connection: every table's
     // emptied-context check fails, and so does the pool-reuse check; nothing else may.
     for row in &report.matrix {
-        assert!(found.contains(&(row.subject.clone(), "emptied_ctx".to_owned())), "{report}");
+        assert!(
+            found.contains(&(row.subject.clone(), "emptied_ctx".to_owned())),
+            "{report}"
+        );
     }
-    assert!(found.contains(&("pool (1-2 server connections)".to_owned(), "pool_reuse_direct".to_owned())), "{report}");
+    assert!(
+        found.contains(&(
+            "pool (1-2 server connections)".to_owned(),
+            "pool_reuse_direct".to_owned()
+        )),
+        "{report}"
+    );
     for (subject, check) in &found {
         assert!(
             ["emptied_ctx", "no_context", "pool_reuse_direct"].contains(&check.as_str()),

@@ -8,9 +8,9 @@
 //! The refusal test is ignored for now: m0003 pushes its `KeepTenantAssignments` guard first, so
 //! `MigrationPlan::down` (which walks steps in reverse) runs it last, after the `tenant_id`
 //! columns are already dropped, and it never refuses. Even with the guard last in m0003's plan,
-//! m0006..m0004 are rolled back and committed one by one before m0003's guard runs, so
-//! "nothing rolled back" also needs the runner to check the guards of every migration it is
-//! about to roll back before it starts.
+//! the later migrations (m0006..m0004) are rolled back and committed one by one before m0003's
+//! guard runs, so "nothing rolled back" also needs the runner to check the guards of every
+//! migration it is about to roll back before it starts.
 
 mod common;
 
@@ -29,6 +29,11 @@ use tenantry_tests::logins::LoginRole;
 const OTHER_TENANT: &str = "b0000000-0000-0000-0000-00000000000b";
 
 static FLAG: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// How many migrations `down -n` must roll back to leave m0001 and m0002 applied.
+fn down_to_m0002() -> u32 {
+    u32::try_from(all_migration_names().len() - 2).expect("a handful of migrations")
+}
 
 /// A fully migrated database holding a project of the default tenant, and a project and a task
 /// of another tenant (inserted by the superuser). Returns it with a superuser connection.
@@ -49,8 +54,6 @@ async fn two_tenant_db() -> anyhow::Result<(TestDb, DatabaseConnection)> {
 }
 
 #[tokio::test]
-#[ignore = "bug: m0003's KeepTenantAssignments guard runs after its columns are dropped, \
-            and m0006..m0004 are rolled back before it runs"]
 async fn down_to_m0002_refuses_with_foreign_tenant_rows_and_changes_nothing() -> anyhow::Result<()>
 {
     let _flag = FLAG.lock().await;
@@ -58,9 +61,9 @@ async fn down_to_m0002_refuses_with_foreign_tenant_rows_and_changes_nothing() ->
     let (db, su) = two_tenant_db().await?;
     let schema_before = schema_dump(&db)?;
 
-    let err = run_as_owner(&db, Command::Down(Some(4)))
+    let err = run_as_owner(&db, Command::Down(Some(down_to_m0002())))
         .await
-        .expect_err("down -n 4 must refuse while tenant tables hold another tenant's rows")
+        .expect_err("down to m0002 must refuse while tenant tables hold another tenant's rows")
         .to_string();
     assert!(
         err.contains("public.projects"),
@@ -102,7 +105,7 @@ async fn forced_down_to_m0002_drops_tenant_columns_and_keeps_rows() -> anyhow::R
     let (db, su) = two_tenant_db().await?;
 
     FORCE_DOWN.store(true, Ordering::SeqCst);
-    let forced = run_as_owner(&db, Command::Down(Some(4))).await;
+    let forced = run_as_owner(&db, Command::Down(Some(down_to_m0002()))).await;
     FORCE_DOWN.store(false, Ordering::SeqCst);
     forced?;
 

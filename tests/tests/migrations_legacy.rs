@@ -163,7 +163,6 @@ async fn legacy_rows_keep_their_content_and_land_in_the_default_tenant() -> anyh
 /// `set_updated_at` fires on every batch and sets `updated_at = now()` on every legacy project,
 /// document and task. Run with `--ignored` once m0003/m0004 keep the trigger out of the backfill.
 #[tokio::test]
-#[ignore = "bug: m0004's backfill UPDATE fires set_updated_at and rewrites updated_at"]
 async fn backfill_keeps_legacy_updated_at() -> anyhow::Result<()> {
     let (db, before) = migrated_legacy_db(&NEW_COLUMN).await?;
     assert_rows_unchanged(&db, &before, &NEW_COLUMN).await

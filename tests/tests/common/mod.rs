@@ -161,9 +161,20 @@ pub async fn rows_without<C: ConnectionTrait>(
     .await
 }
 
-/// Path of the `migration` CLI binary, built on demand with the same cargo that runs the tests.
+/// Path of the `migration` CLI binary, built once per process with the cargo running the tests
+/// (`cargo test` builds only this package's targets, not other packages' binaries).
 pub fn migration_binary() -> anyhow::Result<std::path::PathBuf> {
-    // The test executable is <target>/debug/deps/<name>-<hash>: the bin lives in <target>/debug.
+    static BIN: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
+        std::sync::OnceLock::new();
+    BIN.get_or_init(|| build_migration_binary().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn build_migration_binary() -> anyhow::Result<std::path::PathBuf> {
+    // The test executable is <target>/<profile>/deps/<name>-<hash>; the bin lands in
+    // <target>/<profile>. The nested cargo inherits CARGO_TARGET_DIR and friends, so it builds
+    // into the same directory.
     let exe = std::env::current_exe()?;
     let profile_dir = exe
         .parent()
@@ -171,17 +182,56 @@ pub fn migration_binary() -> anyhow::Result<std::path::PathBuf> {
         .context("test executable has no <target>/<profile>/deps parent")?
         .to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Process::new(cargo)
+    let out = Process::new(cargo)
         .args(["build", "--quiet", "-p", "migration", "--bin", "migration"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
+        .output()
         .context("running cargo build -p migration")?;
-    if !status.success() {
-        bail!("cargo build -p migration --bin migration failed: {status}");
+    if !out.status.success() {
+        bail!(
+            "cargo build -p migration --bin migration failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let bin = profile_dir.join("migration");
     if !bin.is_file() {
         bail!("{} not found after building", bin.display());
     }
     Ok(bin)
+}
+
+/// What one run of the CLI printed.
+#[derive(Debug)]
+pub struct CliRun {
+    /// Whether it exited 0.
+    pub success: bool,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+/// Runs `migration <args>` against `url` (via `DATABASE_URL`), from an empty directory so no
+/// `.env` is picked up, with the default log filter.
+pub fn run_cli(url: &str, args: &[&str]) -> anyhow::Result<CliRun> {
+    let bin = migration_binary()?;
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("tenantry-cli-{}-{seq}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let out = Process::new(&bin)
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .current_dir(&dir)
+        .output()
+        .with_context(|| format!("running {}", bin.display()));
+    let _ = std::fs::remove_dir(&dir);
+    let out = out?;
+    Ok(CliRun {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
 }

@@ -38,7 +38,9 @@ pub(super) fn write_create(
     name_literal(statement.name.as_ref(), &mut body);
     body.push_str(") THEN ");
     body.push_str(&create);
-    body.push_str("; END IF; END ");
+    // Roles are cluster-wide and the existence check is not atomic: a migration of another
+    // database of the same cluster may create the role between check and create.
+    body.push_str("; END IF; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END ");
     do_block(&body, out);
 }
 

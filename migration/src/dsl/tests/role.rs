@@ -40,7 +40,7 @@ fn renders_create_if_not_exists_as_do_block() {
             .if_not_exists()
             .to_string(PostgresQueryBuilder),
         format!(
-            r#"DO $tenantry$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'app') THEN CREATE ROLE "app" NOLOGIN INHERIT {LOCKED}; END IF; END $tenantry$"#
+            r#"DO $tenantry$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'app') THEN CREATE ROLE "app" NOLOGIN INHERIT {LOCKED}; END IF; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $tenantry$"#
         )
     );
 }
@@ -59,7 +59,7 @@ fn quotes_hostile_role_names() {
             .if_not_exists()
             .to_string(PostgresQueryBuilder),
         format!(
-            r#"DO $tenantry$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'o''brien') THEN CREATE ROLE "o'brien" NOLOGIN INHERIT {LOCKED}; END IF; END $tenantry$"#
+            r#"DO $tenantry$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'o''brien') THEN CREATE ROLE "o'brien" NOLOGIN INHERIT {LOCKED}; END IF; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $tenantry$"#
         )
     );
     assert_eq!(
@@ -68,7 +68,7 @@ fn quotes_hostile_role_names() {
             .if_not_exists()
             .to_string(PostgresQueryBuilder),
         format!(
-            r#"DO $tenantry$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = E'a\\''b') THEN CREATE ROLE "a\'b" NOLOGIN INHERIT {LOCKED}; END IF; END $tenantry$"#
+            r#"DO $tenantry$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = E'a\\''b') THEN CREATE ROLE "a\'b" NOLOGIN INHERIT {LOCKED}; END IF; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $tenantry$"#
         )
     );
 }

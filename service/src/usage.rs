@@ -1,0 +1,280 @@
+//! Metered usage: recording usage events for the current tenant and summarising them.
+//!
+//! Every function takes a [`TenantTx`], so the events written and read are always the
+//! transaction's tenant's: the tenant comes from the context (never from the input), each
+//! query is filtered by `tenant_id`, and row level security holds the same line underneath.
+//!
+//! Periods are calendar days and months **in UTC** (`date_trunc(unit, occurred_at, 'UTC')`),
+//! whatever the session's time zone.
+
+use chrono::{DateTime, Utc};
+use entity::usage_events;
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::{ActiveModelTrait, ActiveValue, ColumnTrait, FromQueryResult, QueryFilter};
+use sea_orm::{QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use crate::error::{Result, ServiceError};
+use crate::tx::TenantTx;
+
+/// The longest accepted `kind`, in characters.
+pub const MAX_KIND_CHARS: usize = 64;
+
+/// The longest accepted `endpoint`, in characters.
+pub const MAX_ENDPOINT_CHARS: usize = 2048;
+
+/// One usage event to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageEventInput {
+    /// What was used, e.g. `request`, `transcription` (1..=64 characters).
+    pub kind: String,
+    /// How many units (≥ 0).
+    pub quantity: i64,
+    /// Input tokens (≥ 0).
+    pub tokens_in: i64,
+    /// Output tokens (≥ 0).
+    pub tokens_out: i64,
+    /// Seconds of audio (finite, ≥ 0).
+    pub audio_seconds: f64,
+    /// Pages read by OCR (≥ 0).
+    pub ocr_pages: i32,
+    /// How long the request took, in milliseconds, if measured (≥ 0).
+    pub latency_ms: Option<i32>,
+    /// The endpoint called, if any (at most 2048 characters).
+    pub endpoint: Option<String>,
+    /// Free-form details: a JSON object (`null` is stored as `{}`).
+    pub metadata: serde_json::Value,
+}
+
+impl UsageEventInput {
+    /// `quantity` units of `kind`, everything else zero or absent.
+    pub fn new(kind: impl Into<String>, quantity: i64) -> Self {
+        Self {
+            kind: kind.into(),
+            quantity,
+            tokens_in: 0,
+            tokens_out: 0,
+            audio_seconds: 0.0,
+            ocr_pages: 0,
+            latency_ms: None,
+            endpoint: None,
+            metadata: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    /// Checks every field; the error names the first offending one.
+    pub fn validate(&self) -> Result<()> {
+        let kind_chars = self.kind.chars().count();
+        if self.kind.trim().is_empty() {
+            return Err(ServiceError::invalid("kind", "must not be empty"));
+        }
+        if kind_chars > MAX_KIND_CHARS {
+            return Err(ServiceError::invalid(
+                "kind",
+                format!("must be at most {MAX_KIND_CHARS} characters"),
+            ));
+        }
+        for (field, value) in [
+            ("quantity", self.quantity),
+            ("tokens_in", self.tokens_in),
+            ("tokens_out", self.tokens_out),
+            ("ocr_pages", i64::from(self.ocr_pages)),
+            ("latency_ms", self.latency_ms.map(i64::from).unwrap_or(0)),
+        ] {
+            if value < 0 {
+                return Err(ServiceError::invalid(field, "must not be negative"));
+            }
+        }
+        if !self.audio_seconds.is_finite() || self.audio_seconds < 0.0 {
+            return Err(ServiceError::invalid(
+                "audio_seconds",
+                "must be a finite number, not negative",
+            ));
+        }
+        if let Some(endpoint) = &self.endpoint
+            && endpoint.chars().count() > MAX_ENDPOINT_CHARS
+        {
+            return Err(ServiceError::invalid(
+                "endpoint",
+                format!("must be at most {MAX_ENDPOINT_CHARS} characters"),
+            ));
+        }
+        if !(self.metadata.is_object() || matches!(self.metadata, serde_json::Value::Null)) {
+            return Err(ServiceError::invalid("metadata", "must be a JSON object"));
+        }
+        Ok(())
+    }
+}
+
+/// The length of a summary period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Period {
+    /// Calendar days (UTC).
+    Day,
+    /// Calendar months (UTC).
+    Month,
+}
+
+impl Period {
+    /// The `date_trunc` unit as an SQL literal. Rendered inline (it comes from this enum, never
+    /// from input) so that the select list and the GROUP BY carry the identical expression.
+    fn unit_literal(self) -> &'static str {
+        match self {
+            Self::Day => "'day'",
+            Self::Month => "'month'",
+        }
+    }
+}
+
+/// The usage of one kind in one period.
+#[derive(Debug, Clone, PartialEq, FromQueryResult, serde::Serialize)]
+pub struct UsageSummaryRow {
+    /// The start of the period (midnight UTC of the day, or of the month's first day).
+    pub period_start: DateTime<Utc>,
+    /// What was used.
+    pub kind: String,
+    /// How many events.
+    pub events: i64,
+    /// Units, summed.
+    pub quantity: i64,
+    /// Input tokens, summed.
+    pub tokens_in: i64,
+    /// Output tokens, summed.
+    pub tokens_out: i64,
+    /// Seconds of audio, summed.
+    pub audio_seconds: f64,
+    /// OCR pages, summed.
+    pub ocr_pages: i64,
+    /// Mean latency of the events that measured one; `None` when none did.
+    pub avg_latency_ms: Option<f64>,
+}
+
+/// Records one usage event for the transaction's tenant and returns its id.
+///
+/// The tenant comes from the transaction, and when the actor is an API key, the event carries
+/// that key's id. Recording is metering rather than a change to the tenant's data, so any
+/// role may record (viewers' requests are metered too). Invalid input is refused with
+/// [`ServiceError::InvalidInput`] naming the field, before anything is written.
+pub async fn record(tx: &TenantTx, input: UsageEventInput) -> Result<Uuid> {
+    input.validate()?;
+    let metadata = if matches!(input.metadata, serde_json::Value::Null) {
+        serde_json::Value::Object(Default::default())
+    } else {
+        input.metadata
+    };
+    let row = usage_events::ActiveModel {
+        tenant_id: ActiveValue::Set(tx.tenant_id()),
+        id: ActiveValue::NotSet,
+        api_key_id: ActiveValue::Set(tx.context().api_key_id()),
+        kind: ActiveValue::Set(input.kind),
+        quantity: ActiveValue::Set(input.quantity),
+        tokens_in: ActiveValue::Set(input.tokens_in),
+        tokens_out: ActiveValue::Set(input.tokens_out),
+        audio_seconds: ActiveValue::Set(input.audio_seconds),
+        ocr_pages: ActiveValue::Set(input.ocr_pages),
+        latency_ms: ActiveValue::Set(input.latency_ms),
+        endpoint: ActiveValue::Set(input.endpoint),
+        metadata: ActiveValue::Set(metadata),
+        occurred_at: ActiveValue::NotSet,
+        created_at: ActiveValue::NotSet,
+    };
+    let inserted = row.insert(tx.conn()).await?;
+    Ok(inserted.id)
+}
+
+/// The tenant's usage with `from <= occurred_at < to`, grouped by period (UTC days or months)
+/// and kind, ordered by period then kind.
+///
+/// [`ServiceError::InvalidInput`] naming `to` when `to` is not after `from`.
+pub async fn summary(
+    tx: &TenantTx,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    period: Period,
+) -> Result<Vec<UsageSummaryRow>> {
+    use usage_events::Column;
+    if to <= from {
+        return Err(ServiceError::invalid("to", "must be after from"));
+    }
+    let period_start = || {
+        Expr::from(
+            Func::cust("date_trunc")
+                .arg(Expr::cust(period.unit_literal()))
+                .arg(Expr::col(Column::OccurredAt))
+                .arg(Expr::cust("'UTC'")),
+        )
+    };
+    let rows = tx
+        .select::<usage_events::Entity>()
+        .select_only()
+        .expr_as(period_start(), "period_start")
+        .column(Column::Kind)
+        .expr_as(Expr::col(Column::Id).count(), "events")
+        .expr_as(
+            Expr::col(Column::Quantity).sum().cast_as("bigint"),
+            "quantity",
+        )
+        .expr_as(
+            Expr::col(Column::TokensIn).sum().cast_as("bigint"),
+            "tokens_in",
+        )
+        .expr_as(
+            Expr::col(Column::TokensOut).sum().cast_as("bigint"),
+            "tokens_out",
+        )
+        .expr_as(
+            Expr::col(Column::AudioSeconds)
+                .sum()
+                .cast_as("double precision"),
+            "audio_seconds",
+        )
+        .expr_as(
+            Expr::col(Column::OcrPages).sum().cast_as("bigint"),
+            "ocr_pages",
+        )
+        .expr_as(
+            Expr::col(Column::LatencyMs)
+                .avg()
+                .cast_as("double precision"),
+            "avg_latency_ms",
+        )
+        .filter(Column::OccurredAt.gte(from))
+        .filter(Column::OccurredAt.lt(to))
+        .group_by(period_start())
+        .group_by(Column::Kind)
+        .order_by_asc(period_start())
+        .order_by_asc(Column::Kind)
+        .into_model::<UsageSummaryRow>()
+        .all(tx.conn())
+        .await?;
+    Ok(rows)
+}
+
+/// The quantity the tenant used this calendar month (UTC, up to the transaction's start),
+/// optionally only through one API key.
+pub async fn month_to_date(tx: &TenantTx, api_key_id: Option<Uuid>) -> Result<i64> {
+    use usage_events::Column;
+    let month_start = Expr::from(
+        Func::cust("date_trunc")
+            .arg(Expr::cust("'month'"))
+            .arg(Expr::cust("now()"))
+            .arg(Expr::cust("'UTC'")),
+    );
+    let mut query = tx
+        .select::<usage_events::Entity>()
+        .select_only()
+        .expr_as(
+            Expr::from(Func::coalesce([
+                Expr::col(Column::Quantity).sum(),
+                Expr::val(0i64),
+            ]))
+            .cast_as("bigint"),
+            "quantity",
+        )
+        .filter(Expr::col(Column::OccurredAt).gte(month_start));
+    if let Some(key) = api_key_id {
+        query = query.filter(Column::ApiKeyId.eq(key));
+    }
+    let total = query.into_tuple::<i64>().one(tx.conn()).await?;
+    Ok(total.unwrap_or(0))
+}
