@@ -120,7 +120,8 @@ impl Backfill {
     /// runs, its session sets `tenantry.backfill = on` so backfill-aware triggers (our
     /// `set_updated_at`) leave the row's other columns alone.
     pub async fn run<C: ConnectionTrait>(&self, db: &C) -> Result<(), DbErr> {
-        db.execute_unprepared("SET tenantry.backfill = 'on'").await?;
+        db.execute_unprepared("SET tenantry.backfill = 'on'")
+            .await?;
         let result = self.run_batches(db).await;
         let reset = db.execute_unprepared("RESET tenantry.backfill").await;
         result?;

@@ -129,7 +129,8 @@ impl Guard {
             let counted = db
                 .query_one_raw(Statement::from_string(DbBackend::Postgres, count_sql))
                 .await;
-            db.execute_unprepared("ROLLBACK TO SAVEPOINT tenantry_guard").await?;
+            db.execute_unprepared("ROLLBACK TO SAVEPOINT tenantry_guard")
+                .await?;
             let others: i64 = counted?
                 .map(|r| r.try_get_by_index::<i64>(0))
                 .transpose()?

@@ -40,7 +40,11 @@ pub fn plan() -> MigrationPlan {
     // legacy trigger leaves updated_at alone.
     let aware = set_updated_at_function(BACKFILL_AWARE_SET_UPDATED_AT);
     let legacy = set_updated_at_function(LEGACY_SET_UPDATED_AT);
-    plan.step("set_updated_at() skips rows touched by the backfill", &aware, &legacy);
+    plan.step(
+        "set_updated_at() skips rows touched by the backfill",
+        &aware,
+        &legacy,
+    );
     let tables = legacy_tenant_tables();
     for table in &tables {
         let (schema, name) = table.name();

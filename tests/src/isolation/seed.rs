@@ -112,9 +112,9 @@ pub fn insert_sql(
             let parent_row = rows.get(&(fk.parent.clone(), parent_tenant(&fk.name)))?;
             Some(literal(&parent_row[&fk.parent_columns[i]], &col.sql_type))
         });
-        let value = if col.name == "tenant_id" && table.tenant_scoped {
-            Some(format!("'{tenant}'::uuid"))
-        } else if registry.is_some_and(|(t, c)| t == table.sql_name && c == col.name) {
+        let is_tenant_column = col.name == "tenant_id" && table.tenant_scoped;
+        let is_registry_key = registry.is_some_and(|(t, c)| t == table.sql_name && c == col.name);
+        let value = if is_tenant_column || is_registry_key {
             Some(format!("'{tenant}'::uuid"))
         } else if let Some(v) = from_fk {
             Some(v)
