@@ -1,0 +1,91 @@
+//! Monthly quotas of API keys.
+//!
+//! A key with a `monthly_quota` may be used while its month-to-date quantity
+//! (`usage::month_to_date` for that key) is below the quota. Asking the database on every
+//! request would double its load, so the figure is cached per key for a few seconds and the
+//! requests admitted meanwhile are counted locally: the check may overshoot by what other API
+//! processes admit within that window, never by more.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{Datelike, TimeZone, Utc};
+use service::TenantContext;
+use uuid::Uuid;
+
+use crate::problem::{Problem, ProblemKind};
+use service::usage;
+
+/// How long a month-to-date figure is trusted.
+const FRESH_FOR: Duration = Duration::from_secs(10);
+
+/// The cache of month-to-date figures, by key.
+#[derive(Default)]
+pub struct QuotaCache {
+    used: Mutex<HashMap<Uuid, (i64, Instant)>>,
+}
+
+impl QuotaCache {
+    fn cached(&self, key: Uuid) -> Option<i64> {
+        let map = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&key)
+            .filter(|(_, at)| at.elapsed() < FRESH_FOR)
+            .map(|(n, _)| *n)
+    }
+
+    fn store(&self, key: Uuid, used: i64) {
+        let mut map = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(key, (used, Instant::now()));
+    }
+
+    fn add(&self, key: Uuid, n: i64) {
+        let mut map = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((used, _)) = map.get_mut(&key) {
+            *used += n;
+        }
+    }
+
+    /// Admits one request of `key` (acting as `ctx`) under `quota`, or answers 429.
+    pub async fn admit(
+        &self,
+        tenantry: &service::Tenantry,
+        ctx: &TenantContext,
+        key: Uuid,
+        quota: u64,
+    ) -> Result<(), Problem> {
+        let used = match self.cached(key) {
+            Some(n) => n,
+            None => {
+                let n = tenantry
+                    .with_tenant(ctx, async |tx| usage::month_to_date(tx, Some(key)).await)
+                    .await?;
+                self.store(key, n);
+                n
+            }
+        };
+        if used >= 0 && used as u64 >= quota {
+            return Err(Problem::new(ProblemKind::QuotaExceeded)
+                .detail(format!(
+                    "this API key's monthly quota of {quota} is used up"
+                ))
+                .retry_after(secs_to_next_month()));
+        }
+        self.add(key, 1);
+        Ok(())
+    }
+}
+
+/// Seconds until the next calendar month starts (UTC), when the quota resets.
+fn secs_to_next_month() -> u64 {
+    let now = Utc::now();
+    let (y, m) = if now.month() == 12 {
+        (now.year() + 1, 1)
+    } else {
+        (now.year(), now.month() + 1)
+    };
+    Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0)
+        .single()
+        .map(|next| (next - now).num_seconds().max(1) as u64)
+        .unwrap_or(86_400)
+}

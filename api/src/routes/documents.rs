@@ -1,0 +1,285 @@
+//! `/v1/projects/{project_id}/documents`: a project's documents, newest first, cursor-paginated.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use entity::{documents, projects};
+use sea_orm::{ActiveValue, ColumnTrait, Condition, IntoActiveModel, QueryFilter};
+use serde::{Deserialize, Serialize};
+use service::{ServiceError, TenantTx};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Tenant;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::pagination::{PageParams, page};
+use crate::problem::Problem;
+use crate::routes::{CursorPage, check_long_text, check_text};
+use crate::state::AppState;
+use service::audit;
+
+/// The longest document body, in characters (the request body limit usually binds first).
+const MAX_BODY_CHARS: usize = 1_000_000;
+
+/// A document.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DocumentView {
+    /// The document's id.
+    pub id: Uuid,
+    /// The project holding it.
+    pub project_id: Uuid,
+    /// Its title.
+    pub title: String,
+    /// Its text.
+    pub body: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<documents::Model> for DocumentView {
+    fn from(m: documents::Model) -> Self {
+        Self {
+            id: m.id,
+            project_id: m.project_id,
+            title: m.title,
+            body: m.body,
+            tags: m.tags,
+            created_at: m.created_at.with_timezone(&Utc),
+            updated_at: m.updated_at.with_timezone(&Utc),
+        }
+    }
+}
+
+/// A document to create.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDocument {
+    /// Its title (1 to 500 characters).
+    pub title: String,
+    /// Its text.
+    #[serde(default)]
+    pub body: String,
+    /// Its tags (at most 50, each 1 to 64 characters).
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A change to a document; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchDocument {
+    /// New title.
+    pub title: Option<String>,
+    /// New text.
+    pub body: Option<String>,
+    /// New tags (replace the old).
+    pub tags: Option<Vec<String>>,
+}
+
+fn check_tags(tags: &[String]) -> Result<(), Problem> {
+    if tags.len() > 50 {
+        return Err(Problem::invalid("tags", "at most 50"));
+    }
+    for (i, tag) in tags.iter().enumerate() {
+        check_text(&format!("tags[{i}]"), tag, 1, 64)?;
+    }
+    Ok(())
+}
+
+/// 404 unless the project exists in this tenant.
+pub async fn ensure_project(tx: &TenantTx, project_id: Uuid) -> Result<(), ServiceError> {
+    tx.get::<projects::Entity>("project", project_id)
+        .await
+        .map(|_| ())
+}
+
+async fn get_document(
+    tx: &TenantTx,
+    project_id: Uuid,
+    id: Uuid,
+) -> Result<documents::Model, ServiceError> {
+    ensure_project(tx, project_id).await?;
+    tx.select::<documents::Entity>()
+        .filter(documents::Column::ProjectId.eq(project_id))
+        .filter(documents::Column::Id.eq(id))
+        .one(tx.conn())
+        .await?
+        .ok_or(ServiceError::NotFound("document"))
+}
+
+/// A project's documents, newest first.
+#[utoipa::path(get, path = "/v1/projects/{project_id}/documents", tag = "documents", security(("bearer" = [])),
+    params(("project_id" = Uuid, Path, description = "The project"), PageParams),
+    responses((status = 200, description = "A page of documents", body = CursorPage<DocumentView>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    ApiPath(project_id): ApiPath<Uuid>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> Result<Json<CursorPage<DocumentView>>, Problem> {
+    let (limit, cursor) = params.parse()?;
+    let (rows, next) = state
+        .tenantry()
+        .with_tenant(&ctx, async |tx| {
+            ensure_project(tx, project_id).await?;
+            Ok(page::<documents::Entity>(
+                tx,
+                Condition::all().add(documents::Column::ProjectId.eq(project_id)),
+                documents::Column::CreatedAt,
+                documents::Column::Id,
+                |m| (m.created_at, m.id),
+                limit,
+                cursor,
+            )
+            .await)
+        })
+        .await??;
+    Ok(Json(CursorPage::new(
+        rows.into_iter().map(Into::into).collect(),
+        next,
+    )))
+}
+
+/// Adds a document to a project.
+#[utoipa::path(post, path = "/v1/projects/{project_id}/documents", tag = "documents", security(("bearer" = [])),
+    params(("project_id" = Uuid, Path, description = "The project")),
+    request_body = CreateDocument,
+    responses((status = 201, description = "Created", body = DocumentView)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    ApiPath(project_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<CreateDocument>,
+) -> Result<(StatusCode, Json<DocumentView>), Problem> {
+    check_text("title", &body.title, 1, 500)?;
+    check_long_text("body", &body.body, MAX_BODY_CHARS)?;
+    check_tags(&body.tags)?;
+    ctx.require_write()?;
+    let row = state
+        .tenantry()
+        .with_tenant(&ctx, async |tx| {
+            ensure_project(tx, project_id).await?;
+            let row = tx
+                .insert(documents::ActiveModel {
+                    project_id: ActiveValue::Set(project_id),
+                    title: ActiveValue::Set(body.title.trim().to_owned()),
+                    body: ActiveValue::Set(body.body),
+                    tags: ActiveValue::Set(body.tags),
+                    ..Default::default()
+                })
+                .await?;
+            audit::record(
+                tx,
+                "document.create",
+                Some("document"),
+                Some(row.id.to_string()),
+                serde_json::json!({ "project_id": project_id }),
+            )
+            .await?;
+            Ok(row)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+/// One document.
+#[utoipa::path(get, path = "/v1/projects/{project_id}/documents/{document_id}", tag = "documents", security(("bearer" = [])),
+    params(("project_id" = Uuid, Path, description = "The project"), ("document_id" = Uuid, Path, description = "The document")),
+    responses((status = 200, description = "The document", body = DocumentView)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    ApiPath((project_id, id)): ApiPath<(Uuid, Uuid)>,
+) -> Result<Json<DocumentView>, Problem> {
+    let row = state
+        .tenantry()
+        .with_tenant(&ctx, async |tx| get_document(tx, project_id, id).await)
+        .await?;
+    Ok(Json(row.into()))
+}
+
+/// Changes a document.
+#[utoipa::path(patch, path = "/v1/projects/{project_id}/documents/{document_id}", tag = "documents", security(("bearer" = [])),
+    params(("project_id" = Uuid, Path, description = "The project"), ("document_id" = Uuid, Path, description = "The document")),
+    request_body = PatchDocument,
+    responses((status = 200, description = "Changed", body = DocumentView)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    ApiPath((project_id, id)): ApiPath<(Uuid, Uuid)>,
+    ApiJson(body): ApiJson<PatchDocument>,
+) -> Result<Json<DocumentView>, Problem> {
+    if let Some(t) = &body.title {
+        check_text("title", t, 1, 500)?;
+    }
+    if let Some(b) = &body.body {
+        check_long_text("body", b, MAX_BODY_CHARS)?;
+    }
+    if let Some(tags) = &body.tags {
+        check_tags(tags)?;
+    }
+    ctx.require_write()?;
+    let row = state
+        .tenantry()
+        .with_tenant(&ctx, async |tx| {
+            let current = get_document(tx, project_id, id).await?;
+            if body.title.is_none() && body.body.is_none() && body.tags.is_none() {
+                return Ok(current);
+            }
+            let mut am = current.into_active_model();
+            if let Some(t) = body.title {
+                am.title = ActiveValue::Set(t.trim().to_owned());
+            }
+            if let Some(b) = body.body {
+                am.body = ActiveValue::Set(b);
+            }
+            if let Some(tags) = body.tags {
+                am.tags = ActiveValue::Set(tags);
+            }
+            let row = tx.update(am).await?;
+            audit::record(
+                tx,
+                "document.update",
+                Some("document"),
+                Some(id.to_string()),
+                serde_json::json!({ "project_id": project_id }),
+            )
+            .await?;
+            Ok(row)
+        })
+        .await?;
+    Ok(Json(row.into()))
+}
+
+/// Deletes a document.
+#[utoipa::path(delete, path = "/v1/projects/{project_id}/documents/{document_id}", tag = "documents", security(("bearer" = [])),
+    params(("project_id" = Uuid, Path, description = "The project"), ("document_id" = Uuid, Path, description = "The document")),
+    responses((status = 204, description = "Deleted")))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    ApiPath((project_id, id)): ApiPath<(Uuid, Uuid)>,
+) -> Result<StatusCode, Problem> {
+    ctx.require_write()?;
+    state
+        .tenantry()
+        .with_tenant(&ctx, async |tx| {
+            get_document(tx, project_id, id).await?;
+            tx.delete_by_id::<documents::Entity>(id).await?;
+            audit::record(
+                tx,
+                "document.delete",
+                Some("document"),
+                Some(id.to_string()),
+                serde_json::json!({ "project_id": project_id }),
+            )
+            .await
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

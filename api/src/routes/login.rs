@@ -1,0 +1,98 @@
+//! `POST /v1/auth/login`: e-mail, password and tenant in, an access token out.
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use service::ServiceError;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::password::{MAX_PASSWORD_BYTES, verify_off_thread};
+use crate::extract::ApiJson;
+use crate::problem::Problem;
+use crate::state::AppState;
+
+/// The longest e-mail address accepted (RFC 5321's path limit).
+const MAX_EMAIL_CHARS: usize = 320;
+
+/// Signing in to one tenant.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The user's e-mail address (case-insensitive).
+    pub email: String,
+    /// The user's password.
+    pub password: String,
+    /// The tenant to sign in to; the user must be a member.
+    pub tenant_id: Uuid,
+}
+
+/// An access token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// The token: send it as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    /// The tenant it acts for.
+    pub tenant_id: Uuid,
+    /// The user it acts as.
+    pub user_id: Uuid,
+}
+
+/// One answer for every failure, so the response does not tell which part was wrong.
+fn refused() -> Problem {
+    Problem::unauthenticated("the e-mail, password or tenant is wrong")
+}
+
+/// Signs in: verifies the password (argon2id) and the membership, and issues a token that
+/// expires in an hour. Wrong e-mail, wrong password and "not a member" are indistinguishable.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, description = "Signed in", body = TokenResponse)))]
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Json<TokenResponse>, Problem> {
+    crate::routes::check_text("email", &body.email, 1, MAX_EMAIL_CHARS)?;
+    let email = body.email.trim();
+    if body.password.is_empty() || body.password.len() > MAX_PASSWORD_BYTES {
+        return Err(Problem::invalid(
+            "password",
+            format!("1 to {MAX_PASSWORD_BYTES} bytes"),
+        ));
+    }
+    let (user_id, stored) = match state.tenantry().find_login(email).await? {
+        Some((user, hash)) => (Some(user), hash),
+        None => (None, None),
+    };
+    let matches = verify_off_thread(body.password, stored).await;
+    let Some(user_id) = user_id.filter(|_| matches) else {
+        return Err(refused());
+    };
+    let context = match state
+        .tenantry()
+        .member_context(body.tenant_id, user_id)
+        .await
+    {
+        Ok(ctx) => ctx,
+        Err(ServiceError::Unavailable(why)) => return Err(ServiceError::Unavailable(why).into()),
+        Err(_) => return Err(refused()),
+    };
+    let token = state
+        .tokens()
+        .issue(user_id, context.tenant_id())
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not sign a token");
+            Problem::new(crate::problem::ProblemKind::Internal)
+        })?;
+    tracing::info!(%user_id, tenant_id = %context.tenant_id(), "signed in");
+    Ok(Json(TokenResponse {
+        access_token: token,
+        token_type: "Bearer".into(),
+        expires_in: state.tokens().ttl().as_secs(),
+        tenant_id: context.tenant_id(),
+        user_id,
+    }))
+}
