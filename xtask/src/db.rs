@@ -12,7 +12,7 @@ use tenantry_tests::databases::connect;
 use tenantry_tests::logins::{LoginRole, OWNER_LOGIN, create_logins, grant_logins};
 
 /// The dev database's name.
-const DEV_DB: &str = "tenantry";
+pub const DEV_DB: &str = "tenantry";
 
 #[derive(Debug, Subcommand)]
 pub enum DbAction {
@@ -145,8 +145,9 @@ fn write_env(url: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// `cargo xtask demo`: start, migrate, grant the logins, and say what was applied.
-pub async fn demo() -> anyhow::Result<()> {
+/// The database half of `cargo xtask demo` (see `demo.rs`): start, migrate, grant the
+/// logins, and say what was applied. Returns the running cluster.
+pub async fn demo() -> anyhow::Result<Cluster> {
     let cluster = start().await?;
     let url = cluster.url(OWNER_LOGIN, DEV_DB);
     let db = run::connect(&url).await?;
@@ -180,5 +181,5 @@ pub async fn demo() -> anyhow::Result<()> {
             cluster.url(LoginRole::from(role).login(), DEV_DB)
         );
     }
-    Ok(())
+    Ok(cluster)
 }

@@ -1,0 +1,372 @@
+//! Scenario 1: what row level security costs a read.
+//!
+//! The app login runs each query inside a transaction whose tenant is set with `SET LOCAL`
+//! (untimed), relying on the policy alone and, separately, with the explicit
+//! `WHERE tenant_id = $1` the service always adds. The baseline is the same query with the
+//! explicit WHERE run by the bootstrap superuser, which bypasses RLS, also inside a
+//! transaction. The three variants alternate within every iteration, so drift on the machine
+//! hits them alike.
+//!
+//! Then, once, the naive policy: a VOLATILE plpgsql function called per row, on a scratch copy
+//! of the table in a separate database.
+
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait, Value};
+use tenantry_tests::databases::connect;
+use tenantry_tests::logins::{APP_LOGIN, LoginRole};
+use uuid::Uuid;
+
+use super::Params;
+use super::report::{Cmp, Explain, Row, Scenario};
+use super::setup::{Fixture, exec_text, load_projects, rows, sample_keys, snippet, text_lines};
+use super::stats::{Rng, Stat};
+
+pub const TITLE: &str = "RLS read overhead (app role under RLS vs. superuser with WHERE tenant_id)";
+
+struct Query {
+    label: &'static str,
+    /// Relies on the policy alone; binds the id when `by_id`.
+    rls: &'static str,
+    /// Explicit `WHERE tenant_id = $1` (and `id = $2`).
+    explicit: &'static str,
+    by_id: bool,
+}
+
+fn queries(table: &str) -> Vec<(Query, String, String)> {
+    let qs = [
+        Query {
+            label: "(a) 50 most recent rows",
+            rls: "SELECT * FROM {t} ORDER BY created_at DESC LIMIT 50",
+            explicit: "SELECT * FROM {t} WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT 50",
+            by_id: false,
+        },
+        Query {
+            label: "(b) one row by id",
+            rls: "SELECT * FROM {t} WHERE id = $1",
+            explicit: "SELECT * FROM {t} WHERE tenant_id = $1 AND id = $2",
+            by_id: true,
+        },
+        Query {
+            label: "(c) count a tenant's rows",
+            rls: "SELECT count(*) FROM {t}",
+            explicit: "SELECT count(*) FROM {t} WHERE tenant_id = $1",
+            by_id: false,
+        },
+    ];
+    qs.into_iter()
+        .map(|q| {
+            let rls = q.rls.replace("{t}", table);
+            let explicit = q.explicit.replace("{t}", table);
+            (q, rls, explicit)
+        })
+        .collect()
+}
+
+/// What a query returned, to check that all variants see the same rows.
+fn fingerprint(rows: &[sea_orm::QueryResult], count_query: bool) -> i64 {
+    if count_query {
+        rows.first()
+            .and_then(|r| r.try_get_by_index::<i64>(0).ok())
+            .unwrap_or(-1)
+    } else {
+        rows.len() as i64
+    }
+}
+
+async fn timed<C: ConnectionTrait>(
+    db: &C,
+    sql: &str,
+    values: Vec<Value>,
+    count_query: bool,
+) -> anyhow::Result<(Duration, i64)> {
+    let t = Instant::now();
+    let r = rows(db, sql, values).await?;
+    Ok((t.elapsed(), fingerprint(&r, count_query)))
+}
+
+fn set_local(tenant: Uuid) -> String {
+    format!("SET LOCAL tenantry.tenant_id = '{tenant}'")
+}
+
+struct Measured {
+    rls: Stat,
+    rls_where: Option<Stat>,
+    base: Stat,
+    mismatches: usize,
+}
+
+/// Runs each query `iterations` times per variant on `app` (under RLS) and `su` (baseline).
+async fn measure(
+    app: &DatabaseConnection,
+    su: &DatabaseConnection,
+    samples: &[(Uuid, Uuid)],
+    q: &Query,
+    rls_sql: &str,
+    explicit_sql: &str,
+    iterations: usize,
+    with_service_form: bool,
+    seed: u64,
+) -> anyhow::Result<Measured> {
+    let count_query = rls_sql.contains("count(*)");
+    let mut rng = Rng::new(seed);
+    // Both sides run inside a transaction, so only the query itself differs.
+    let txn = app.begin().await?;
+    let stx = su.begin().await?;
+    let warmup = (iterations / 10).clamp(1, 100);
+    let (mut a, mut b, mut c) = (vec![], vec![], vec![]);
+    let mut mismatches = 0;
+    for i in 0..warmup + iterations {
+        let (tenant, id) = samples[rng.below(samples.len())];
+        exec_text(&txn, &set_local(tenant)).await?;
+        let rls_values: Vec<Value> = if q.by_id { vec![id.into()] } else { vec![] };
+        let explicit_values: Vec<Value> = if q.by_id {
+            vec![tenant.into(), id.into()]
+        } else {
+            vec![tenant.into()]
+        };
+        // Rotate the order of the variants from one iteration to the next.
+        let mut results: [(Duration, i64); 3] = [(Duration::ZERO, 0); 3];
+        for k in 0..3 {
+            let which = (i + k) % 3;
+            results[which] = match which {
+                0 => timed(&txn, rls_sql, rls_values.clone(), count_query).await?,
+                1 if with_service_form => {
+                    timed(&txn, explicit_sql, explicit_values.clone(), count_query).await?
+                }
+                1 => (Duration::ZERO, 0),
+                _ => timed(&stx, explicit_sql, explicit_values.clone(), count_query).await?,
+            };
+        }
+        if results[0].1 != results[2].1 || (with_service_form && results[1].1 != results[2].1) {
+            mismatches += 1;
+        }
+        if i >= warmup {
+            a.push(results[0].0);
+            b.push(results[1].0);
+            c.push(results[2].0);
+        }
+    }
+    txn.commit().await?;
+    stx.commit().await?;
+    Ok(Measured {
+        rls: Stat::of(&a),
+        rls_where: with_service_form.then(|| Stat::of(&b)),
+        base: Stat::of(&c),
+        mismatches,
+    })
+}
+
+async fn explain_as_app(
+    app: &DatabaseConnection,
+    tenant: Uuid,
+    sql: &str,
+) -> anyhow::Result<Vec<String>> {
+    let txn = app.begin().await?;
+    exec_text(&txn, &set_local(tenant)).await?;
+    let lines = text_lines(
+        &txn,
+        &format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}"),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(lines)
+}
+
+/// Inlines the bind values of an explicit query for EXPLAIN (both are `uuid`s we generated).
+fn inline(sql: &str, tenant: Uuid, id: Uuid) -> String {
+    sql.replace("$1", &format!("'{tenant}'"))
+        .replace("$2", &format!("'{id}'"))
+}
+
+pub async fn run(p: &Params, fx: &Fixture) -> anyhow::Result<Scenario> {
+    let mut sc = Scenario::new(1, TITLE);
+    let app = connect(&fx.db.url(LoginRole::App), 1).await?;
+    let su = connect(&fx.db.superuser_url(), 1).await?;
+    let mut mismatches = 0;
+    for (i, (q, rls_sql, explicit_sql)) in queries("public.projects").iter().enumerate() {
+        tracing::info!(query = q.label, iterations = p.iterations, "scenario 1");
+        let m = measure(
+            &app,
+            &su,
+            &fx.samples,
+            q,
+            rls_sql,
+            explicit_sql,
+            p.iterations,
+            true,
+            11 + i as u64,
+        )
+        .await?;
+        mismatches += m.mismatches;
+        sc.rows.push(
+            Row::latency(format!("{}: policy only", q.label), &m.rls, &m.base)
+                .target_ratio(Cmp::Le, 1.05),
+        );
+        if let Some(w) = &m.rls_where {
+            sc.rows.push(
+                Row::latency(
+                    format!("{}: policy + service's WHERE", q.label),
+                    w,
+                    &m.base,
+                )
+                .target_ratio(Cmp::Le, 1.05),
+            );
+        }
+    }
+    if mismatches > 0 {
+        sc.notes.push(format!(
+            "WARNING: in {mismatches} iterations the RLS variants returned other rows than the baseline"
+        ));
+    } else {
+        sc.notes.push(
+            "every iteration returned the same rows (or count) under RLS as the baseline".into(),
+        );
+    }
+    // Which plans the prepared statements ran with: a custom plan is planned on every execution.
+    for (who, conn) in [("app (RLS)", &app), ("superuser (baseline)", &su)] {
+        for r in rows(
+            conn,
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements \
+             WHERE statement LIKE '%public.projects%' ORDER BY statement",
+            vec![],
+        )
+        .await?
+        {
+            let stmt: String = r.try_get_by_index(0)?;
+            let generic: i64 = r.try_get_by_index(1)?;
+            let custom: i64 = r.try_get_by_index(2)?;
+            sc.notes.push(format!(
+                "plan cache, {who}: `{stmt}`: {generic} generic, {custom} custom plans"
+            ));
+        }
+    }
+    let (tenant, id) = fx.samples[0];
+    let qs = queries("public.projects");
+    sc.explain.push(Explain {
+        title: "(a) under our policy (app login, SET LOCAL tenantry.tenant_id)".into(),
+        lines: snippet(explain_as_app(&app, tenant, &qs[0].1).await?, 8),
+    });
+    sc.explain.push(Explain {
+        title: "(a) baseline (superuser, explicit WHERE)".into(),
+        lines: snippet(
+            text_lines(
+                &su,
+                &format!(
+                    "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {}",
+                    inline(&qs[0].2, tenant, id)
+                ),
+            )
+            .await?,
+            8,
+        ),
+    });
+    sc.explain.push(Explain {
+        title: "(b) under our policy".into(),
+        lines: snippet(
+            explain_as_app(&app, tenant, &qs[1].1.replace("$1", &format!("'{id}'"))).await?,
+            8,
+        ),
+    });
+    sc.explain.push(Explain {
+        title: "(c) under our policy".into(),
+        lines: snippet(explain_as_app(&app, tenant, &qs[2].1).await?, 8),
+    });
+    app.close().await?;
+    su.close().await?;
+
+    if p.naive_rows > 0 {
+        naive(p, &mut sc).await?;
+    }
+    sc.notes.push(
+        "ratio = median under RLS / median of the baseline; each query is timed alone (BEGIN, \
+         SET LOCAL and COMMIT are scenario 2's subject)"
+            .into(),
+    );
+    Ok(sc)
+}
+
+/// The naive policy on a scratch copy in a database of its own.
+async fn naive(p: &Params, sc: &mut Scenario) -> anyhow::Result<()> {
+    let db = tenantry_tests::empty_db().await?;
+    let su = connect(&db.superuser_url(), 1).await?;
+    let tenants = p.tenants;
+    tracing::info!(db = %db.name, rows = p.naive_rows, "scenario 1: naive policy scratch copy");
+    exec_text(
+        &su,
+        "CREATE TABLE public.projects_naive (\
+           tenant_id uuid NOT NULL, id uuid NOT NULL DEFAULT gen_random_uuid(), \
+           owner_id uuid, name text NOT NULL, description text NOT NULL DEFAULT '', \
+           status text NOT NULL DEFAULT 'active', metadata jsonb NOT NULL DEFAULT '{}', \
+           created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await?;
+    load_projects(&su, "public.projects_naive", tenants, p.naive_rows, false).await?;
+    exec_text(
+        &su,
+        "ALTER TABLE public.projects_naive ADD PRIMARY KEY (tenant_id, id); \
+         CREATE INDEX ON public.projects_naive (tenant_id); \
+         CREATE INDEX ON public.projects_naive (tenant_id, created_at DESC)",
+    )
+    .await?;
+    exec_text(&su, "VACUUM (ANALYZE) public.projects_naive").await?;
+    // The anti-pattern: VOLATILE, plpgsql (never inlined), called bare in the policy, so it
+    // runs once per row and can never be an index condition.
+    exec_text(
+        &su,
+        &format!(
+            "CREATE FUNCTION public.naive_current_tenant() RETURNS uuid LANGUAGE plpgsql VOLATILE AS \
+             $$ BEGIN RETURN NULLIF(current_setting('tenantry.tenant_id', true), '')::uuid; END $$; \
+             ALTER TABLE public.projects_naive ENABLE ROW LEVEL SECURITY; \
+             ALTER TABLE public.projects_naive FORCE ROW LEVEL SECURITY; \
+             CREATE POLICY naive_select ON public.projects_naive FOR SELECT \
+               USING (tenant_id = public.naive_current_tenant()); \
+             GRANT SELECT ON public.projects_naive TO {APP_LOGIN}; \
+             GRANT EXECUTE ON FUNCTION public.naive_current_tenant() TO {APP_LOGIN}"
+        ),
+    )
+    .await?;
+    let samples = sample_keys(&su, "public.projects_naive", 200).await?;
+    let app = connect(&db.url(LoginRole::App), 1).await?;
+    for (i, (q, rls_sql, explicit_sql)) in queries("public.projects_naive").iter().enumerate() {
+        let m = measure(
+            &app,
+            &su,
+            &samples,
+            q,
+            rls_sql,
+            explicit_sql,
+            p.naive_iterations,
+            false,
+            101 + i as u64,
+        )
+        .await?;
+        sc.rows.push(
+            Row::latency(
+                format!("{}: NAIVE policy (volatile fn per row)", q.label),
+                &m.rls,
+                &m.base,
+            )
+            .note("what not to do: shown once, no target"),
+        );
+    }
+    let (tenant, _) = samples[0];
+    let qs = queries("public.projects_naive");
+    sc.explain.push(Explain {
+        title: "(a) under the NAIVE policy `USING (tenant_id = naive_current_tenant())`, VOLATILE plpgsql".into(),
+        lines: snippet(explain_as_app(&app, tenant, &qs[0].1).await?, 10),
+    });
+    sc.explain.push(Explain {
+        title: "(c) under the NAIVE policy".into(),
+        lines: snippet(explain_as_app(&app, tenant, &qs[2].1).await?, 10),
+    });
+    sc.notes.push(format!(
+        "the naive policy ran on a {}-row scratch copy in database {} ({} iterations per query): a \
+         VOLATILE function can be neither inlined nor used as an index condition, so every query \
+         reads every row and calls the function once per row",
+        p.naive_rows, db.name, p.naive_iterations
+    ));
+    app.close().await?;
+    su.close().await?;
+    Ok(())
+}
