@@ -25,6 +25,11 @@ impl PgBinaries {
             candidates.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
         }
         candidates.push(PathBuf::from("/usr/lib/postgresql/15/bin"));
+        Self::find_in(candidates)
+    }
+
+    /// The first of `candidates` holding `initdb`, `pg_ctl` and `postgres`.
+    pub fn find_in(candidates: Vec<PathBuf>) -> Result<Self, HarnessError> {
         candidates
             .into_iter()
             .find(|dir| {
@@ -44,5 +49,20 @@ impl PgBinaries {
     /// The directory holding the binaries.
     pub fn bindir(&self) -> &Path {
         &self.bindir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binaries_name_the_package_to_install() {
+        let err = PgBinaries::find_in(vec![PathBuf::from("/nonexistent/tenantry")]).err();
+        let message = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("apt-get install -y postgresql-15"),
+            "{message}"
+        );
     }
 }
