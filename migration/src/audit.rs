@@ -171,9 +171,18 @@ const CHECKS: &[(&str, &str)] = &[
     (
         "definer_search_path",
         "SELECT n.nspname || '.' || f.proname || '(' || pg_get_function_identity_arguments(f.oid) || ')', \
-         EXISTS (SELECT FROM unnest(f.proconfig) c WHERE c LIKE 'search_path=%'), \
-         coalesce(array_to_string(f.proconfig, ', '), 'no SET search_path: callers can hijack unqualified names') \
+         coalesce(sp.path[array_length(sp.path, 1)] = 'pg_temp' \
+           AND NOT EXISTS (SELECT FROM unnest(sp.path) s(name) JOIN pg_namespace ns ON ns.nspname = s.name \
+                           WHERE s.name NOT IN ('pg_catalog', 'pg_temp') \
+                             AND (has_schema_privilege($1, ns.oid, 'CREATE') \
+                                  OR EXISTS (SELECT FROM aclexplode(coalesce(ns.nspacl, acldefault('n', ns.nspowner))) a \
+                                             WHERE a.grantee = 0 AND a.privilege_type = 'CREATE'))), false), \
+         CASE WHEN sp.path IS NULL THEN 'no SET search_path: callers can hijack unqualified names' \
+              ELSE 'search_path=' || array_to_string(sp.path, ', ') || \
+                   ' (must end with pg_temp and name no schema the app or PUBLIC may create in)' END \
          FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace \
+         LEFT JOIN LATERAL (SELECT string_to_array(replace(substr(c, 13), ' ', ''), ',') AS path \
+                            FROM unnest(f.proconfig) c WHERE c LIKE 'search_path=%') sp ON true \
          WHERE f.prosecdef AND n.nspname NOT IN ('pg_catalog','information_schema')",
     ),
     (

@@ -187,3 +187,14 @@ pub fn quote_ident(ident: &str) -> String {
 pub fn quote_qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(table))
 }
+
+/// Refuses a `down` that would drop these tenant tables while they hold rows of tenants other
+/// than the default one (unless forced).
+pub fn keep_assignments(tables: &[crate::tenant_table::TenantTable]) -> crate::guards::Guard {
+    crate::guards::Guard::KeepTenantAssignments {
+        tables: tables
+            .iter()
+            .map(|t| (t.name().0.to_owned(), t.name().1.to_owned()))
+            .collect(),
+    }
+}

@@ -471,6 +471,12 @@ pub fn plan() -> MigrationPlan {
             &trigger.reverse(),
         );
     }
+    // Last in `up` order, so `down` checks it before dropping anything.
+    let scoped: Vec<_> = TENANCY_TENANT_TABLES
+        .iter()
+        .map(|name| crate::tenant_table::TenantTable::new(TENANCY_SCHEMA, name))
+        .collect();
+    plan.guard(crate::guards::keep_assignments(&scoped));
     plan
 }
 

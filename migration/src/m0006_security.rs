@@ -23,7 +23,10 @@ pub fn tenant_tables() -> Vec<TenantTable> {
     let mut tables = vec![
         TenantTable::new(TENANCY_SCHEMA, "tenant_users").key("user_id"),
         TenantTable::new(TENANCY_SCHEMA, "api_keys"),
-        TenantTable::new(TENANCY_SCHEMA, "usage_events").without_created_at(),
+        // Metering is what quotas and bills are computed from: the app appends, never rewrites.
+        TenantTable::new(TENANCY_SCHEMA, "usage_events")
+            .without_created_at()
+            .append_only(),
         TenantTable::new(TENANCY_SCHEMA, "audit_logs").append_only(),
     ];
     tables.extend(legacy_tenant_tables());

@@ -336,5 +336,7 @@ pub fn plan() -> MigrationPlan {
         done_when: None,
         transactional: true,
     });
+    // Last in `up` order, so `down` checks it before dropping anything.
+    plan.guard(crate::guards::keep_assignments(&tenant_tables()));
     plan
 }

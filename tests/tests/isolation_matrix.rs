@@ -190,7 +190,8 @@ async fn a_session_level_context_is_reported() -> anyhow::Result<()> {
     let report = broken("", ContextMode::Session).await?;
     let found = failures(&report);
     // The context leaks into the next transaction of the same pooled connection: every table's
-    // emptied-context check fails, and so does the pool-reuse check; nothing else may.
+    // emptied-context check fails, and so does the pool-reuse check; only checks that run
+    // without a context may fail besides.
     for row in &report.matrix {
         assert!(
             found.contains(&(row.subject.clone(), "emptied_ctx".to_owned())),
@@ -206,9 +207,103 @@ async fn a_session_level_context_is_reported() -> anyhow::Result<()> {
     );
     for (subject, check) in &found {
         assert!(
-            ["emptied_ctx", "no_context", "pool_reuse_direct"].contains(&check.as_str()),
+            [
+                "emptied_ctx",
+                "no_context",
+                "write_no_ctx",
+                "pool_reuse_direct"
+            ]
+            .contains(&check.as_str()),
             "unexpected failure {subject} {check}\n{report}"
         );
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_global_table_open_to_every_tenant_is_reported() -> anyhow::Result<()> {
+    let report = broken(
+        "DROP POLICY tenants_app_select ON tenancy.tenants; \
+         CREATE POLICY tenants_app_select ON tenancy.tenants FOR SELECT TO tenantry_app USING (true)",
+        ContextMode::Local,
+    )
+    .await?;
+    assert_eq!(
+        failures(&report),
+        set(&[("global tenancy.tenants", "read_other")]),
+        "{report}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn writes_allowed_without_a_context_are_reported() -> anyhow::Result<()> {
+    let report = broken(
+        "ALTER POLICY projects_app_insert ON public.projects \
+         WITH CHECK (tenant_id = tenancy.current_tenant_id() OR tenancy.current_tenant_id() IS NULL)",
+        ContextMode::Local,
+    )
+    .await?;
+    assert_eq!(
+        failures(&report),
+        set(&[("public.projects", "write_no_ctx")]),
+        "{report}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_definer_function_changing_other_tenants_rows_is_reported() -> anyhow::Result<()> {
+    let report = broken(
+        "CREATE FUNCTION tenancy.touch_all() RETURNS integer LANGUAGE sql SECURITY DEFINER \
+           SET search_path = pg_catalog, pg_temp \
+           AS $$ UPDATE public.projects SET name = name || '!' RETURNING 1 $$; \
+         REVOKE EXECUTE ON FUNCTION tenancy.touch_all() FROM PUBLIC; \
+         GRANT EXECUTE ON FUNCTION tenancy.touch_all() TO tenantry_app",
+        ContextMode::Local,
+    )
+    .await?;
+    assert_eq!(
+        failures(&report),
+        set(&[("function tenancy.touch_all()", "definer_other_tenant")]),
+        "{report}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_search_path_searching_pg_temp_first_is_reported() -> anyhow::Result<()> {
+    let report = broken(
+        "ALTER FUNCTION tenancy.api_key_lookup(text, bytea) SET search_path = pg_temp, pg_catalog",
+        ContextMode::Local,
+    )
+    .await?;
+    assert_eq!(
+        failures(&report),
+        set(&[(
+            "tenancy.api_key_lookup(p_prefix text, p_secret_hash bytea)",
+            "definer_search_path"
+        )]),
+        "{report}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_insert_policy_that_checks_nothing_is_reported() -> anyhow::Result<()> {
+    let report = broken(
+        "ALTER POLICY projects_app_insert ON public.projects WITH CHECK (true)",
+        ContextMode::Local,
+    )
+    .await?;
+    // A row for tenant B is accepted under tenant A's context, and so is one without a context.
+    assert_eq!(
+        failures(&report),
+        set(&[
+            ("public.projects", "insert_other"),
+            ("public.projects", "write_no_ctx")
+        ]),
+        "{report}"
+    );
     Ok(())
 }

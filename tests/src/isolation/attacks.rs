@@ -10,7 +10,7 @@ use super::report::Cell;
 use super::seed::{Seeded, insert_sql, key_predicate};
 
 /// The attack columns of the matrix, in order.
-pub const ATTACKS: [&str; 12] = [
+pub const ATTACKS: [&str; 13] = [
     "read_all",
     "read_by_key",
     "insert_other",
@@ -20,6 +20,7 @@ pub const ATTACKS: [&str; 12] = [
     "truncate",
     "copy_to",
     "no_context",
+    "write_no_ctx",
     "emptied_ctx",
     "fk_other",
     "index_cond",
@@ -39,6 +40,12 @@ pub struct Target<'a> {
     pub registry: Option<(&'a str, &'a str)>,
     /// Every table (to find the parents of references).
     pub tables: &'a [Table],
+}
+
+/// The seeding INSERT without its `RETURNING`: a RETURNING clause makes PostgreSQL apply the
+/// SELECT policy to the new row too, which would hide a missing or weak WITH CHECK.
+fn without_returning(insert: &str) -> &str {
+    insert.split(" RETURNING ").next().unwrap_or(insert)
 }
 
 fn zero_rows(outcome: &Outcome) -> Cell {
@@ -114,7 +121,7 @@ pub async fn attack_table(
     cells.push(("read_by_key", zero_rows(&by_key)));
 
     let insert = insert_sql(table, b, t.registry, &t.seeded.rows, &|_| b);
-    let insert = attempt(t.app, Some(a), t.mode, &insert, true).await?;
+    let insert = attempt(t.app, Some(a), t.mode, without_returning(&insert), false).await?;
     cells.push(("insert_other", must_be_refused(&insert)));
 
     let set_col = table
@@ -184,10 +191,46 @@ pub async fn attack_table(
     .await?;
     cells.push(("no_context", zero_rows(&none)));
 
+    cells.push(("write_no_ctx", write_without_context(t, table).await?));
     cells.push(("emptied_ctx", emptied_context(t, table).await?));
     cells.push(("fk_other", fk_other(t, table).await?));
     cells.push(("index_cond", index_cond(t, table).await?));
     Ok(cells)
+}
+
+/// With no context, inserting (a row for tenant A), updating and deleting (every row) must all
+/// be refused or touch nothing.
+async fn write_without_context(t: &Target<'_>, table: &Table) -> Result<Cell, DbErr> {
+    let a = t.seeded.tenant_a;
+    let insert = insert_sql(table, a, t.registry, &t.seeded.rows, &|_| a);
+    let outcome = attempt(t.app, None, t.mode, without_returning(&insert), false).await?;
+    if !outcome.refused_by_security() {
+        return Ok(Cell::fail(format!(
+            "insert without a context: {}",
+            outcome.describe()
+        )));
+    }
+    let name = &table.sql_name;
+    let set_col = quote(
+        table
+            .columns
+            .iter()
+            .find(|c| !table.primary_key.contains(&c.name) && c.name != "tenant_id")
+            .map_or("tenant_id", |c| c.name.as_str()),
+    );
+    for sql in [
+        format!("UPDATE {name} SET {set_col} = {set_col}"),
+        format!("DELETE FROM {name}"),
+    ] {
+        let outcome = attempt(t.app, None, t.mode, &sql, false).await?;
+        if let Cell::Fail(why) = zero_rows(&outcome) {
+            return Ok(Cell::fail(format!(
+                "without a context, `{}`: {why}",
+                &sql[..6]
+            )));
+        }
+    }
+    Ok(Cell::pass("insert refused, update/delete touched nothing"))
 }
 
 /// A transaction that set tenant A commits; the next transaction on the same pooled
@@ -231,7 +274,7 @@ async fn fk_other(t: &Target<'_>, table: &Table) -> Result<Cell, DbErr> {
         let sql = insert_sql(table, a, t.registry, &t.seeded.rows, &move |n| {
             if n == fk_name { b } else { a }
         });
-        let outcome = attempt(t.app, Some(a), t.mode, &sql, true).await?;
+        let outcome = attempt(t.app, Some(a), t.mode, without_returning(&sql), false).await?;
         match &outcome {
             Outcome::Refused { code: Some(c), .. } if c == "23503" || c == "42501" => {}
             other => {

@@ -1,7 +1,7 @@
 //! Login-level attacks (SET ROLE), SECURITY DEFINER functions called with another tenant's
 //! data, and what the app may do to global tables.
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
 
 use super::catalog::Table;
 use super::outcome::{ContextMode, Outcome, attempt};
@@ -63,9 +63,13 @@ pub async fn set_role(
 
 /// Each SECURITY DEFINER function, called under tenant A with tenant B's identifiers (matched by
 /// argument name, `p_` stripped; byte arguments get random bytes, since a secret is what an
-/// attacker does not have), must not return anything of tenant B.
+/// attacker does not have), must neither return anything of tenant B (its id or any distinctive
+/// value of its tenant rows; global rows such as users are not tenant data) nor change any of
+/// tenant B's rows. The call is committed, and B's
+/// rows are fingerprinted by the superuser before and after.
 pub async fn definer_functions(
     app: &DatabaseConnection,
+    superuser: &DatabaseConnection,
     tables: &[Table],
     seeded: &Seeded,
 ) -> Result<Vec<Row>, DbErr> {
@@ -81,7 +85,8 @@ pub async fn definer_functions(
                 .to_owned(),
         ))
         .await?;
-    let b = seeded.tenant_b;
+    let (a, b) = (seeded.tenant_a, seeded.tenant_b);
+    let secrets = distinctive_values(tables, seeded, b, a);
     let mut rows = Vec::new();
     for f in funcs {
         let name: String = f.try_get_by_index(0)?;
@@ -101,7 +106,7 @@ pub async fn definer_functions(
                 }
                 tables
                     .iter()
-                    .filter(|t| t.tenant_scoped && t.column(&wanted).is_some())
+                    .filter(|t| t.column(&wanted).is_some())
                     .find_map(|t| {
                         seeded
                             .row(t, b)
@@ -110,24 +115,41 @@ pub async fn definer_functions(
                     .unwrap_or_else(|| format!("NULL::{ty}"))
             })
             .collect();
+        let before = fingerprint(superuser, tables, seeded, b).await?;
         let sql = format!(
             "SELECT to_jsonb(r)::text FROM {name}({}) AS r",
             args.join(", ")
         );
-        let outcome = attempt(app, Some(seeded.tenant_a), ContextMode::Local, &sql, true).await?;
-        let cell = match outcome {
-            Outcome::Rows(rows) => {
-                let leaked = rows
-                    .iter()
-                    .filter_map(|r| r.try_get_by_index::<Option<String>>(0).ok().flatten())
-                    .any(|text| text.contains(&b.to_string()));
-                if leaked {
-                    Cell::fail("returned tenant B's data under tenant A")
-                } else {
-                    Cell::pass(format!("{} row(s), none of tenant B", rows.len()))
-                }
-            }
-            other => Cell::pass(format!("refused: {}", other.describe())),
+        let txn = app.begin().await?;
+        txn.execute_unprepared(&ContextMode::Local.set_sql(a))
+            .await?;
+        let result = txn
+            .query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+            .await;
+        let returned: Vec<String> = match &result {
+            Ok(rows) => rows
+                .iter()
+                .filter_map(|r| r.try_get_by_index::<Option<String>>(0).ok().flatten())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        match result {
+            Ok(_) => txn.commit().await?,
+            Err(_) => txn.rollback().await?,
+        }
+        let after = fingerprint(superuser, tables, seeded, b).await?;
+        let leaked = returned.iter().any(|text| {
+            text.contains(&b.to_string()) || secrets.iter().any(|v| text.contains(v.as_str()))
+        });
+        let cell = if before != after {
+            Cell::fail("changed tenant B's rows when called under tenant A")
+        } else if leaked {
+            Cell::fail("returned tenant B's data under tenant A")
+        } else {
+            Cell::pass(format!(
+                "{} row(s), none of tenant B; B unchanged",
+                returned.len()
+            ))
         };
         rows.push(Row {
             subject: format!("function {label}"),
@@ -137,11 +159,89 @@ pub async fn definer_functions(
     Ok(rows)
 }
 
+/// String values of `victim`'s seeded tenant rows (tenant tables and its registry row; global
+/// tables such as `users` hold no tenant's data) that are long enough to be distinctive and do
+/// not also occur in `other`'s rows.
+fn distinctive_values(
+    tables: &[Table],
+    seeded: &Seeded,
+    victim: uuid::Uuid,
+    other: uuid::Uuid,
+) -> Vec<String> {
+    let registry = super::seed::registry(tables).map(|(t, _)| t);
+    let tenant_data = |table: &str| {
+        registry.as_deref() == Some(table)
+            || tables
+                .iter()
+                .any(|t| t.sql_name == table && t.tenant_scoped)
+    };
+    let strings = |tenant: uuid::Uuid| -> Vec<String> {
+        seeded
+            .rows
+            .iter()
+            .filter(|((table, t), _)| *t == tenant && tenant_data(table))
+            .flat_map(|(_, row)| row.as_object().into_iter().flat_map(|o| o.values()))
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .filter(|v| v.len() >= 8)
+            .collect()
+    };
+    // Values of global rows (a user's id, referenced from B's memberships) are not B's data.
+    let global: Vec<String> = seeded
+        .rows
+        .iter()
+        .filter(|((table, _), _)| !tenant_data(table))
+        .flat_map(|(_, row)| row.as_object().into_iter().flat_map(|o| o.values()))
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    let mine = strings(other);
+    strings(victim)
+        .into_iter()
+        .filter(|v| !mine.contains(v) && !global.contains(v))
+        .collect()
+}
+
+/// A digest of every row of `tenant` (tenant tables by `tenant_id`, seeded global rows by key),
+/// read by the superuser.
+async fn fingerprint(
+    superuser: &DatabaseConnection,
+    tables: &[Table],
+    seeded: &Seeded,
+    tenant: uuid::Uuid,
+) -> Result<String, DbErr> {
+    let mut parts = Vec::new();
+    for t in tables {
+        let sql = if t.tenant_scoped {
+            format!(
+                "SELECT coalesce(md5(string_agg(to_jsonb(x)::text, ',' ORDER BY to_jsonb(x)::text)), '') FROM {} x WHERE tenant_id = '{tenant}'",
+                t.sql_name
+            )
+        } else if let Some(row) = seeded.row(t, tenant) {
+            format!(
+                "SELECT coalesce(md5(string_agg(to_jsonb(x)::text, ',')), '') FROM {} x WHERE {}",
+                t.sql_name,
+                super::seed::key_predicate(t, row)
+            )
+        } else {
+            continue;
+        };
+        let row = superuser
+            .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+            .await?;
+        parts.push(
+            row.and_then(|r| r.try_get_by_index::<String>(0).ok())
+                .unwrap_or_default(),
+        );
+    }
+    Ok(parts.join("/"))
+}
+
 /// What the app may do to each global table: reading is reported, writing is a finding unless
 /// the table is on [`GLOBAL_WRITE_ALLOW_LIST`].
 pub async fn global_tables<C: ConnectionTrait>(
     owner: &C,
+    app: &DatabaseConnection,
     tables: &[Table],
+    seeded: &Seeded,
     app_role: &str,
 ) -> Result<Vec<Row>, DbErr> {
     let mut rows = Vec::new();
@@ -178,9 +278,36 @@ pub async fn global_tables<C: ConnectionTrait>(
             )),
             (false, _) => Cell::pass("no access for the app"),
         };
+        let mut cells = vec![("app_access", cell)];
+        // A global table holding rows of tenant B (its registry row, its users) must not show
+        // them to tenant A.
+        if read && let Some(row_b) = seeded.row(t, seeded.tenant_b) {
+            let sql = format!(
+                "SELECT count(*) FROM {} WHERE {}",
+                t.sql_name,
+                super::seed::key_predicate(t, row_b)
+            );
+            let outcome =
+                attempt(app, Some(seeded.tenant_a), ContextMode::Local, &sql, true).await?;
+            let visible: i64 = match &outcome {
+                Outcome::Rows(r) => r
+                    .first()
+                    .and_then(|r| r.try_get_by_index(0).ok())
+                    .unwrap_or(0),
+                _ => 0,
+            };
+            cells.push((
+                "read_other",
+                if visible == 0 {
+                    Cell::pass("tenant B's row invisible")
+                } else {
+                    Cell::fail("tenant A reads tenant B's row")
+                },
+            ));
+        }
         rows.push(Row {
             subject: format!("global {}", t.name),
-            cells: vec![("app_access", cell)],
+            cells,
         });
     }
     Ok(rows)

@@ -43,10 +43,10 @@ pub struct IsolationTarget {
 
 /// Seeds, attacks every table, checks the catalog and pool reuse, and reports.
 pub async fn run(target: &IsolationTarget) -> Result<IsolationReport, HarnessError> {
-    let superuser = connect(&target.superuser_url, 1).await?;
-    let tables = catalog::discover(&superuser).await?;
-    let seeded = seed::seed(&superuser, &tables).await?;
-    superuser.close().await.map_err(HarnessError::from)?;
+    let seeding = connect(&target.superuser_url, 1).await?;
+    let tables = catalog::discover(&seeding).await?;
+    let seeded = seed::seed(&seeding, &tables).await?;
+    seeding.close().await.map_err(HarnessError::from)?;
     let registry = seed::registry(&tables);
     let app = connect(&target.app_url, 1).await?;
     let t = attacks::Target {
@@ -70,15 +70,17 @@ pub async fn run(target: &IsolationTarget) -> Result<IsolationReport, HarnessErr
     report
         .other
         .push(login::set_role(&app, &target.app_login, &target.app_role).await?);
-    report
-        .other
-        .extend(login::definer_functions(&app, &tables, &seeded).await?);
-    app.close().await.map_err(HarnessError::from)?;
-
     let owner = connect(&target.owner_url, 1).await?;
     report
         .other
-        .extend(login::global_tables(&owner, &tables, &target.app_role).await?);
+        .extend(login::global_tables(&owner, &app, &tables, &seeded, &target.app_role).await?);
+    // Last of the attacks: definer calls are committed so their effects can be diffed.
+    let superuser = connect(&target.superuser_url, 1).await?;
+    report
+        .other
+        .extend(login::definer_functions(&app, &superuser, &tables, &seeded).await?);
+    superuser.close().await.map_err(HarnessError::from)?;
+    app.close().await.map_err(HarnessError::from)?;
     report.catalog = migration::audit::audit(&owner, &target.app_role)
         .await
         .map_err(HarnessError::from)?

@@ -13,7 +13,12 @@ use super::outcome::ContextMode;
 use super::report::Cell;
 use crate::cluster::Cluster;
 
-/// Runs `iterations` transactions over a pool of `pool_size` connections on `url`.
+/// Concurrent workers sharing the pool in [`pool_reuse`].
+pub const WORKERS: usize = 4;
+
+/// Runs `iterations` transactions over a pool of `pool_size` connections on `url`, from
+/// [`WORKERS`] concurrent tasks, each transaction with a random tenant (or none) checking that it
+/// sees only that tenant's rows.
 ///
 /// Only the simple query protocol is used, so it also works through PgBouncer in transaction
 /// mode (which cannot keep prepared statements in version 1.18).
@@ -25,6 +30,9 @@ pub async fn pool_reuse(
     iterations: usize,
     pool_size: u32,
 ) -> Cell {
+    if tables.is_empty() {
+        return Cell::NotApplicable;
+    }
     let pool = match PgPoolOptions::new()
         .max_connections(pool_size)
         .connect(url)
@@ -33,48 +41,81 @@ pub async fn pool_reuse(
         Ok(p) => p,
         Err(e) => return Cell::fail(format!("cannot connect: {e}")),
     };
-    // A fixed-seed generator: the sequence of tenants is random-looking but reproducible.
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let targets: Vec<(String, String)> = tables
+        .iter()
+        .map(|t| (t.sql_name.clone(), t.name.clone()))
+        .collect();
+    let per_worker = iterations.div_ceil(WORKERS);
+    let mut handles = Vec::new();
+    for w in 0..WORKERS {
+        let (pool, targets) = (pool.clone(), targets.clone());
+        // Fixed seeds: the sequence of tenants is random-looking but reproducible.
+        let seed = 0x9e37_79b9_7f4a_7c15_u64 ^ ((w as u64 + 1) << 32);
+        handles.push(tokio::spawn(async move {
+            worker(&pool, &targets, tenants, mode, per_worker, seed).await
+        }));
+    }
+    let mut pids = std::collections::BTreeSet::new();
+    let mut failure = None;
+    for h in handles {
+        match h.await {
+            Ok(Ok(seen)) => pids.extend(seen),
+            Ok(Err(why)) => failure = failure.or(Some(why)),
+            Err(e) => failure = failure.or(Some(format!("worker panicked: {e}"))),
+        }
+    }
+    pool.close().await;
+    match failure {
+        Some(why) => Cell::fail(why),
+        None => Cell::pass(format!(
+            "{} transactions from {WORKERS} concurrent tasks over {} server connection(s)",
+            per_worker * WORKERS,
+            pids.len()
+        )),
+    }
+}
+
+async fn worker(
+    pool: &sqlx::PgPool,
+    targets: &[(String, String)],
+    tenants: [Uuid; 2],
+    mode: ContextMode,
+    iterations: usize,
+    mut state: u64,
+) -> Result<std::collections::BTreeSet<String>, String> {
+    use sqlx::Row as _;
     let mut next = move || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         state
     };
-    let mut seen_pids = std::collections::BTreeSet::new();
+    let mut pids = std::collections::BTreeSet::new();
     for i in 0..iterations {
-        let choice = next() % 3;
-        let tenant = match choice {
+        let tenant = match next() % 3 {
             0 => Some(tenants[0]),
             1 => Some(tenants[1]),
             _ => None,
         };
-        let Some(table) = tables.get((next() as usize) % tables.len().max(1)) else {
-            return Cell::NotApplicable;
-        };
+        let (sql_name, name) = &targets[(next() as usize) % targets.len()];
         let mut sql = String::from("BEGIN;");
         if let Some(t) = tenant {
             sql.push_str(&mode.set_sql(t));
             sql.push(';');
         }
         sql.push_str(&format!(
-            "SELECT pg_backend_pid()::text AS v UNION ALL SELECT DISTINCT tenant_id::text FROM {}; COMMIT;",
-            table.sql_name
+            "SELECT pg_backend_pid()::text AS v UNION ALL SELECT DISTINCT tenant_id::text FROM {sql_name}; COMMIT;"
         ));
-        let rows = match sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&pool)
+        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .fetch_all(pool)
             .await
-        {
-            Ok(rows) => rows,
-            Err(e) => return Cell::fail(format!("transaction {i} failed: {e}")),
-        };
-        use sqlx::Row as _;
+            .map_err(|e| format!("transaction {i} failed: {e}"))?;
         let values: Vec<String> = rows
             .iter()
             .filter_map(|r| r.try_get::<String, _>(0).ok())
             .collect();
         if let Some(pid) = values.first() {
-            seen_pids.insert(pid.clone());
+            pids.insert(pid.clone());
         }
         let visible: Vec<&String> = values.iter().skip(1).collect();
         let wrong = match tenant {
@@ -82,20 +123,13 @@ pub async fn pool_reuse(
             None => !visible.is_empty(),
         };
         if wrong {
-            pool.close().await;
-            return Cell::fail(format!(
-                "transaction {i} ({}) on {} saw tenants {:?}",
-                tenant.map_or("no context".to_owned(), |t| format!("tenant {t}")),
-                table.name,
-                visible
+            return Err(format!(
+                "transaction {i} ({}) on {name} saw tenants {visible:?}",
+                tenant.map_or("no context".to_owned(), |t| format!("tenant {t}"))
             ));
         }
     }
-    pool.close().await;
-    Cell::pass(format!(
-        "{iterations} transactions over {} server connection(s)",
-        seen_pids.len()
-    ))
+    Ok(pids)
 }
 
 /// A PgBouncer in transaction pooling mode in front of a cluster; stopped on drop.
