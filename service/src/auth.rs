@@ -57,7 +57,8 @@ pub struct ApiKeyPrincipal {
     pub key_id: Uuid,
     /// The key's scopes.
     pub scopes: Vec<String>,
-    /// Requests per minute allowed, if the key has its own limit.
+    /// Requests per minute allowed, if the key has its own limit (at most
+    /// [`crate::api_keys::MAX_RATE_LIMIT_PER_MINUTE`], whatever is stored).
     pub rate_limit_per_minute: Option<u32>,
     /// Units per month allowed, if the key has its own quota.
     pub monthly_quota: Option<u64>,
@@ -177,9 +178,11 @@ impl Tenantry {
                 context,
                 key_id: row.key_id,
                 scopes: row.scopes,
+                // Clamped: keys stored before the ceiling existed get no more than it.
                 rate_limit_per_minute: row
                     .rate_limit_per_minute
-                    .and_then(|v| u32::try_from(v).ok()),
+                    .and_then(|v| u32::try_from(v).ok())
+                    .map(|v| v.min(crate::api_keys::MAX_RATE_LIMIT_PER_MINUTE)),
                 monthly_quota: row.monthly_quota.and_then(|v| u64::try_from(v).ok()),
             })
         }

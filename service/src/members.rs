@@ -11,6 +11,17 @@
 //!
 //! A user id that is not a member of this tenant (including a member of another tenant) is
 //! [`ServiceError::NotFound`] (`member`).
+//!
+//! API keys follow the person they are attributed to (`api_keys.created_by`), in the same
+//! transaction as the change, each revocation written to the trail as `api_key.revoked`:
+//! * removing a member revokes every key of this tenant attributed to them (`creator removed`);
+//! * demoting a member revokes their keys that act with more than the new role
+//!   (`creator demoted`): below admin, the keys with the `admin` scope; below member (viewer),
+//!   every key but the read-only ones (`["read"]`). Keys that act with no more than the new role
+//!   stay: a member may keep a non-admin key, as they could use the same access themselves.
+//!   Moving between owner and admin revokes nothing (a key never acts as an owner).
+//!
+//! Keys of other tenants the user belongs to are not touched.
 
 use chrono::{DateTime, Utc};
 use entity::{tenant_users, users};
@@ -21,6 +32,7 @@ use sea_orm::{
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::api_keys::{self, CreatorChange};
 use crate::audit;
 use crate::context::MemberRole;
 use crate::error::{Result, ServiceError};
@@ -194,7 +206,8 @@ async fn lock_member(tx: &TenantTx, user_id: Uuid) -> Result<tenant_users::Model
 const LAST_OWNER: &str = "a tenant must keep at least one owner";
 
 /// Changes a member's role (admins; only owners grant or take away owner). Taking owner from
-/// the last owner is [`ServiceError::Conflict`].
+/// the last owner is [`ServiceError::Conflict`]. A demotion revokes the member's keys that act
+/// with more than the new role (see the module documentation).
 pub async fn change_role(tx: &TenantTx, user_id: Uuid, role: MemberRole) -> Result<Member> {
     async {
         tx.context().require_admin()?;
@@ -213,12 +226,18 @@ pub async fn change_role(tx: &TenantTx, user_id: Uuid, role: MemberRole) -> Resu
         let mut row: tenant_users::ActiveModel = current.into();
         row.role = ActiveValue::Set(role.as_str().to_owned());
         tx.update(row).await?;
+        // Roles order strongest first: a greater role is a demotion.
+        let revoked = if role > was {
+            api_keys::revoke_keys_of_creator(tx, user_id, CreatorChange::Demoted(role)).await?
+        } else {
+            Vec::new()
+        };
         audit::record(
             tx,
             "member.change_role",
             Some("member"),
             Some(user_id.to_string()),
-            serde_json::json!({ "from": was, "to": role }),
+            serde_json::json!({ "from": was, "to": role, "revoked_api_keys": revoked }),
         )
         .await?;
         get_member(tx, user_id).await
@@ -227,8 +246,9 @@ pub async fn change_role(tx: &TenantTx, user_id: Uuid, role: MemberRole) -> Resu
     .await
 }
 
-/// Removes a member (admins; only owners remove owners), with their custom-role assignments.
-/// Removing the last owner is [`ServiceError::Conflict`].
+/// Removes a member (admins; only owners remove owners), with their custom-role assignments,
+/// and revokes every API key of this tenant attributed to them. Removing the last owner is
+/// [`ServiceError::Conflict`].
 pub async fn remove(tx: &TenantTx, user_id: Uuid) -> Result<()> {
     async {
         tx.context().require_admin()?;
@@ -244,12 +264,13 @@ pub async fn remove(tx: &TenantTx, user_id: Uuid) -> Result<()> {
         if !tx.delete_by_id::<tenant_users::Entity>(user_id).await? {
             return Err(ServiceError::NotFound("member"));
         }
+        let revoked = api_keys::revoke_keys_of_creator(tx, user_id, CreatorChange::Removed).await?;
         audit::record(
             tx,
             "member.remove",
             Some("member"),
             Some(user_id.to_string()),
-            serde_json::json!({ "role": was }),
+            serde_json::json!({ "role": was, "revoked_api_keys": revoked }),
         )
         .await
     }

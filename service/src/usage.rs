@@ -6,11 +6,19 @@
 //!
 //! Periods are calendar days and months **in UTC** (`date_trunc(unit, occurred_at, 'UTC')`),
 //! whatever the session's time zone.
+//!
+//! Each event is bounded ([`MAX_QUANTITY`], [`MAX_TOKENS`], [`MAX_OCR_PAGES`],
+//! [`MAX_AUDIO_SECONDS`], [`MAX_LATENCY_MS`]), but sums of many events (or of rows written
+//! before the bounds existed) can still exceed a `bigint`: they are added up as `numeric` and
+//! **saturate** at `i64::MAX` (audio seconds at `1e308`) rather than failing the query.
 
 use chrono::{DateTime, Utc};
+use entity::api_keys;
 use entity::usage_events;
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
-use sea_orm::{ActiveModelTrait, ActiveValue, ColumnTrait, FromQueryResult, QueryFilter};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue, ColumnTrait, FromQueryResult, QueryFilter, QueryTrait,
+};
 use sea_orm::{QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -23,22 +31,33 @@ pub const MAX_KIND_CHARS: usize = 64;
 /// The longest accepted `endpoint`, in characters.
 pub const MAX_ENDPOINT_CHARS: usize = 2048;
 
+/// The most units one event may carry (10^12).
+pub const MAX_QUANTITY: i64 = 1_000_000_000_000;
+/// The most input or output tokens one event may carry (10^12).
+pub const MAX_TOKENS: i64 = 1_000_000_000_000;
+/// The most OCR pages one event may carry.
+pub const MAX_OCR_PAGES: i32 = 1_000_000;
+/// The most seconds of audio one event may carry (10^9, about 31 years).
+pub const MAX_AUDIO_SECONDS: f64 = 1e9;
+/// The longest latency one event may report: a day, in milliseconds.
+pub const MAX_LATENCY_MS: i32 = 86_400_000;
+
 /// One usage event to record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsageEventInput {
     /// What was used, e.g. `request`, `transcription` (1..=64 characters).
     pub kind: String,
-    /// How many units (≥ 0).
+    /// How many units (0..=[`MAX_QUANTITY`]).
     pub quantity: i64,
-    /// Input tokens (≥ 0).
+    /// Input tokens (0..=[`MAX_TOKENS`]).
     pub tokens_in: i64,
-    /// Output tokens (≥ 0).
+    /// Output tokens (0..=[`MAX_TOKENS`]).
     pub tokens_out: i64,
-    /// Seconds of audio (finite, ≥ 0).
+    /// Seconds of audio (finite, 0..=[`MAX_AUDIO_SECONDS`]).
     pub audio_seconds: f64,
-    /// Pages read by OCR (≥ 0).
+    /// Pages read by OCR (0..=[`MAX_OCR_PAGES`]).
     pub ocr_pages: i32,
-    /// How long the request took, in milliseconds, if measured (≥ 0).
+    /// How long the request took, in milliseconds, if measured (0..=[`MAX_LATENCY_MS`]).
     pub latency_ms: Option<i32>,
     /// The endpoint called, if any (at most 2048 characters).
     pub endpoint: Option<String>,
@@ -74,21 +93,38 @@ impl UsageEventInput {
                 format!("must be at most {MAX_KIND_CHARS} characters"),
             ));
         }
-        for (field, value) in [
-            ("quantity", self.quantity),
-            ("tokens_in", self.tokens_in),
-            ("tokens_out", self.tokens_out),
-            ("ocr_pages", i64::from(self.ocr_pages)),
-            ("latency_ms", self.latency_ms.map(i64::from).unwrap_or(0)),
+        for (field, value, max) in [
+            ("quantity", self.quantity, MAX_QUANTITY),
+            ("tokens_in", self.tokens_in, MAX_TOKENS),
+            ("tokens_out", self.tokens_out, MAX_TOKENS),
+            (
+                "ocr_pages",
+                i64::from(self.ocr_pages),
+                i64::from(MAX_OCR_PAGES),
+            ),
+            (
+                "latency_ms",
+                self.latency_ms.map(i64::from).unwrap_or(0),
+                i64::from(MAX_LATENCY_MS),
+            ),
         ] {
             if value < 0 {
                 return Err(ServiceError::invalid(field, "must not be negative"));
             }
+            if value > max {
+                return Err(ServiceError::invalid(
+                    field,
+                    format!("must be at most {max}"),
+                ));
+            }
         }
-        if !self.audio_seconds.is_finite() || self.audio_seconds < 0.0 {
+        if !self.audio_seconds.is_finite()
+            || self.audio_seconds < 0.0
+            || self.audio_seconds > MAX_AUDIO_SECONDS
+        {
             return Err(ServiceError::invalid(
                 "audio_seconds",
-                "must be a finite number, not negative",
+                format!("must be a finite number between 0 and {MAX_AUDIO_SECONDS}"),
             ));
         }
         if let Some(endpoint) = &self.endpoint
@@ -135,18 +171,34 @@ pub struct UsageSummaryRow {
     pub kind: String,
     /// How many events.
     pub events: i64,
-    /// Units, summed.
+    /// Units, summed (saturating at `i64::MAX`).
     pub quantity: i64,
-    /// Input tokens, summed.
+    /// Input tokens, summed (saturating at `i64::MAX`).
     pub tokens_in: i64,
-    /// Output tokens, summed.
+    /// Output tokens, summed (saturating at `i64::MAX`).
     pub tokens_out: i64,
-    /// Seconds of audio, summed.
+    /// Seconds of audio, summed (saturating at `1e308`).
     pub audio_seconds: f64,
-    /// OCR pages, summed.
+    /// OCR pages, summed (saturating at `i64::MAX`).
     pub ocr_pages: i64,
     /// Mean latency of the events that measured one; `None` when none did.
     pub avg_latency_ms: Option<f64>,
+}
+
+/// Where a sum of audio seconds saturates. Not `f64::MAX`: PostgreSQL turns a `float8` into
+/// `numeric` with 15 significant digits, and `f64::MAX` so rounded no longer fits a `float8`.
+const MAX_AUDIO_SUM: f64 = 1e308;
+
+/// `sum(column)` as `numeric` (exact, it cannot overflow; 0 when there are no rows),
+/// saturated at `i64::MAX` and cast to `bigint`. The `coalesce` is inside: `least` ignores
+/// NULLs, so an empty sum would otherwise saturate.
+fn saturating_sum(column: usage_events::Column) -> SimpleExpr {
+    let sum = Expr::col(column).cast_as("bigint").sum().cast_as("numeric");
+    Expr::from(Func::least([
+        Expr::from(Func::coalesce([sum, Expr::val(0i64).cast_as("numeric")])),
+        Expr::val(i64::MAX).cast_as("numeric"),
+    ]))
+    .cast_as("bigint")
 }
 
 /// Records one usage event for the transaction's tenant and returns its id.
@@ -210,28 +262,22 @@ pub async fn summary(
         .expr_as(period_start(), "period_start")
         .column(Column::Kind)
         .expr_as(Expr::col(Column::Id).count(), "events")
+        .expr_as(saturating_sum(Column::Quantity), "quantity")
+        .expr_as(saturating_sum(Column::TokensIn), "tokens_in")
+        .expr_as(saturating_sum(Column::TokensOut), "tokens_out")
+        // A float8 sum raises an error on overflow: add up as numeric, cap at MAX_AUDIO_SUM.
         .expr_as(
-            Expr::col(Column::Quantity).sum().cast_as("bigint"),
-            "quantity",
-        )
-        .expr_as(
-            Expr::col(Column::TokensIn).sum().cast_as("bigint"),
-            "tokens_in",
-        )
-        .expr_as(
-            Expr::col(Column::TokensOut).sum().cast_as("bigint"),
-            "tokens_out",
-        )
-        .expr_as(
-            Expr::col(Column::AudioSeconds)
-                .sum()
-                .cast_as("double precision"),
+            Expr::from(Func::least([
+                Expr::from(Func::coalesce([
+                    Expr::col(Column::AudioSeconds).cast_as("numeric").sum(),
+                    Expr::val(0i64).cast_as("numeric"),
+                ])),
+                Expr::val(MAX_AUDIO_SUM).cast_as("numeric"),
+            ]))
+            .cast_as("double precision"),
             "audio_seconds",
         )
-        .expr_as(
-            Expr::col(Column::OcrPages).sum().cast_as("bigint"),
-            "ocr_pages",
-        )
+        .expr_as(saturating_sum(Column::OcrPages), "ocr_pages")
         .expr_as(
             Expr::col(Column::LatencyMs)
                 .avg()
@@ -250,9 +296,9 @@ pub async fn summary(
     Ok(rows)
 }
 
-/// The quantity the tenant used this calendar month (UTC, up to the transaction's start),
-/// optionally only through one API key.
-pub async fn month_to_date(tx: &TenantTx, api_key_id: Option<Uuid>) -> Result<i64> {
+/// This calendar month's events of the tenant (UTC, up to the transaction's start), summing
+/// `quantity` (saturating at `i64::MAX`).
+fn this_month(tx: &TenantTx) -> sea_orm::Select<usage_events::Entity> {
     use usage_events::Column;
     let month_start = Expr::from(
         Func::cust("date_trunc")
@@ -260,21 +306,53 @@ pub async fn month_to_date(tx: &TenantTx, api_key_id: Option<Uuid>) -> Result<i6
             .arg(Expr::cust("now()"))
             .arg(Expr::cust("'UTC'")),
     );
-    let mut query = tx
-        .select::<usage_events::Entity>()
+    tx.select::<usage_events::Entity>()
         .select_only()
-        .expr_as(
-            Expr::from(Func::coalesce([
-                Expr::col(Column::Quantity).sum(),
-                Expr::val(0i64),
-            ]))
-            .cast_as("bigint"),
-            "quantity",
-        )
-        .filter(Expr::col(Column::OccurredAt).gte(month_start));
+        .expr_as(saturating_sum(Column::Quantity), "quantity")
+        .filter(Expr::col(Column::OccurredAt).gte(month_start))
+}
+
+/// The quantity the tenant used this calendar month (UTC, up to the transaction's start),
+/// optionally only through one API key (that key's id alone: see [`month_to_date_of_lineage`]
+/// for what a quota counts). Saturates at `i64::MAX`.
+pub async fn month_to_date(tx: &TenantTx, api_key_id: Option<Uuid>) -> Result<i64> {
+    let mut query = this_month(tx);
     if let Some(key) = api_key_id {
-        query = query.filter(Column::ApiKeyId.eq(key));
+        query = query.filter(usage_events::Column::ApiKeyId.eq(key));
     }
     let total = query.into_tuple::<i64>().one(tx.conn()).await?;
+    Ok(total.unwrap_or(0))
+}
+
+/// The quantity used this calendar month through the *lineage* of the API key `api_key_id`:
+/// every key of the tenant with the same name, revoked ones included. This is what a key's
+/// monthly quota is checked against.
+///
+/// Rotation revokes a key and issues a replacement with a new id but the same name (and
+/// scopes, limits, expiry), and nothing else links the two (no schema change), so the name is
+/// the lineage: a rotated key does not start the month again at zero. The price is that
+/// distinct keys a tenant gives the same name share one count (each compares it with its own
+/// quota); give keys that should be metered apart different names. A key id of another tenant,
+/// or no such key, counts 0. Saturates at `i64::MAX`.
+pub async fn month_to_date_of_lineage(tx: &TenantTx, api_key_id: Uuid) -> Result<i64> {
+    use api_keys::Column as K;
+    // Both subqueries start from `TenantTx::select`, so they are filtered by the tenant too.
+    let name = tx
+        .select::<api_keys::Entity>()
+        .select_only()
+        .column(K::Name)
+        .filter(K::Id.eq(api_key_id))
+        .into_query();
+    let lineage = tx
+        .select::<api_keys::Entity>()
+        .select_only()
+        .column(K::Id)
+        .filter(K::Name.in_subquery(name))
+        .into_query();
+    let total = this_month(tx)
+        .filter(usage_events::Column::ApiKeyId.in_subquery(lineage))
+        .into_tuple::<i64>()
+        .one(tx.conn())
+        .await?;
     Ok(total.unwrap_or(0))
 }

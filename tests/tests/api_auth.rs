@@ -479,3 +479,171 @@ async fn admin_is_absent_without_a_configured_token() -> Result<()> {
     }
     Ok(())
 }
+
+/// Waits (at most 5 s) until `n` request events of `key` are written by the background meter.
+async fn wait_for_events(app: &TestApp, key: Uuid, n: i64) -> Result<()> {
+    let mut events = 0;
+    for _ in 0..50 {
+        events = count(
+            app,
+            "SELECT count(*) FROM tenancy.usage_events WHERE api_key_id = $1 AND kind = 'request'",
+            vec![key.into()],
+        )
+        .await?;
+        if events >= n {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("{events} request events of {key}, expected {n}")
+}
+
+/// Mallory, an admin, creates an admin key; the owner removes her, and the key is refused on
+/// its very next request. The same for Eve, demoted to member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_a_removed_or_demoted_admin_stop_working() -> Result<()> {
+    let app = spawn_app().await?;
+    let t = app.tenant("mallory").await?;
+    let (mallory, mallory_token) = app.member(&t, "mallory", "admin").await?;
+    let (mallory_key_id, mallory_key) = app
+        .api_key(
+            &mallory_token,
+            json!({ "name": "backdoor", "scopes": ["admin"] }),
+        )
+        .await?;
+    app.get_json("/v1/members", &mallory_key).await?;
+
+    let resp = app
+        .authed(Method::DELETE, &format!("/v1/members/{mallory}"), &t.token)
+        .send()
+        .await?;
+    ensure!(resp.status() == StatusCode::NO_CONTENT, "{}", resp.status());
+    for path in ["/v1/members", "/v1/projects"] {
+        expect_problem(
+            app.authed(Method::GET, path, &mallory_key).send().await?,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await?;
+    }
+
+    let (eve, eve_token) = app.member(&t, "eve", "admin").await?;
+    let (_, eve_admin_key) = app
+        .api_key(
+            &eve_token,
+            json!({ "name": "eve admin", "scopes": ["admin"] }),
+        )
+        .await?;
+    let (_, eve_writer_key) = app
+        .api_key(
+            &eve_token,
+            json!({ "name": "eve writer", "scopes": ["write"] }),
+        )
+        .await?;
+    app.get_json("/v1/members", &eve_admin_key).await?;
+    expect_json(
+        app.authed(Method::PATCH, &format!("/v1/members/{eve}"), &t.token)
+            .json(&json!({ "role": "member" }))
+            .send()
+            .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    expect_problem(
+        app.authed(Method::GET, "/v1/members", &eve_admin_key)
+            .send()
+            .await?,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await?;
+    // A key that acts as a member, like Eve now, may stay.
+    app.get_json("/v1/projects", &eve_writer_key).await?;
+    // The owner's own key is untouched.
+    let (_, owner_key) = app
+        .api_key(&t.token, json!({ "name": "owner", "scopes": ["admin"] }))
+        .await?;
+    app.get_json("/v1/members", &owner_key).await?;
+    // The owner sees who created the revoked key.
+    let keys = app.get_json("/v1/api-keys", &t.token).await?;
+    ensure!(
+        keys["items"].as_array().is_some_and(|a| a
+            .iter()
+            .any(|k| k["id"] == mallory_key_id.to_string()
+                && k["created_by"] == mallory.to_string()
+                && !k["revoked_at"].is_null())),
+        "{keys}"
+    );
+    Ok(())
+}
+
+/// A key's monthly quota survives rotation: the replacement counts what its predecessor used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_keeps_the_quota_already_used() -> Result<()> {
+    let app = spawn_app().await?;
+    let t = app.tenant("quota-rotate").await?;
+    let (key_id, key) = app
+        .api_key(&t.token, json!({ "name": "metered", "monthly_quota": 2 }))
+        .await?;
+    // Another key of the tenant, with another name, has its own quota.
+    let (_, other) = app
+        .api_key(&t.token, json!({ "name": "other", "monthly_quota": 2 }))
+        .await?;
+    for _ in 0..2 {
+        app.get_json("/v1/projects", &key).await?;
+    }
+    wait_for_events(&app, key_id, 2).await?;
+    let rotated = expect_json(
+        app.authed(
+            Method::POST,
+            &format!("/v1/api-keys/{key_id}/rotate"),
+            &t.token,
+        )
+        .send()
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let new_key = rotated["secret"].as_str().context("secret")?.to_owned();
+    let resp = app
+        .authed(Method::GET, "/v1/projects", &new_key)
+        .send()
+        .await?;
+    let doc = expect_problem(resp, StatusCode::TOO_MANY_REQUESTS).await?;
+    ensure!(doc.type_uri.ends_with("/quota-exceeded"));
+    app.get_json("/v1/projects", &other).await?;
+    Ok(())
+}
+
+/// A tenant cannot give its key a rate limit above the ceiling, nor an empty quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_limits_above_the_ceiling_are_refused() -> Result<()> {
+    let app = spawn_app().await?;
+    let t = app.tenant("ceiling").await?;
+    for (body, field) in [
+        (
+            json!({ "name": "x", "rate_limit_per_minute": 6001 }),
+            "rate_limit_per_minute",
+        ),
+        (
+            json!({ "name": "x", "rate_limit_per_minute": 2147483647u32 }),
+            "rate_limit_per_minute",
+        ),
+        (json!({ "name": "x", "monthly_quota": 0 }), "monthly_quota"),
+    ] {
+        let resp = app
+            .authed(Method::POST, "/v1/api-keys", &t.token)
+            .json(&body)
+            .send()
+            .await?;
+        let doc = expect_problem(resp, StatusCode::UNPROCESSABLE_ENTITY).await?;
+        ensure!(
+            doc.errors.iter().any(|e| e.field == field),
+            "{body}: {doc:?}"
+        );
+    }
+    app.api_key(
+        &t.token,
+        json!({ "name": "edge", "rate_limit_per_minute": 6000, "monthly_quota": 1 }),
+    )
+    .await?;
+    Ok(())
+}

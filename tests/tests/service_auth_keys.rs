@@ -474,3 +474,129 @@ async fn find_login_is_case_insensitive_and_unknown_addresses_are_none() -> anyh
     );
     Ok(())
 }
+
+/// The limits a tenant's admin chooses are bounded: at most
+/// `MAX_RATE_LIMIT_PER_MINUTE` requests a minute (and at least one), and a monthly quota of at
+/// least one unit. Refusals name the field and write nothing.
+#[tokio::test]
+async fn chosen_rate_limits_and_quotas_are_bounded() -> anyhow::Result<()> {
+    let env = env().await?;
+    let [a, ..] = three_tenants(&env.svc).await?;
+    let before = census(&env.su).await?;
+    for (new, field) in [
+        (
+            NewApiKey {
+                rate_limit_per_minute: Some(6_001),
+                ..new_key("fast", &[])
+            },
+            "rate_limit_per_minute",
+        ),
+        (
+            NewApiKey {
+                rate_limit_per_minute: Some(u32::MAX),
+                ..new_key("fast", &[])
+            },
+            "rate_limit_per_minute",
+        ),
+        (
+            NewApiKey {
+                rate_limit_per_minute: Some(0),
+                ..new_key("stopped", &[])
+            },
+            "rate_limit_per_minute",
+        ),
+        (
+            NewApiKey {
+                monthly_quota: Some(0),
+                ..new_key("empty", &[])
+            },
+            "monthly_quota",
+        ),
+        (
+            NewApiKey {
+                monthly_quota: Some(u64::MAX),
+                ..new_key("endless", &[])
+            },
+            "monthly_quota",
+        ),
+    ] {
+        let tx = env.svc.begin(&a.ctx).await?;
+        assert_invalid(api_keys::issue(&tx, new).await, field);
+    }
+    assert_eq!(census(&env.su).await?, before, "a refused key was written");
+
+    // The bounds themselves are accepted.
+    let tx = env.svc.begin(&a.ctx).await?;
+    let edge = api_keys::issue(
+        &tx,
+        NewApiKey {
+            rate_limit_per_minute: Some(6_000),
+            monthly_quota: Some(1),
+            ..new_key("edge", &[])
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let p = env.svc.authenticate_api_key(&edge.secret).await?;
+    assert_eq!(p.rate_limit_per_minute, Some(6_000));
+    assert_eq!(p.monthly_quota, Some(1));
+    Ok(())
+}
+
+/// A quota counts the key's lineage (the tenant's keys of the same name), so a rotated key
+/// starts where its predecessor stopped; `month_to_date` of one key id still counts that id.
+#[tokio::test]
+async fn a_rotated_key_counts_its_predecessors_usage() -> anyhow::Result<()> {
+    let env = env().await?;
+    let [a, b, _] = three_tenants(&env.svc).await?;
+    let issue = async |ctx: &service::TenantContext, name: &str| -> anyhow::Result<_> {
+        let tx = env.svc.begin(ctx).await?;
+        let k = api_keys::issue(
+            &tx,
+            NewApiKey {
+                monthly_quota: Some(2),
+                ..new_key(name, &["usage"])
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(k)
+    };
+    let use_key = async |secret: &str, quantity: i64| -> anyhow::Result<()> {
+        let p = env.svc.authenticate_api_key(secret).await?;
+        let tx = env.svc.begin(&p.context).await?;
+        service::usage::record(
+            &tx,
+            service::usage::UsageEventInput::new("request", quantity),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    };
+    let old = issue(&a.ctx, "ci").await?;
+    let other = issue(&a.ctx, "other").await?;
+    let b_ci = issue(&b.ctx, "ci").await?;
+    use_key(&old.secret, 1).await?;
+    use_key(&old.secret, 1).await?;
+    use_key(&other.secret, 4).await?;
+    use_key(&b_ci.secret, 40).await?;
+
+    let tx = env.svc.begin(&a.ctx).await?;
+    let new = api_keys::rotate(&tx, old.key.id).await?;
+    tx.commit().await?;
+    use_key(&new.secret, 3).await?;
+
+    let tx = env.svc.begin(&a.ctx).await?;
+    use service::usage::{month_to_date, month_to_date_of_lineage};
+    assert_eq!(month_to_date_of_lineage(&tx, new.key.id).await?, 5);
+    assert_eq!(month_to_date_of_lineage(&tx, old.key.id).await?, 5);
+    assert_eq!(month_to_date(&tx, Some(new.key.id)).await?, 3);
+    assert_eq!(month_to_date_of_lineage(&tx, other.key.id).await?, 4);
+    // B's key of the same name, asked from A: nothing; an unknown id: nothing.
+    assert_eq!(month_to_date_of_lineage(&tx, b_ci.key.id).await?, 0);
+    assert_eq!(month_to_date_of_lineage(&tx, Uuid::new_v4()).await?, 0);
+    drop(tx);
+    let tx = env.svc.begin(&b.ctx).await?;
+    assert_eq!(month_to_date_of_lineage(&tx, b_ci.key.id).await?, 40);
+    Ok(())
+}

@@ -415,3 +415,212 @@ async fn api_keys_are_judged_by_the_role_their_scopes_give() -> anyhow::Result<(
     assert_forbidden(insert_project(&tx, "nope").await);
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Keys of members who leave or lose their role
+// ---------------------------------------------------------------------------------------------
+
+fn key(name: &str, scopes: &[&str]) -> service::NewApiKey {
+    service::NewApiKey {
+        name: name.into(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        expires_at: None,
+        rate_limit_per_minute: None,
+        monthly_quota: None,
+    }
+}
+
+/// Issues `new` as `ctx` (committed); returns the key's id and secret.
+async fn issue_as(
+    svc: &service::Tenantry,
+    ctx: &service::TenantContext,
+    new: service::NewApiKey,
+) -> anyhow::Result<(Uuid, String)> {
+    let tx = svc.begin(ctx).await?;
+    let issued = service::api_keys::issue(&tx, new).await?;
+    tx.commit().await?;
+    Ok((issued.key.id, issued.secret))
+}
+
+/// `api_key.revoked` rows of a tenant's trail with this reason, as the superuser.
+async fn revocations(env: &Env, tenant: Uuid, reason: &str) -> anyhow::Result<i64> {
+    scalar(
+        &env.su,
+        "SELECT count(*) FROM tenancy.audit_logs WHERE tenant_id = $1 \
+         AND action = 'api_key.revoked' AND resource_type = 'api_key' \
+         AND details->>'reason' = $2",
+        [tenant.into(), reason.into()],
+    )
+    .await
+}
+
+/// Mallory, an admin, issues keys (one of them with her own admin key), then is removed: every
+/// key she created stops working, in the removal's transaction; the owner's keys and her keys
+/// in another tenant she belongs to keep working.
+#[tokio::test]
+async fn removing_a_member_revokes_every_key_they_created() -> anyhow::Result<()> {
+    let env = env().await?;
+    let [a, b, _] = three_tenants(&env.svc).await?;
+    let mallory = user(&env.svc, "mallory@one.test", "Mallory").await?;
+    let m_a = join(&env.svc, &a.ctx, mallory, MemberRole::Admin).await?;
+    let m_b = join(&env.svc, &b.ctx, mallory, MemberRole::Admin).await?;
+
+    let (admin_id, admin_secret) = issue_as(&env.svc, &m_a, key("backdoor", &["admin"])).await?;
+    let (_, plain_secret) = issue_as(&env.svc, &m_a, key("plain", &["read", "write"])).await?;
+    // A key minted by her admin key is hers too (created_by follows the key to its human).
+    let via_key = env.svc.authenticate_api_key(&admin_secret).await?;
+    let (_, laundered_secret) =
+        issue_as(&env.svc, &via_key.context, key("laundered", &["admin"])).await?;
+    let (_, owner_secret) = issue_as(&env.svc, &a.ctx, key("owner's", &["admin"])).await?;
+    let (_, b_secret) = issue_as(&env.svc, &m_b, key("in b", &["admin"])).await?;
+    for s in [
+        &admin_secret,
+        &plain_secret,
+        &laundered_secret,
+        &owner_secret,
+        &b_secret,
+    ] {
+        env.svc.authenticate_api_key(s).await?;
+    }
+
+    // Rolled back: the keys stay (the revocation is part of the removal's transaction).
+    let tx = env.svc.begin(&a.ctx).await?;
+    members::remove(&tx, mallory).await?;
+    tx.rollback().await?;
+    env.svc.authenticate_api_key(&admin_secret).await?;
+
+    let tx = env.svc.begin(&a.ctx).await?;
+    members::remove(&tx, mallory).await?;
+    tx.commit().await?;
+    for s in [&admin_secret, &plain_secret, &laundered_secret] {
+        assert_unauthenticated(env.svc.authenticate_api_key(s).await, "api key revoked");
+    }
+    env.svc.authenticate_api_key(&owner_secret).await?;
+    env.svc.authenticate_api_key(&b_secret).await?;
+    assert_eq!(revocations(&env, a.id, "creator removed").await?, 3);
+    assert_eq!(revocations(&env, b.id, "creator removed").await?, 0);
+    // The listing says whose keys they were.
+    let tx = env.svc.begin(&a.ctx).await?;
+    let listed = service::api_keys::list(&tx).await?;
+    drop(tx);
+    let mallorys: Vec<&str> = listed
+        .iter()
+        .filter(|k| k.created_by == Some(mallory))
+        .map(|k| {
+            assert!(k.revoked_at.is_some(), "{k:?}");
+            k.name.as_str()
+        })
+        .collect();
+    assert_eq!(mallorys, ["backdoor", "plain", "laundered"]);
+    assert!(
+        listed.iter().any(|k| k.name == "owner's"
+            && k.created_by == Some(a.owner)
+            && k.revoked_at.is_none())
+    );
+    // Revoked by the owner, who is the actor of the trail's rows.
+    let by_owner = scalar(
+        &env.su,
+        "SELECT count(*) FROM tenancy.audit_logs WHERE tenant_id = $1 AND action = 'api_key.revoked' \
+         AND actor_user_id = $2 AND resource_id = $3",
+        [a.id.into(), a.owner.into(), admin_id.to_string().into()],
+    )
+    .await?;
+    assert_eq!(by_owner, 1);
+    Ok(())
+}
+
+/// Demoted below admin, a member keeps no key that acts with more than their new role: admin
+/// keys go when they become a member, writing keys too when they become a viewer; read-only
+/// keys stay. Moving between owner and admin revokes nothing.
+#[tokio::test]
+async fn demoting_a_member_revokes_their_keys_that_outrank_the_new_role() -> anyhow::Result<()> {
+    let env = env().await?;
+    let [a, ..] = three_tenants(&env.svc).await?;
+    let mallory = user(&env.svc, "mallory@one.test", "Mallory").await?;
+    let m_ctx = join(&env.svc, &a.ctx, mallory, MemberRole::Owner).await?;
+    let (_, admin_secret) = issue_as(&env.svc, &m_ctx, key("admin", &["admin", "read"])).await?;
+    let (_, writer_secret) = issue_as(&env.svc, &m_ctx, key("writer", &["read", "write"])).await?;
+    let (_, reader_secret) = issue_as(&env.svc, &m_ctx, key("reader", &["read"])).await?;
+
+    let change = async |role: MemberRole| -> anyhow::Result<()> {
+        let tx = env.svc.begin(&a.ctx).await?;
+        members::change_role(&tx, mallory, role).await?;
+        tx.commit().await?;
+        Ok(())
+    };
+    change(MemberRole::Admin).await?;
+    change(MemberRole::Owner).await?;
+    change(MemberRole::Admin).await?;
+    for s in [&admin_secret, &writer_secret, &reader_secret] {
+        env.svc.authenticate_api_key(s).await?;
+    }
+    assert_eq!(revocations(&env, a.id, "creator demoted").await?, 0);
+
+    change(MemberRole::Member).await?;
+    assert_unauthenticated(
+        env.svc.authenticate_api_key(&admin_secret).await,
+        "api key revoked",
+    );
+    env.svc.authenticate_api_key(&writer_secret).await?;
+    env.svc.authenticate_api_key(&reader_secret).await?;
+    assert_eq!(revocations(&env, a.id, "creator demoted").await?, 1);
+
+    change(MemberRole::Viewer).await?;
+    assert_unauthenticated(
+        env.svc.authenticate_api_key(&writer_secret).await,
+        "api key revoked",
+    );
+    env.svc.authenticate_api_key(&reader_secret).await?;
+    assert_eq!(revocations(&env, a.id, "creator demoted").await?, 2);
+    Ok(())
+}
+
+/// A key issued while its creator is being removed cannot slip through: issuing locks the
+/// creator's membership row, so either the removal waits for the key and revokes it, or the
+/// issue waits for the removal and is refused.
+#[tokio::test]
+async fn a_key_issued_during_its_creators_removal_does_not_survive() -> anyhow::Result<()> {
+    let env = env().await?;
+    let [a, ..] = three_tenants(&env.svc).await?;
+    let mallory = user(&env.svc, "mallory@one.test", "Mallory").await?;
+    let m_ctx = join(&env.svc, &a.ctx, mallory, MemberRole::Admin).await?;
+
+    // The issue first: the removal waits for it, then revokes the key.
+    let tx1 = env.svc.begin(&m_ctx).await?;
+    let issued = service::api_keys::issue(&tx1, key("racing", &["admin"])).await?;
+    let tx2 = env.svc.begin(&a.ctx).await?;
+    let (removed, ()) = tokio::join!(members::remove(&tx2, mallory), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tx1.commit().await.expect("commit the issue");
+    });
+    removed?;
+    tx2.commit().await?;
+    assert_unauthenticated(
+        env.svc.authenticate_api_key(&issued.secret).await,
+        "api key revoked",
+    );
+
+    // The removal first: the issue waits for it, then is refused.
+    let m_ctx = join(&env.svc, &a.ctx, mallory, MemberRole::Admin).await?;
+    let tx2 = env.svc.begin(&a.ctx).await?;
+    members::remove(&tx2, mallory).await?;
+    let tx1 = env.svc.begin(&m_ctx).await?;
+    let (refused, ()) = tokio::join!(
+        service::api_keys::issue(&tx1, key("too late", &["admin"])),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            tx2.commit().await.expect("commit the removal");
+        }
+    );
+    assert_forbidden(refused);
+    drop(tx1);
+    let live = scalar(
+        &env.su,
+        "SELECT count(*) FROM tenancy.api_keys WHERE tenant_id = $1 AND created_by = $2 \
+         AND revoked_at IS NULL",
+        [a.id.into(), mallory.into()],
+    )
+    .await?;
+    assert_eq!(live, 0);
+    Ok(())
+}

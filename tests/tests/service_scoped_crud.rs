@@ -904,15 +904,19 @@ fn event(kind: &str, quantity: i64) -> UsageEventInput {
     UsageEventInput::new(kind, quantity)
 }
 
-/// Records `input` and moves it to `when` (through the tenant's own transaction).
+/// Records `input` through the service as `ctx` (committed), then moves it to `when` as the
+/// superuser: usage events are append-only for the app login.
 async fn record_at(
-    tx: &service::TenantTx,
+    f: &Fixture,
+    ctx: &TenantContext,
     input: UsageEventInput,
     when: DateTime<Utc>,
 ) -> Result<Uuid> {
-    let id = usage::record(tx, input).await?;
+    let tx = f.tenantry.begin(ctx).await?;
+    let id = usage::record(&tx, input).await?;
+    tx.commit().await?;
     let n = exec(
-        tx.conn(),
+        &f.su,
         "UPDATE tenancy.usage_events SET occurred_at = $1 WHERE id = $2",
         [when.into(), id.into()],
     )
@@ -928,21 +932,21 @@ async fn usage_is_recorded_and_summarised_per_tenant() -> Result<()> {
 
     // Tenant A: January 31st late and February 1st early are different days and months in
     // UTC, whatever the session's time zone.
-    let tx = f.tenantry.begin(&a.ctx).await?;
-    exec(tx.conn(), "SET LOCAL TimeZone = 'Pacific/Auckland'", []).await?;
     let mut e1 = event("request", 3);
     e1.latency_ms = Some(10);
-    record_at(&tx, e1, at(2024, 1, 31, 23, 30)).await?;
+    record_at(&f, &a.ctx, e1, at(2024, 1, 31, 23, 30)).await?;
     let mut e2 = event("request", 2);
     e2.latency_ms = Some(30);
     e2.endpoint = Some("/v1/things".into());
-    record_at(&tx, e2, at(2024, 2, 1, 0, 30)).await?;
+    record_at(&f, &a.ctx, e2, at(2024, 2, 1, 0, 30)).await?;
     let mut e3 = event("tokens", 1);
     e3.tokens_in = 100;
     e3.tokens_out = 50;
-    record_at(&tx, e3, at(2024, 2, 1, 12, 0)).await?;
+    record_at(&f, &a.ctx, e3, at(2024, 2, 1, 12, 0)).await?;
     let e4 = event("request", 4);
-    record_at(&tx, e4, at(2024, 2, 1, 13, 0)).await?;
+    record_at(&f, &a.ctx, e4, at(2024, 2, 1, 13, 0)).await?;
+    let tx = f.tenantry.begin(&a.ctx).await?;
+    exec(tx.conn(), "SET LOCAL TimeZone = 'Pacific/Auckland'", []).await?;
     // This month's, left at now(): the same transaction, so the same now() as month_to_date's.
     usage::record(&tx, event("request", 5)).await?;
     let mut e6 = event("ocr", 6);
@@ -1013,10 +1017,10 @@ async fn usage_is_recorded_and_summarised_per_tenant() -> Result<()> {
     tx.commit().await?;
 
     // Tenant B: its own events only.
-    let tx = f.tenantry.begin(&b.ctx).await?;
     let mut audio = event("transcription", 7);
     audio.audio_seconds = 1.5;
-    record_at(&tx, audio, at(2024, 2, 1, 12, 30)).await?;
+    record_at(&f, &b.ctx, audio, at(2024, 2, 1, 12, 30)).await?;
+    let tx = f.tenantry.begin(&b.ctx).await?;
     usage::record(&tx, event("request", 100)).await?;
     let months = usage::summary(
         &tx,
@@ -1430,5 +1434,152 @@ async fn errors_carry_no_sql_constraint_names_or_other_tenants_ids() -> Result<(
             );
         }
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Usage: bounds and overflow
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn usage_events_have_upper_bounds() -> Result<()> {
+    let f = fixture(1).await?;
+    let a = &f.tenants[0];
+    let tx = f.tenantry.begin(&a.ctx).await?;
+    let cases: Vec<(&str, Breaker)> = vec![
+        ("quantity", Box::new(|e| e.quantity = i64::MAX)),
+        (
+            "quantity",
+            Box::new(|e| e.quantity = usage::MAX_QUANTITY + 1),
+        ),
+        ("tokens_in", Box::new(|e| e.tokens_in = i64::MAX)),
+        (
+            "tokens_in",
+            Box::new(|e| e.tokens_in = usage::MAX_TOKENS + 1),
+        ),
+        (
+            "tokens_out",
+            Box::new(|e| e.tokens_out = usage::MAX_TOKENS + 1),
+        ),
+        ("ocr_pages", Box::new(|e| e.ocr_pages = i32::MAX)),
+        (
+            "ocr_pages",
+            Box::new(|e| e.ocr_pages = usage::MAX_OCR_PAGES + 1),
+        ),
+        ("audio_seconds", Box::new(|e| e.audio_seconds = f64::MAX)),
+        (
+            "audio_seconds",
+            Box::new(|e| e.audio_seconds = usage::MAX_AUDIO_SECONDS * 1.000_001),
+        ),
+        ("latency_ms", Box::new(|e| e.latency_ms = Some(i32::MAX))),
+        (
+            "latency_ms",
+            Box::new(|e| e.latency_ms = Some(usage::MAX_LATENCY_MS + 1)),
+        ),
+    ];
+    for (field, break_it) in &cases {
+        let mut input = event("request", 1);
+        break_it(&mut input);
+        let err = usage::record(&tx, input)
+            .await
+            .expect_err("an event above the bounds must be refused");
+        assert!(
+            is_invalid(&err, field),
+            "expected invalid {field}, got {err:?}"
+        );
+    }
+    assert_eq!(
+        scalar_i64(tx.conn(), "SELECT count(*) FROM tenancy.usage_events", []).await?,
+        0
+    );
+    // The bounds themselves are accepted.
+    usage::record(&tx, at_the_bounds()).await?;
+    tx.commit().await?;
+    assert_eq!(
+        (
+            usage::MAX_QUANTITY,
+            usage::MAX_TOKENS,
+            usage::MAX_OCR_PAGES,
+            usage::MAX_AUDIO_SECONDS,
+            usage::MAX_LATENCY_MS
+        ),
+        (
+            1_000_000_000_000,
+            1_000_000_000_000,
+            1_000_000,
+            1e9,
+            86_400_000
+        )
+    );
+    Ok(())
+}
+
+fn at_the_bounds() -> UsageEventInput {
+    let mut e = event("big", usage::MAX_QUANTITY);
+    e.tokens_in = usage::MAX_TOKENS;
+    e.tokens_out = usage::MAX_TOKENS;
+    e.ocr_pages = usage::MAX_OCR_PAGES;
+    e.audio_seconds = usage::MAX_AUDIO_SECONDS;
+    e.latency_ms = Some(usage::MAX_LATENCY_MS);
+    e
+}
+
+/// Sums that do not fit a bigint (rows written before the bounds existed, or simply very many
+/// large events) saturate at `i64::MAX` instead of failing the whole summary.
+#[tokio::test]
+async fn usage_sums_saturate_instead_of_failing() -> Result<()> {
+    let f = fixture(2).await?;
+    let (a, b) = (&f.tenants[0], &f.tenants[1]);
+    // Many large events through the service...
+    let tx = f.tenantry.begin(&a.ctx).await?;
+    for _ in 0..200 {
+        usage::record(&tx, at_the_bounds()).await?;
+    }
+    tx.commit().await?;
+    // ... and legacy rows far beyond the bounds, as only the superuser can still write them.
+    exec(
+        &f.su,
+        "INSERT INTO tenancy.usage_events \
+         (tenant_id, kind, quantity, tokens_in, tokens_out, audio_seconds, ocr_pages, latency_ms) \
+         SELECT $1, kind, 9223372036854775807, 9223372036854775807, 9223372036854775807, \
+                1e308, 2147483647, 2147483647 \
+         FROM unnest(ARRAY['big', 'legacy']) AS kind, generate_series(1, 500)",
+        [a.id.into()],
+    )
+    .await?;
+    exec(
+        &f.su,
+        "INSERT INTO tenancy.usage_events (tenant_id, kind, quantity) VALUES ($1, 'request', 7)",
+        [b.id.into()],
+    )
+    .await?;
+
+    let tx = f.tenantry.begin(&a.ctx).await?;
+    let to = Utc::now() + chrono::Duration::days(1);
+    let from = to - chrono::Duration::days(40);
+    for period in [Period::Day, Period::Month] {
+        let rows = usage::summary(&tx, from, to, period).await?;
+        let kinds: BTreeSet<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(kinds, BTreeSet::from(["big", "legacy"]), "{period:?}");
+        for r in &rows {
+            assert_eq!(r.quantity, i64::MAX, "{r:?}");
+            assert_eq!(r.tokens_in, i64::MAX, "{r:?}");
+            assert_eq!(r.tokens_out, i64::MAX, "{r:?}");
+            assert!(
+                r.audio_seconds.is_finite() && r.audio_seconds > 1e300,
+                "{r:?}"
+            );
+            assert!(r.ocr_pages > 0, "{r:?}");
+            assert!(r.avg_latency_ms.is_some_and(f64::is_finite), "{r:?}");
+        }
+    }
+    assert_eq!(usage::month_to_date(&tx, None).await?, i64::MAX);
+    drop(tx);
+    // The other tenant's figures are exact, as ever.
+    let tx = f.tenantry.begin(&b.ctx).await?;
+    assert_eq!(usage::month_to_date(&tx, None).await?, 7);
+    let rows = usage::summary(&tx, from, to, Period::Month).await?;
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].quantity, rows[0].events), (7, 1));
     Ok(())
 }

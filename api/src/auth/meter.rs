@@ -27,7 +27,12 @@ pub fn record_request(
     let tenantry = state.tenantry().clone();
     let mut event = UsageEventInput::new("request", 1);
     event.endpoint = endpoint;
-    event.latency_ms = Some(i32::try_from(latency.as_millis()).unwrap_or(i32::MAX));
+    // Clamped to the bound `usage::record` accepts: a refused event would go unmetered.
+    event.latency_ms = Some(
+        i32::try_from(latency.as_millis())
+            .unwrap_or(i32::MAX)
+            .min(usage::MAX_LATENCY_MS),
+    );
     event.metadata = serde_json::json!({ "status": status.as_u16() });
     tokio::spawn(async move {
         let result = tenantry

@@ -1,10 +1,11 @@
 //! Monthly quotas of API keys.
 //!
-//! A key with a `monthly_quota` may be used while its month-to-date quantity
-//! (`usage::month_to_date` for that key) is below the quota. Asking the database on every
-//! request would double its load, so the figure is cached per key for a few seconds and the
-//! requests admitted meanwhile are counted locally: the check may overshoot by what other API
-//! processes admit within that window, never by more.
+//! A key with a `monthly_quota` may be used while the month-to-date quantity of its *lineage*
+//! (`usage::month_to_date_of_lineage`: every key of the tenant with the same name, since
+//! rotation keeps the name) is below the quota, so rotating a key does not give it a fresh
+//! month. Asking the database on every request would double its load, so the figure is cached
+//! per key for a few seconds and the requests admitted meanwhile are counted locally: the check
+//! may overshoot by what other API processes admit within that window, never by more.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -58,7 +59,9 @@ impl QuotaCache {
             Some(n) => n,
             None => {
                 let n = tenantry
-                    .with_tenant(ctx, async |tx| usage::month_to_date(tx, Some(key)).await)
+                    .with_tenant(ctx, async |tx| {
+                        usage::month_to_date_of_lineage(tx, key).await
+                    })
                     .await?;
                 self.store(key, n);
                 n

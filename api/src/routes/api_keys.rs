@@ -38,6 +38,10 @@ pub struct ApiKeyView {
     pub last_used_at: Option<DateTime<Utc>>,
     /// Created.
     pub created_at: DateTime<Utc>,
+    /// The user the key is attributed to (who issued or rotated it, or the creator of the key
+    /// that did); absent when unknown. Removing that user revokes the key, demoting them
+    /// revokes it when it acts with more than their new role.
+    pub created_by: Option<Uuid>,
 }
 
 impl From<api_keys::ApiKeyInfo> for ApiKeyView {
@@ -53,6 +57,7 @@ impl From<api_keys::ApiKeyInfo> for ApiKeyView {
             revoked_at: k.revoked_at,
             last_used_at: k.last_used_at,
             created_at: k.created_at,
+            created_by: k.created_by,
         }
     }
 }
@@ -86,9 +91,10 @@ pub struct CreateApiKey {
     pub scopes: Vec<String>,
     /// When it stops working (default never).
     pub expires_at: Option<DateTime<Utc>>,
-    /// Requests per minute (default: the server's, 600).
+    /// Requests per minute, 1 to 6000 (default: the server's, 600).
     pub rate_limit_per_minute: Option<u32>,
-    /// Units per calendar month (default unlimited).
+    /// Units per calendar month, at least 1 (default unlimited). Shared with the keys of the
+    /// same name: a rotated key keeps counting what its predecessors used this month.
     pub monthly_quota: Option<u64>,
 }
 
