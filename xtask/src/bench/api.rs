@@ -15,7 +15,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use entity::projects;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
+};
 use service::{NewApiKey, Tenantry, TenantryConfig};
 use tenantry_tests::databases::connect;
 use tenantry_tests::logins::LoginRole;
@@ -25,14 +27,22 @@ use uuid::Uuid;
 
 use super::Params;
 use super::load::{alternate, closed_loop};
+use super::proxy::RoundTripProxy;
 use super::report::{Cmp, Row, Scenario};
 use super::service_tx::contexts;
 use super::setup::{Fixture, rows};
 
+/// Alternating rounds per side and cell (the order flips every round).
+const ROUNDS: usize = 4;
+
 pub const TITLE: &str = "API: list projects with API-key auth vs. bare axum + SeaORM";
 
-/// Keys (one per tenant) with a rate limit the load cannot reach.
-async fn issue_keys(tenantry: &Tenantry, fx: &Fixture, n: usize) -> anyhow::Result<Vec<(Uuid, String)>> {
+/// Keys, one per tenant, with the highest rate limit a key may have.
+async fn issue_keys(
+    tenantry: &Tenantry,
+    fx: &Fixture,
+    n: usize,
+) -> anyhow::Result<Vec<(Uuid, String)>> {
     let mut out = vec![];
     for ctx in contexts(tenantry, fx, n).await? {
         let issued = tenantry
@@ -43,7 +53,9 @@ async fn issue_keys(tenantry: &Tenantry, fx: &Fixture, n: usize) -> anyhow::Resu
                         name: "bench api".into(),
                         scopes: vec!["read".into(), "write".into()],
                         expires_at: None,
-                        rate_limit_per_minute: Some(i32::MAX as u32),
+                        // The highest limit a key may have; with one key per tenant over 64 tenants the
+                        // bursts (a minute's worth each) cover every request of the run.
+                        rate_limit_per_minute: Some(6000),
                         monthly_quota: None,
                     },
                 )
@@ -73,7 +85,9 @@ async fn bare_list(
         .await
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     items.truncate(50);
-    Ok(axum::Json(serde_json::json!({ "items": items, "next_cursor": null })))
+    Ok(axum::Json(
+        serde_json::json!({ "items": items, "next_cursor": null }),
+    ))
 }
 
 /// Serves `app` on a free port of 127.0.0.1 until the returned sender is dropped or fired.
@@ -99,15 +113,19 @@ async fn get_ok(client: &reqwest::Client, req: reqwest::RequestBuilder) -> anyho
     anyhow::ensure!(
         status.is_success(),
         "HTTP {status}: {}",
-        String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
+        String::from_utf8_lossy(&body)
+            .chars()
+            .take(200)
+            .collect::<String>()
     );
     Ok(())
 }
 
-pub async fn run(p: &Params, fx: &Fixture, _port: u16) -> anyhow::Result<Scenario> {
+pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario> {
     let mut sc = Scenario::new(4, TITLE);
-    let tenantry = Tenantry::connect(TenantryConfig::new(fx.db.url(LoginRole::App)).with_pool(p.pool)).await?;
-    let keys = Arc::new(issue_keys(&tenantry, fx, 8).await?);
+    let tenantry =
+        Tenantry::connect(TenantryConfig::new(fx.db.url(LoginRole::App)).with_pool(p.pool)).await?;
+    let keys = Arc::new(issue_keys(&tenantry, fx, 64).await?);
     let secret = api::config::JwtSecret::new(vec![7u8; 32]).map_err(|e| anyhow::anyhow!("{e}"))?;
     let state = api::AppState::new(tenantry.clone(), api::ApiConfig::new(secret));
     let (ours_port, stop_ours) = serve(api::build_app(state)).await?;
@@ -137,11 +155,17 @@ pub async fn run(p: &Params, fx: &Fixture, _port: u16) -> anyhow::Result<Scenari
         let res = req.send().await?;
         let status = res.status();
         let v: serde_json::Value = res.json().await.unwrap_or_default();
-        let n = v.get("items").and_then(|i| i.as_array()).map_or(0, Vec::len);
-        anyhow::ensure!(status.is_success() && n > 0, "{url}: HTTP {status}, {n} items");
+        let n = v
+            .get("items")
+            .and_then(|i| i.as_array())
+            .map_or(0, Vec::len);
+        anyhow::ensure!(
+            status.is_success() && n > 0,
+            "{url}: HTTP {status}, {n} items"
+        );
     }
 
-    let round = Duration::from_secs_f64(p.seconds / 2.0);
+    let round = Duration::from_secs_f64(p.seconds / ROUNDS as f64);
     let max_ops = 5_000_000;
     for &c in &p.concurrency {
         tracing::info!(concurrency = c, "scenario 4");
@@ -166,7 +190,7 @@ pub async fn run(p: &Params, fx: &Fixture, _port: u16) -> anyhow::Result<Scenari
         let warm = Duration::from_secs_f64((p.seconds / 8.0).min(0.5));
         closed_loop(c, warm, max_ops, base.clone()).await;
         closed_loop(c, warm, max_ops, ours.clone()).await;
-        let (b, o) = alternate(c, round, 2, max_ops, base, ours).await;
+        let (b, o) = alternate(c, round, ROUNDS, max_ops, base, ours).await;
         for (r, side) in [(&b, "baseline"), (&o, "ours")] {
             if r.errors > 0 {
                 sc.notes.push(format!(
@@ -210,5 +234,66 @@ pub async fn run(p: &Params, fx: &Fixture, _port: u16) -> anyhow::Result<Scenari
     let _ = stop_ours.send(());
     let _ = stop_bare.send(());
     plain.close().await?;
+
+    let (ours_rt, bare_rt) = round_trips(fx, port, &keys[0]).await?;
+    sc.rows.push(
+        Row::compared(
+            "round trips per request (metering included)",
+            "round trips",
+            ours_rt,
+            bare_rt,
+        )
+        .note("counted on the wire; includes the pools' pings and the background usage event"),
+    );
     Ok(sc)
+}
+
+/// Database round trips per HTTP request, counted through a proxy: both servers get pools that
+/// go through it; sequential requests, then a pause for the background metering to finish.
+async fn round_trips(fx: &Fixture, port: u16, key: &(Uuid, String)) -> anyhow::Result<(f64, f64)> {
+    let proxy = RoundTripProxy::start(port).await?;
+    let tenantry = Tenantry::connect(
+        TenantryConfig::new(proxy.url(&fx.db.url(LoginRole::App), port)).with_pool(2),
+    )
+    .await?;
+    let secret = api::config::JwtSecret::new(vec![7u8; 32]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let state = api::AppState::new(tenantry.clone(), api::ApiConfig::new(secret));
+    let (ours_port, stop_ours) = serve(api::build_app(state)).await?;
+    let plain = connect(&proxy.url(&fx.db.superuser_url(), port), 2).await?;
+    let (bare_port, stop_bare) = serve(
+        Router::new()
+            .route("/v1/projects", get(bare_list))
+            .with_state(plain.clone()),
+    )
+    .await?;
+    let client = reqwest::Client::new();
+    let n = 50u32;
+    let mut out = [0.0f64; 2];
+    for (slot, port, auth) in [(0, ours_port, true), (1, bare_port, false)] {
+        let url = format!("http://127.0.0.1:{port}/v1/projects?limit=50");
+        let send = || {
+            let mut req = client.get(&url).header("x-tenant", key.0.to_string());
+            if auth {
+                req = req.bearer_auth(&key.1);
+            }
+            get_ok(&client, req)
+        };
+        for _ in 0..5 {
+            send().await?;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = proxy.round_trips();
+        for _ in 0..n {
+            send().await?;
+            // Let the background work of this request finish before the next one.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        out[slot] = (proxy.round_trips() - before) as f64 / f64::from(n);
+    }
+    let _ = stop_ours.send(());
+    let _ = stop_bare.send(());
+    tenantry.close().await?;
+    plain.close().await?;
+    Ok((out[0], out[1]))
 }

@@ -38,8 +38,8 @@ pub async fn issue_key(tenantry: &Tenantry, fx: &Fixture, name: &str) -> anyhow:
 
 pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario> {
     let mut sc = Scenario::new(5, TITLE);
-    let tenantry = Tenantry::connect(TenantryConfig::new(fx.db.url(LoginRole::App)).with_pool(1))
-        .await?;
+    let tenantry =
+        Tenantry::connect(TenantryConfig::new(fx.db.url(LoginRole::App)).with_pool(1)).await?;
     let secret = issue_key(&tenantry, fx, "bench auth").await?;
     let ctx = contexts(&tenantry, fx, 1).await?.remove(0);
     let n = p.iterations.max(10);
@@ -67,9 +67,11 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
     }
     let auth_s = Stat::of(&auth);
     let read_s = Stat::of(&read);
-    sc.rows.push(Row::latency_alone("authenticate_api_key (valid key)", &auth_s).note(
-        "SHA-256 + the SECURITY DEFINER lookup; last_used_at is written at most once a minute",
-    ));
+    sc.rows.push(
+        Row::latency_alone("authenticate_api_key (valid key)", &auth_s).note(
+            "SHA-256 + the SECURITY DEFINER lookup; last_used_at is written at most once a minute",
+        ),
+    );
     sc.rows.push(Row::latency_alone(
         "authenticate_api_key (wrong secret, rejected)",
         &Stat::of(&rejected),
@@ -108,7 +110,7 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
     t.close().await?;
     sc.rows.push(
         Row::value("round trips per authentication", "round trips", rt)
-            .note("pool liveness ping + the lookup"),
+            .note("acquire ping, the lookup, release ping (off the caller's path)"),
     );
 
     match isolation_wall_time(p).await {
@@ -119,8 +121,12 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
                 "the built binary run as a subprocess; it FAILED (see its output)"
             }),
         ),
-        Ok(None) => sc.notes.push("test-isolation wall time: skipped (--no-isolation or --quick)".into()),
-        Err(e) => sc.notes.push(format!("test-isolation wall time: could not run it: {e:#}")),
+        Ok(None) => sc
+            .notes
+            .push("test-isolation wall time: skipped (--no-isolation or --quick)".into()),
+        Err(e) => sc
+            .notes
+            .push(format!("test-isolation wall time: could not run it: {e:#}")),
     }
     if sc.rows.is_empty() {
         sc.status = Status::Failed("nothing measured".into());

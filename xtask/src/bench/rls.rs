@@ -1,11 +1,12 @@
 //! Scenario 1: what row level security costs a read.
 //!
-//! The app login runs each query inside a transaction whose tenant is set with `SET LOCAL`
-//! (untimed), relying on the policy alone and, separately, with the explicit
+//! The app login's role runs each query inside a transaction whose tenant is set with
+//! `SET LOCAL` (untimed), relying on the policy alone and, separately, with the explicit
 //! `WHERE tenant_id = $1` the service always adds. The baseline is the same query with the
-//! explicit WHERE run by the bootstrap superuser, which bypasses RLS, also inside a
-//! transaction. The three variants alternate within every iteration, so drift on the machine
-//! hits them alike.
+//! explicit WHERE run by the bootstrap superuser, which bypasses RLS, in the same
+//! transaction on the same connection (`SET LOCAL ROLE` / `RESET ROLE` between the variants,
+//! untimed). The three variants alternate within every iteration, so drift on the machine
+//! hits them alike; four rounds on fresh connections are pooled.
 //!
 //! Then, once, the naive policy: a VOLATILE plpgsql function called per row, on a scratch copy
 //! of the table in a separate database.
@@ -19,7 +20,9 @@ use uuid::Uuid;
 
 use super::Params;
 use super::report::{Cmp, Explain, Row, Scenario};
-use super::setup::{Fixture, exec_text, load_projects, rows, sample_keys, snippet, text_lines};
+use super::setup::{
+    Fixture, drop_db, exec_text, load_projects, rows, sample_keys, snippet, text_lines,
+};
 use super::stats::{Rng, Stat};
 
 pub const TITLE: &str = "RLS read overhead (app role under RLS vs. superuser with WHERE tenant_id)";
@@ -89,16 +92,30 @@ fn set_local(tenant: Uuid) -> String {
     format!("SET LOCAL tenantry.tenant_id = '{tenant}'")
 }
 
+#[derive(Default)]
 struct Measured {
-    rls: Stat,
-    rls_where: Option<Stat>,
-    base: Stat,
+    rls: Vec<Duration>,
+    rls_where: Vec<Duration>,
+    base: Vec<Duration>,
     mismatches: usize,
 }
 
-/// Runs each query `iterations` times per variant on `app` (under RLS) and `su` (baseline).
+impl Measured {
+    fn absorb(&mut self, other: Measured) {
+        self.rls.extend(other.rls);
+        self.rls_where.extend(other.rls_where);
+        self.base.extend(other.base);
+        self.mismatches += other.mismatches;
+    }
+}
+
+/// Runs each query `iterations` times per variant, all on one superuser connection inside one
+/// transaction: the RLS variants after `SET LOCAL ROLE` to the app login (row level security
+/// applies exactly as for that login), the baseline after `RESET ROLE` (a superuser bypasses
+/// RLS). One backend for all variants, so neither gets a luckier process or CPU; the role
+/// switches are untimed. Statement texts differ, so each variant keeps its own cached plan.
+#[allow(clippy::too_many_arguments)]
 async fn measure(
-    app: &DatabaseConnection,
     su: &DatabaseConnection,
     samples: &[(Uuid, Uuid)],
     q: &Query,
@@ -110,9 +127,9 @@ async fn measure(
 ) -> anyhow::Result<Measured> {
     let count_query = rls_sql.contains("count(*)");
     let mut rng = Rng::new(seed);
-    // Both sides run inside a transaction, so only the query itself differs.
-    let txn = app.begin().await?;
-    let stx = su.begin().await?;
+    let txn = su.begin().await?;
+    let service_sql = format!("{explicit_sql} /* as the app, under RLS */");
+    let as_app = format!("SET LOCAL ROLE {APP_LOGIN}");
     let warmup = (iterations / 10).clamp(1, 100);
     let (mut a, mut b, mut c) = (vec![], vec![], vec![]);
     let mut mismatches = 0;
@@ -130,12 +147,19 @@ async fn measure(
         for k in 0..3 {
             let which = (i + k) % 3;
             results[which] = match which {
-                0 => timed(&txn, rls_sql, rls_values.clone(), count_query).await?,
+                0 => {
+                    exec_text(&txn, &as_app).await?;
+                    timed(&txn, rls_sql, rls_values.clone(), count_query).await?
+                }
                 1 if with_service_form => {
-                    timed(&txn, explicit_sql, explicit_values.clone(), count_query).await?
+                    exec_text(&txn, &as_app).await?;
+                    timed(&txn, &service_sql, explicit_values.clone(), count_query).await?
                 }
                 1 => (Duration::ZERO, 0),
-                _ => timed(&stx, explicit_sql, explicit_values.clone(), count_query).await?,
+                _ => {
+                    exec_text(&txn, "RESET ROLE").await?;
+                    timed(&txn, explicit_sql, explicit_values.clone(), count_query).await?
+                }
             };
         }
         if results[0].1 != results[2].1 || (with_service_form && results[1].1 != results[2].1) {
@@ -148,11 +172,10 @@ async fn measure(
         }
     }
     txn.commit().await?;
-    stx.commit().await?;
     Ok(Measured {
-        rls: Stat::of(&a),
-        rls_where: with_service_form.then(|| Stat::of(&b)),
-        base: Stat::of(&c),
+        rls: a,
+        rls_where: if with_service_form { b } else { vec![] },
+        base: c,
         mismatches,
     })
 }
@@ -181,38 +204,54 @@ fn inline(sql: &str, tenant: Uuid, id: Uuid) -> String {
 
 pub async fn run(p: &Params, fx: &Fixture) -> anyhow::Result<Scenario> {
     let mut sc = Scenario::new(1, TITLE);
-    let app = connect(&fx.db.url(LoginRole::App), 1).await?;
-    let su = connect(&fx.db.superuser_url(), 1).await?;
     let mut mismatches = 0;
+    // Several rounds, each on a fresh pair of connections (so neither side keeps a lucky or
+    // unlucky backend), samples pooled.
+    let rounds = if p.quick { 1 } else { 4 };
     for (i, (q, rls_sql, explicit_sql)) in queries("public.projects").iter().enumerate() {
         tracing::info!(query = q.label, iterations = p.iterations, "scenario 1");
-        let m = measure(
-            &app,
-            &su,
-            &fx.samples,
-            q,
-            rls_sql,
-            explicit_sql,
-            p.iterations,
-            true,
-            11 + i as u64,
-        )
-        .await?;
-        mismatches += m.mismatches;
-        sc.rows.push(
-            Row::latency(format!("{}: policy only", q.label), &m.rls, &m.base)
-                .target_ratio(Cmp::Le, 1.05),
-        );
-        if let Some(w) = &m.rls_where {
-            sc.rows.push(
-                Row::latency(
-                    format!("{}: policy + service's WHERE", q.label),
-                    w,
-                    &m.base,
+        let mut m = Measured::default();
+        for r in 0..rounds {
+            let su = connect(&fx.db.superuser_url(), 1).await?;
+            m.absorb(
+                measure(
+                    &su,
+                    &fx.samples,
+                    q,
+                    rls_sql,
+                    explicit_sql,
+                    p.iterations.div_ceil(rounds),
+                    true,
+                    11 + (i * 10 + r) as u64,
                 )
-                .target_ratio(Cmp::Le, 1.05),
+                .await?,
             );
+            su.close().await?;
         }
+        mismatches += m.mismatches;
+        let base = Stat::of(&m.base);
+        sc.rows.push(
+            Row::latency(
+                format!("{}: policy only", q.label),
+                &Stat::of(&m.rls),
+                &base,
+            )
+            .target_ratio(Cmp::Le, 1.05),
+        );
+        sc.rows.push(
+            Row::latency(
+                format!("{}: policy + service's WHERE", q.label),
+                &Stat::of(&m.rls_where),
+                &base,
+            )
+            .target_ratio(Cmp::Le, 1.05),
+        );
+    }
+    let app = connect(&fx.db.url(LoginRole::App), 1).await?;
+    let su = connect(&fx.db.superuser_url(), 1).await?;
+    // Warm the plan caches of this connection for the report below.
+    for (q, rls_sql, explicit_sql) in &queries("public.projects") {
+        measure(&su, &fx.samples, q, rls_sql, explicit_sql, 20, true, 99).await?;
     }
     if mismatches > 0 {
         sc.notes.push(format!(
@@ -224,11 +263,12 @@ pub async fn run(p: &Params, fx: &Fixture) -> anyhow::Result<Scenario> {
         );
     }
     // Which plans the prepared statements ran with: a custom plan is planned on every execution.
-    for (who, conn) in [("app (RLS)", &app), ("superuser (baseline)", &su)] {
+    {
         for r in rows(
-            conn,
+            &su,
             "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements \
-             WHERE statement LIKE '%public.projects%' ORDER BY statement",
+             WHERE statement LIKE '%public.projects%' \
+             AND statement NOT LIKE '%pg_prepared_statements%' ORDER BY statement",
             vec![],
         )
         .await?
@@ -237,7 +277,7 @@ pub async fn run(p: &Params, fx: &Fixture) -> anyhow::Result<Scenario> {
             let generic: i64 = r.try_get_by_index(1)?;
             let custom: i64 = r.try_get_by_index(2)?;
             sc.notes.push(format!(
-                "plan cache, {who}: `{stmt}`: {generic} generic, {custom} custom plans"
+                "plan cache: `{stmt}`: {generic} generic, {custom} custom plans"
             ));
         }
     }
@@ -330,7 +370,6 @@ async fn naive(p: &Params, sc: &mut Scenario) -> anyhow::Result<()> {
     let app = connect(&db.url(LoginRole::App), 1).await?;
     for (i, (q, rls_sql, explicit_sql)) in queries("public.projects_naive").iter().enumerate() {
         let m = measure(
-            &app,
             &su,
             &samples,
             q,
@@ -344,8 +383,8 @@ async fn naive(p: &Params, sc: &mut Scenario) -> anyhow::Result<()> {
         sc.rows.push(
             Row::latency(
                 format!("{}: NAIVE policy (volatile fn per row)", q.label),
-                &m.rls,
-                &m.base,
+                &Stat::of(&m.rls),
+                &Stat::of(&m.base),
             )
             .note("what not to do: shown once, no target"),
         );
@@ -368,5 +407,6 @@ async fn naive(p: &Params, sc: &mut Scenario) -> anyhow::Result<()> {
     ));
     app.close().await?;
     su.close().await?;
+    drop_db(&db).await;
     Ok(())
 }

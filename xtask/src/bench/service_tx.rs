@@ -6,28 +6,36 @@
 //! size, same concurrency, alternating rounds. Round trips are counted on the wire.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use entity::projects;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, TransactionTrait,
 };
 use service::{Page, TenantContext, Tenantry, TenantryConfig};
 use tenantry_tests::databases::connect;
-use tenantry_tests::logins::LoginRole;
+use tenantry_tests::logins::{APP_LOGIN, LoginRole};
 use uuid::Uuid;
 
 use super::Params;
 use super::load::{LoadResult, alternate, closed_loop};
 use super::proxy::RoundTripProxy;
-use super::report::{Cmp, Row, Scenario};
-use super::setup::{BENCH_OWNER, Fixture, tenant_uuid};
+use super::report::{Cmp, Explain, Row, Scenario};
+use super::setup::{BENCH_OWNER, Fixture, exec_text, snippet, tenant_uuid, text_lines};
+use super::stats::Stat;
+
+/// Alternating rounds per side and cell (the order flips every round).
+const ROUNDS: usize = 4;
 
 pub const TITLE: &str = "Tenant-bound transaction overhead through the service";
 
 /// Contexts of the first `n` bench tenants, as the owner user.
-pub async fn contexts(tenantry: &Tenantry, fx: &Fixture, n: usize) -> anyhow::Result<Vec<TenantContext>> {
+pub async fn contexts(
+    tenantry: &Tenantry,
+    fx: &Fixture,
+    n: usize,
+) -> anyhow::Result<Vec<TenantContext>> {
     let mut out = vec![];
     for i in 0..n.min(fx.tenants as usize).max(1) {
         out.push(
@@ -178,10 +186,8 @@ async fn round_trips(fx: &Fixture, port: u16, op: Op, ours: bool, n: u64) -> any
 
 pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario> {
     let mut sc = Scenario::new(2, TITLE);
-    let tenantry = Tenantry::connect(
-        TenantryConfig::new(fx.db.url(LoginRole::App)).with_pool(p.pool),
-    )
-    .await?;
+    let tenantry =
+        Tenantry::connect(TenantryConfig::new(fx.db.url(LoginRole::App)).with_pool(p.pool)).await?;
     let ctxs = Arc::new(contexts(&tenantry, fx, 64).await?);
     let plain = connect(&fx.db.superuser_url(), p.pool).await?;
     let tenants: Arc<Vec<Uuid>> = Arc::new(ctxs.iter().map(|c| c.tenant_id()).collect());
@@ -195,7 +201,7 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
         ));
     }
 
-    let round = Duration::from_secs_f64(p.seconds / 2.0);
+    let round = Duration::from_secs_f64(p.seconds / ROUNDS as f64);
     let max_ops = 5_000_000;
     for op in [Op::Read, Op::Insert] {
         for &c in &p.concurrency {
@@ -228,7 +234,7 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
             let warm = Duration::from_secs_f64((p.seconds / 8.0).min(0.5));
             closed_loop(c, warm, max_ops, base.clone()).await;
             closed_loop(c, warm, max_ops, ours.clone()).await;
-            let (b, o) = alternate(c, round, 2, max_ops, base, ours).await;
+            let (b, o) = alternate(c, round, ROUNDS, max_ops, base, ours).await;
             check_errors(&mut sc, &b, "baseline");
             check_errors(&mut sc, &o, "ours");
             let what = match op {
@@ -268,7 +274,7 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
         };
         let warm = Duration::from_secs_f64((p.seconds / 8.0).min(0.5));
         closed_loop(c, warm, max_ops, fixed.clone()).await;
-        let (b, o) = alternate(c, round, 2, max_ops, base, fixed).await;
+        let (b, o) = alternate(c, round, ROUNDS, max_ops, base, fixed).await;
         check_errors(&mut sc, &o, "projected");
         sc.rows.push(
             Row::throughput(
@@ -285,18 +291,33 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
     tenantry.close().await?;
     plain.close().await?;
 
+    let tenantry =
+        Tenantry::connect(TenantryConfig::new(fx.db.url(LoginRole::App)).with_pool(p.pool)).await?;
+    let plain = connect(&fx.db.superuser_url(), p.pool).await?;
+    let ctx = contexts(&tenantry, fx, 1).await?.remove(0);
+    for row in breakdown(&tenantry, &ctx, &plain, if p.quick { 50 } else { 1000 }).await? {
+        sc.rows
+            .push(row.note("medians; ratio against the plain read's median"));
+    }
+    tenantry.close().await?;
+    plain.close().await?;
+    explain_generic(fx, &mut sc).await?;
+
     let n = if p.quick { 20 } else { 200 };
     for (op, what) in [(Op::Read, "read"), (Op::Insert, "insert")] {
         let ours = round_trips(fx, port, op, true, n).await?;
         let base = round_trips(fx, port, op, false, n).await?;
         sc.rows.push(
             Row::compared(format!("round trips per {what}"), "round trips", ours, base)
-                .note("counted on the wire (ReadyForQuery messages through a proxy)"),
+                .note(
+                    "counted on the wire; ours: acquire ping, BEGIN, SET LOCAL, query, COMMIT, release ping; \
+                     baseline: acquire ping, query, release ping (the release ping is off the caller's path)",
+                ),
         );
     }
     sc.notes.push(
         "ratio = our operations per second / the baseline's (same pool size, same concurrency, \
-         two alternating rounds each); latencies are per operation as the caller sees them"
+         four alternating rounds each); latencies are per operation as the caller sees them"
             .into(),
     );
     sc.notes.push(format!(
@@ -305,6 +326,103 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
         tenants.len()
     ));
     Ok(sc)
+}
+
+/// The list's SQL exactly as SeaORM sends it (LIMIT and OFFSET are bind parameters), and
+/// EXPLAIN ANALYZE of its generic plan (the one a prepared statement settles on after five
+/// executions) under RLS as the app login and as the superuser.
+async fn explain_generic(fx: &Fixture, sc: &mut Scenario) -> anyhow::Result<()> {
+    let tenant = tenant_uuid(1);
+    let stmt = projects::Entity::find()
+        .filter(projects::Column::TenantId.eq(tenant))
+        .order_by(projects::Column::CreatedAt, Order::Desc)
+        .order_by(projects::Column::Id, Order::Asc)
+        .offset(0)
+        .limit(50)
+        .build(sea_orm::DbBackend::Postgres);
+    let su = connect(&fx.db.superuser_url(), 1).await?;
+    for (title, role) in [
+        (
+            "ours: the service's list as the app login, under RLS",
+            Some(APP_LOGIN),
+        ),
+        ("baseline: the same statement as the superuser", None),
+    ] {
+        let txn = su.begin().await?;
+        exec_text(&txn, "SET LOCAL plan_cache_mode = force_generic_plan").await?;
+        exec_text(&txn, &format!("SET LOCAL tenantry.tenant_id = '{tenant}'")).await?;
+        if let Some(r) = role {
+            exec_text(&txn, &format!("SET LOCAL ROLE {r}")).await?;
+        }
+        exec_text(&txn, &format!("PREPARE bench_list AS {}", stmt.sql)).await?;
+        let lines = text_lines(
+            &txn,
+            &format!(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE bench_list('{tenant}', 50, 0)"
+            ),
+        )
+        .await?;
+        txn.rollback().await?;
+        exec_text(&su, "DEALLOCATE bench_list").await?;
+        sc.explain.push(Explain {
+            title: format!("{title}, generic plan"),
+            lines: snippet(lines, 12),
+        });
+    }
+    su.close().await?;
+    sc.notes
+        .push(format!("the list as SeaORM sends it: `{}`", stmt.sql));
+    Ok(())
+}
+
+/// Where the time of one read goes, one task, medians: acquire + BEGIN + SET LOCAL, the
+/// SELECT, COMMIT; against the plain read.
+async fn breakdown(
+    tenantry: &Tenantry,
+    ctx: &TenantContext,
+    plain: &DatabaseConnection,
+    n: usize,
+) -> anyhow::Result<Vec<Row>> {
+    let (mut begin, mut query, mut commit, mut total, mut base) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..n + n / 10 {
+        let t0 = Instant::now();
+        let tx = tenantry.begin(ctx).await?;
+        let t1 = Instant::now();
+        tx.list::<projects::Entity>(
+            service::tx::all(),
+            vec![(projects::Column::CreatedAt, Order::Desc)],
+            Page::default(),
+        )
+        .await?;
+        let t2 = Instant::now();
+        tx.commit().await?;
+        let t3 = Instant::now();
+        plain_read(plain, ctx.tenant_id()).await?;
+        let t4 = Instant::now();
+        if i >= n / 10 {
+            begin.push(t1 - t0);
+            query.push(t2 - t1);
+            commit.push(t3 - t2);
+            total.push(t3 - t0);
+            base.push(t4 - t3);
+        }
+    }
+    let b = Stat::of(&base);
+    Ok(vec![
+        Row::latency(
+            "1 task, one read: whole transaction vs plain read",
+            &Stat::of(&total),
+            &b,
+        ),
+        Row::latency(
+            "  of which acquire + BEGIN + SET LOCAL",
+            &Stat::of(&begin),
+            &b,
+        ),
+        Row::latency("  of which the SELECT (list 50)", &Stat::of(&query), &b),
+        Row::latency("  of which COMMIT", &Stat::of(&commit), &b),
+    ])
 }
 
 fn check_errors(sc: &mut Scenario, r: &LoadResult, side: &str) {

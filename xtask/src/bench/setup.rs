@@ -24,9 +24,17 @@ pub fn tenant_uuid_sql(g: &str) -> String {
 pub const BENCH_OWNER: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_ffff_0000_0001);
 
 /// Runs one statement with bind values; returns rows affected.
-pub async fn exec<C: ConnectionTrait>(db: &C, sql: &str, values: Vec<Value>) -> anyhow::Result<u64> {
+pub async fn exec<C: ConnectionTrait>(
+    db: &C,
+    sql: &str,
+    values: Vec<Value>,
+) -> anyhow::Result<u64> {
     let res = db
-        .execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
         .await
         .map_err(|e| anyhow::anyhow!("{e}: {}", first_line(sql)))?;
     Ok(res.rows_affected())
@@ -46,9 +54,13 @@ pub async fn rows<C: ConnectionTrait>(
     sql: &str,
     values: Vec<Value>,
 ) -> anyhow::Result<Vec<QueryResult>> {
-    db.query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}: {}", first_line(sql)))
+    db.query_all_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        values,
+    ))
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}: {}", first_line(sql)))
 }
 
 /// The first text column of every row (EXPLAIN output, settings).
@@ -235,4 +247,20 @@ pub fn snippet(mut lines: Vec<String>, max: usize) -> Vec<String> {
         lines.push(format!("  ... ({cut} more lines)"));
     }
     lines
+}
+
+/// Drops a scratch database (closing its sessions), so its autovacuum cannot disturb later
+/// measurements. Failures are ignored: the ephemeral cluster goes away at exit anyway.
+pub async fn drop_db(db: &TestDb) {
+    let url = db
+        .superuser_url()
+        .replace(&format!("/{}", db.name), "/postgres");
+    if let Ok(su) = connect(&url, 1).await {
+        let _ = exec_text(
+            &su,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name),
+        )
+        .await;
+        let _ = su.close().await;
+    }
 }
