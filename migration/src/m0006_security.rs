@@ -134,6 +134,13 @@ pub fn plan() -> MigrationPlan {
         }
     }
 
+    // Referencing tables first: securing `tenants` first would hold its lock while a legacy
+    // INSERT into `projects` (holding its row lock there) waits for it in its foreign-key check,
+    // a lock-order deadlock with a live writer (seen in `cargo xtask bench`, scenario 3).
+    for table in tenant_tables() {
+        plan.extend(table.security_plan());
+    }
+
     // tenants: the app reads its own tenant only; the definer reads status for authentication.
     secure_global_table(&mut plan, TENANCY_SCHEMA, "tenants");
     add_policy(
@@ -271,10 +278,6 @@ pub fn plan() -> MigrationPlan {
         GrantObject::table(t(APP_SCHEMA, Alias::new("users"))),
         SUPERADMIN_ROLE,
     );
-
-    for table in tenant_tables() {
-        plan.extend(table.security_plan());
-    }
 
     // The superadmin trail: append-only, and only for the superadmin.
     secure_global_table(&mut plan, TENANCY_SCHEMA, "superadmin_audit_logs");

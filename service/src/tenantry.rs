@@ -28,6 +28,9 @@ async fn pool(url: &str, config: &TenantryConfig, max: u32) -> Result<DatabaseCo
     opts.max_connections(max)
         .min_connections(config.pool_min.min(max))
         .acquire_timeout(config.acquire_timeout)
+        // No liveness ping on every checkout (a round trip per transaction, measured in
+        // docs/BENCHMARKS.md); connections idle for a while are still checked.
+        .test_before_acquire_if_idle_for(std::time::Duration::from_secs(30))
         .sqlx_logging(false);
     let ms = config.statement_timeout.as_millis();
     if ms > 0 {
