@@ -240,7 +240,10 @@ async fn hostile_strings_never_cause_a_5xx() -> Result<()> {
         "{{7*7}}",
         "\r\nX-Injected: yes",
     ];
-    let long = "x".repeat(20_000);
+    // Long, but small enough that every body below (up to three copies) stays under the 64 KiB
+    // limit: a body over it is answered 413 before it is fully sent, and the client then sees
+    // a broken pipe instead of the response (oversized bodies have their own test).
+    let long = "x".repeat(15_000);
     let mut all: Vec<&str> = hostile.to_vec();
     all.push(&long);
     for s in &all {
