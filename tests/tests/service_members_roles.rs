@@ -6,8 +6,6 @@
 
 mod service_support;
 
-use std::time::Duration;
-
 use service::members;
 use service::permissions::{self, has_permission};
 use service::{MemberRole, ServiceError};
@@ -174,7 +172,9 @@ async fn two_owners_demoting_each_other_concurrently_leave_one_owner() -> anyhow
     let (second_result, ()) = tokio::join!(
         members::change_role(&tx2, a.owner, MemberRole::Admin),
         async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            until_a_session_waits_on_a_lock(&env.su)
+                .await
+                .expect("a waiting session");
             tx1.commit().await.expect("commit tx1");
         }
     );
@@ -590,7 +590,9 @@ async fn a_key_issued_during_its_creators_removal_does_not_survive() -> anyhow::
     let issued = service::api_keys::issue(&tx1, key("racing", &["admin"])).await?;
     let tx2 = env.svc.begin(&a.ctx).await?;
     let (removed, ()) = tokio::join!(members::remove(&tx2, mallory), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        until_a_session_waits_on_a_lock(&env.su)
+            .await
+            .expect("a waiting session");
         tx1.commit().await.expect("commit the issue");
     });
     removed?;
@@ -608,7 +610,9 @@ async fn a_key_issued_during_its_creators_removal_does_not_survive() -> anyhow::
     let (refused, ()) = tokio::join!(
         service::api_keys::issue(&tx1, key("too late", &["admin"])),
         async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            until_a_session_waits_on_a_lock(&env.su)
+                .await
+                .expect("a waiting session");
             tx2.commit().await.expect("commit the removal");
         }
     );

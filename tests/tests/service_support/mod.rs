@@ -261,3 +261,23 @@ pub fn assert_unauthenticated<T: std::fmt::Debug>(r: Result<T, ServiceError>, re
         other => panic!("expected Unauthenticated({reason:?}), got {other:?}"),
     }
 }
+
+/// Waits until some session of this database is blocked on a lock: the observable point at
+/// which a concurrent transaction has reached the row another one holds. No timing involved.
+pub async fn until_a_session_waits_on_a_lock(su: &DatabaseConnection) -> anyhow::Result<()> {
+    use sea_orm::ConnectionTrait;
+    loop {
+        let row = su
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) FROM pg_catalog.pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            ))
+            .await?;
+        let waiting: i64 = row.map(|r| r.try_get_by_index(0)).transpose()?.unwrap_or(0);
+        if waiting > 0 {
+            return Ok(());
+        }
+        tokio::task::yield_now().await;
+    }
+}
