@@ -1,4 +1,5 @@
-//! Tenantry's migrations and the tenancy DSL.
+//! Tenantry's own migrations (m0001..), on the kit ([`migration_kit`]), whose modules are
+//! re-exported here at their old paths.
 //!
 //! * [`dsl`]: typed builders for PostgreSQL's security objects (RLS, policies, functions,
 //!   roles, grants, default privileges) in sea-query's style; [`ddl`]: the table-level DDL
@@ -10,18 +11,27 @@
 //! * [`audit`]: the catalog checks behind `verify`.
 #![warn(missing_docs)]
 
-pub mod audit;
-pub mod backfill;
-pub mod cli;
-pub mod ddl;
-pub mod dsl;
-pub mod guards;
-pub mod names;
-pub mod plan;
-pub mod probes;
-pub mod run;
+pub use migration_kit::{
+    audit, backfill, cli, ddl, dsl, guards, names, plan, planned, probes, tenant_table,
+};
 pub mod tables;
-pub mod tenant_table;
+
+/// The runner ([`migration_kit::run`]) bound to Tenantry's [`Migrator`].
+pub mod run {
+    pub use migration_kit::run::*;
+
+    use sea_orm::{DatabaseConnection, DbErr};
+
+    /// Runs `command` with Tenantry's migrations (see [`migration_kit::run::run`]).
+    pub async fn run(db: &DatabaseConnection, command: Command) -> Result<(), DbErr> {
+        migration_kit::run::run::<crate::Migrator>(db, command).await
+    }
+
+    /// Tenantry's pending migrations, in order (read-only).
+    pub async fn pending(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+        migration_kit::run::pending::<crate::Migrator>(db).await
+    }
+}
 
 pub mod m0001_legacy_baseline;
 pub mod m0002_tenancy;
@@ -33,49 +43,9 @@ pub mod m0007_permissions;
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
-use sea_orm_migration::{DbErr, MigrationName, SchemaManager, async_trait};
+pub use migration_kit::planned::{Planned, PlannedMigrator};
 
-use crate::plan::MigrationPlan;
-
-/// One of our migrations: a name, a plan, and whether it runs inside one transaction.
-pub struct Planned {
-    name: &'static str,
-    plan: fn() -> MigrationPlan,
-    transactional: bool,
-}
-
-impl Planned {
-    /// The migration's name as recorded in `seaql_migrations`.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// Its plan.
-    pub fn plan(&self) -> MigrationPlan {
-        (self.plan)()
-    }
-}
-
-impl MigrationName for Planned {
-    fn name(&self) -> &str {
-        self.name
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for Planned {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        self.plan().up(manager, self.transactional).await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        self.plan().down(manager, self.transactional).await
-    }
-
-    fn use_transaction(&self) -> Option<bool> {
-        Some(self.transactional)
-    }
-}
+use sea_orm_migration::async_trait;
 
 /// Every migration, in order.
 pub fn planned() -> Vec<Planned> {
@@ -120,6 +90,12 @@ pub fn planned() -> Vec<Planned> {
 
 /// The sea-orm-migration migrator over [`planned`].
 pub struct Migrator;
+
+impl PlannedMigrator for Migrator {
+    fn planned() -> Vec<Planned> {
+        planned()
+    }
+}
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {

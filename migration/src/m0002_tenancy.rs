@@ -21,10 +21,7 @@ use crate::tables::{
 pub const TENANCY_TENANT_TABLES: [&str; 4] =
     ["tenant_users", "api_keys", "usage_events", "audit_logs"];
 
-/// `tenancy.current_tenant_id()` as a policy or default expression.
-pub fn current_tenant_id() -> Expr {
-    Expr::cust("tenancy.current_tenant_id()")
-}
+pub use migration_kit::tenant_table::current_tenant_id;
 
 fn setting_reader(name: &str, setting: &str, returns: &str) -> crate::dsl::FunctionCreateStatement {
     // Inlinable by design: LANGUAGE sql, STABLE, not STRICT, no SET clause and not SECURITY

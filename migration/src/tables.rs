@@ -1,12 +1,7 @@
 //! Table and column names shared by the migrations (sea-query identifiers).
 
+pub use migration_kit::tables::t;
 use sea_orm::DeriveIden;
-use sea_orm::sea_query::{Alias, IntoIden, TableRef};
-
-/// A schema-qualified table reference.
-pub fn t(schema: &str, table: impl IntoIden) -> TableRef {
-    (Alias::new(schema), table.into_iden()).into()
-}
 
 /// `public.users`: global (a person may belong to many tenants).
 #[derive(DeriveIden)]

@@ -2,13 +2,11 @@
 //! on a single connection, with `lock_timeout` set so a blocked DDL fails fast instead of
 //! queueing the application behind it.
 
+use crate::names::MIGRATION_LOCK_KEY;
+use crate::planned::PlannedMigrator;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
 };
-use sea_orm_migration::MigratorTrait;
-
-use crate::Migrator;
-use crate::names::MIGRATION_LOCK_KEY;
 
 /// What to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +44,10 @@ pub fn lock_timeout() -> String {
 
 /// Runs `command` on `db` (which must be a single-connection pool) under the advisory lock.
 /// A second concurrent run waits for the lock, then finds nothing left to do.
-pub async fn run(db: &DatabaseConnection, command: Command) -> Result<(), DbErr> {
+pub async fn run<Migrator: PlannedMigrator>(
+    db: &DatabaseConnection,
+    command: Command,
+) -> Result<(), DbErr> {
     acquire_lock(db).await?;
     // Only after the lock: `lock_timeout` would otherwise also cut the wait for it short.
     let timeout = lock_timeout();
@@ -61,18 +62,18 @@ pub async fn run(db: &DatabaseConnection, command: Command) -> Result<(), DbErr>
             Command::Up(n) => Migrator::up(db, n).await,
             Command::Down(n) => {
                 let n = n.unwrap_or(1);
-                check_down_guards(db, Some(n)).await?;
+                check_down_guards::<Migrator>(db, Some(n)).await?;
                 Migrator::down(db, Some(n)).await
             }
             Command::Status => Migrator::status(db).await,
-            Command::Fresh => fresh(db).await,
+            Command::Fresh => fresh::<Migrator>(db).await,
             Command::Refresh => {
-                check_down_guards(db, None).await?;
+                check_down_guards::<Migrator>(db, None).await?;
                 Migrator::down(db, None).await?;
                 Migrator::up(db, None).await
             }
             Command::Reset => {
-                check_down_guards(db, None).await?;
+                check_down_guards::<Migrator>(db, None).await?;
                 Migrator::reset(db).await
             }
         }
@@ -121,7 +122,10 @@ async fn acquire_lock(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// Runs the `down` guards of every migration a rollback of `n` (all when `None`) would undo,
 /// before undoing any: sea-orm-migration commits each migration's `down` separately, so a guard
 /// that refused halfway would leave the later migrations already rolled back.
-async fn check_down_guards(db: &DatabaseConnection, n: Option<u32>) -> Result<(), DbErr> {
+async fn check_down_guards<Migrator: PlannedMigrator>(
+    db: &DatabaseConnection,
+    n: Option<u32>,
+) -> Result<(), DbErr> {
     let applied: Vec<String> = Migrator::get_applied_migrations(db)
         .await?
         .iter()
@@ -131,7 +135,7 @@ async fn check_down_guards(db: &DatabaseConnection, n: Option<u32>) -> Result<()
     // The guards look at data under savepoints; the transaction is only ever rolled back.
     let txn = sea_orm::TransactionTrait::begin(db).await?;
     for name in applied.iter().rev().take(take) {
-        if let Some(m) = crate::planned().into_iter().find(|m| m.name() == name) {
+        if let Some(m) = Migrator::planned().into_iter().find(|m| m.name() == name) {
             m.plan().check_down(&txn).await?;
         }
     }
@@ -140,7 +144,7 @@ async fn check_down_guards(db: &DatabaseConnection, n: Option<u32>) -> Result<()
 
 /// sea-orm-migration's `fresh` drops only the tables of the current schema; ours also live in
 /// `tenancy` and include functions, so fresh drops both schemas whole and recreates `public`.
-async fn fresh(db: &DatabaseConnection) -> Result<(), DbErr> {
+async fn fresh<Migrator: PlannedMigrator>(db: &DatabaseConnection) -> Result<(), DbErr> {
     use crate::ddl::{Render, SchemaCreate, SchemaDrop};
     for schema in [crate::names::TENANCY_SCHEMA, crate::names::APP_SCHEMA] {
         db.execute_unprepared(&SchemaDrop::cascade(schema).to_sql())
@@ -152,7 +156,9 @@ async fn fresh(db: &DatabaseConnection) -> Result<(), DbErr> {
 }
 
 /// Pending migrations, in order (read-only: never creates the migrations table).
-pub async fn pending(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+pub async fn pending<Migrator: PlannedMigrator>(
+    db: &DatabaseConnection,
+) -> Result<Vec<String>, DbErr> {
     Ok(Migrator::get_pending_migrations_read_only(db)
         .await?
         .iter()

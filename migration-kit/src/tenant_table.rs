@@ -18,7 +18,6 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, ForeignKeyAction, Index, IndexO
 
 use crate::ddl::{ConstraintAdd, ConstraintDrop, ConstraintKind};
 use crate::dsl::{Grant, GrantObject, Policy, PolicyCommand, Privilege, RowLevelSecurity};
-use crate::m0002_tenancy::current_tenant_id;
 use crate::names::{APP_ROLE, SUPERADMIN_ROLE, TENANCY_SCHEMA, TENANT_COLUMN};
 use crate::plan::{MigrationPlan, SqlStep, pg};
 use crate::probes;
@@ -157,7 +156,7 @@ impl TenantTable {
     }
 
     /// The one call: everything that makes an existing, still single-tenant and empty (or
-    /// small) table tenant-scoped. For a large legacy table use [`crate::m0003_tenant_columns`]'s
+    /// small) table tenant-scoped. For a large legacy table use `migration::m0003_tenant_columns`'s
     /// shape instead (nullable column, batched backfill, `NOT VALID` constraints).
     pub fn plan(&self) -> MigrationPlan {
         let mut plan = MigrationPlan::new();
@@ -451,6 +450,11 @@ impl TenantTable {
         }
         plan
     }
+}
+
+/// `tenancy.current_tenant_id()` as a policy or default expression.
+pub fn current_tenant_id() -> Expr {
+    Expr::cust("tenancy.current_tenant_id()")
 }
 
 fn policy_label(p: &crate::dsl::PolicyCreateStatement) -> String {
