@@ -24,6 +24,22 @@ pub enum KeyType {
     Uuid,
     /// `bigint` / `bigserial` keys.
     BigInt,
+    /// `integer` / `serial` keys.
+    Int,
+}
+
+/// Where a child row's value comes from in [`Backfill::from_parent`]: the parent row its
+/// foreign key points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentValue {
+    /// The parent's schema.
+    pub schema: String,
+    /// The parent table.
+    pub table: String,
+    /// The parent's column copied into the child (e.g. its `tenant_id`).
+    pub value_column: String,
+    /// The foreign key: pairs of (child column, parent column).
+    pub on: Vec<(String, String)>,
 }
 
 /// Sets `column = value` on every row of `schema.table` where it is NULL, in batches.
@@ -35,6 +51,7 @@ pub struct Backfill {
     key_type: KeyType,
     column: String,
     value: Value,
+    parent: Option<ParentValue>,
     batch_size: u64,
 }
 
@@ -48,8 +65,20 @@ impl Backfill {
             key_type: KeyType::Uuid,
             column: column.into(),
             value: value.into(),
+            parent: None,
             batch_size: batch_size_from_env(),
         }
+    }
+
+    /// A backfill of `column` from the parent row each child row references: sets
+    /// `child.column = parent.value_column` where `child.column IS NULL`, joined through
+    /// `parent.on`. Child rows without a matching parent (or whose parent's value is NULL) are
+    /// left NULL. Stand-in implementation (issue 9) of the shared contract; the backfill engine's
+    /// owner replaces it.
+    pub fn from_parent(schema: &str, table: &str, column: &str, parent: ParentValue) -> Self {
+        let mut backfill = Self::new(schema, table, column, Value::Uuid(None));
+        backfill.parent = Some(parent);
+        backfill
     }
 
     /// The key column and its type (default `id`, uuid).
@@ -71,18 +100,63 @@ impl Backfill {
 
     fn batch_statement(&self, after: Option<&Value>) -> sea_orm::sea_query::UpdateStatement {
         let key = Alias::new(&self.key);
+        let child = Alias::new("tenantry_child");
         let mut next = Query::select();
-        next.column(key.clone())
-            .from(self.table_ref())
-            .and_where(Expr::col(Alias::new(&self.column)).is_null())
-            .order_by(key.clone(), Order::Asc)
+        next.column((child.clone(), key.clone()))
+            .from_as(self.table_ref(), child.clone())
+            .and_where(Expr::col((child.clone(), Alias::new(&self.column))).is_null())
+            .order_by((child.clone(), key.clone()), Order::Asc)
             .limit(self.batch_size);
         if let Some(after) = after {
-            next.and_where(Expr::col(key.clone()).gt(after.clone()));
+            next.and_where(Expr::col((child.clone(), key.clone())).gt(after.clone()));
         }
-        Query::update()
-            .table(self.table_ref())
-            .value(Alias::new(&self.column), self.value.clone())
+        let mut update = Query::update();
+        update.table(self.table_ref());
+        match &self.parent {
+            None => {
+                update.value(Alias::new(&self.column), self.value.clone());
+            }
+            Some(parent) => {
+                let p = Alias::new("tenantry_parent");
+                let parent_ref = (Alias::new(&parent.schema), Alias::new(&parent.table));
+                // Only rows whose parent has a value: orphans would otherwise stop the walk.
+                let mut matches = Query::select();
+                matches
+                    .expr(Expr::cust("1"))
+                    .from_as(parent_ref.clone(), p.clone())
+                    .and_where(
+                        Expr::col((p.clone(), Alias::new(&parent.value_column))).is_not_null(),
+                    );
+                let mut value = Query::select();
+                value
+                    .column((p.clone(), Alias::new(&parent.value_column)))
+                    .from_as(parent_ref, p.clone());
+                for (c, pc) in &parent.on {
+                    matches.and_where(
+                        Expr::col((p.clone(), Alias::new(pc)))
+                            .equals((child.clone(), Alias::new(c))),
+                    );
+                    value.and_where(Expr::col((p.clone(), Alias::new(pc))).equals((
+                        self.table_ref().0,
+                        self.table_ref().1,
+                        Alias::new(c),
+                    )));
+                }
+                next.and_where(Expr::exists(matches));
+                update.value(
+                    Alias::new(&self.column),
+                    Expr::SubQuery(
+                        None,
+                        Box::new(
+                            sea_orm::sea_query::QueryStatementBuilder::into_sub_query_statement(
+                                value,
+                            ),
+                        ),
+                    ),
+                );
+            }
+        }
+        update
             .and_where(Expr::col(key.clone()).in_subquery(next))
             .returning_col(key)
             .to_owned()
@@ -186,6 +260,13 @@ impl Backfill {
                 let mut keys = Vec::with_capacity(rows.len());
                 for r in rows {
                     keys.push(r.try_get_by_index::<i64>(0)?);
+                }
+                keys.into_iter().max().map(Value::from)
+            }
+            KeyType::Int => {
+                let mut keys = Vec::with_capacity(rows.len());
+                for r in rows {
+                    keys.push(r.try_get_by_index::<i32>(0)?);
                 }
                 keys.into_iter().max().map(Value::from)
             }

@@ -54,10 +54,47 @@ pub enum CliCommand {
         #[arg(short = 'n', long = "num")]
         num: Option<u32>,
     },
+    /// Make the tables of an existing schema tenant-scoped (planned from the live catalog).
+    Adopt(AdoptArgs),
     /// Check the live database against the isolation invariants; exits non-zero on failure.
     Verify {
         /// The application's group role.
         #[arg(long, default_value = crate::names::APP_ROLE)]
         app_role: String,
     },
+}
+
+/// `adopt`: which tables of which schema, and how existing rows get their tenant.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdoptArgs {
+    /// The schema whose tables are adopted.
+    #[arg(long)]
+    pub schema: String,
+    /// Tables that stay global (every other table of the schema is adopted).
+    #[arg(long, value_delimiter = ',', conflicts_with = "only")]
+    pub global: Vec<String>,
+    /// Adopt exactly these tables.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Every row of this table becomes a tenant; other tables inherit through foreign keys.
+    #[arg(long)]
+    pub tenant_root: Option<String>,
+    /// The root's column each tenant is named from.
+    #[arg(long, default_value = "name", requires = "tenant_root")]
+    pub tenant_name: String,
+    /// `TABLE.COLUMN`: the foreign key a table follows toward the root (repeatable).
+    #[arg(long, requires = "tenant_root")]
+    pub tenant_path: Vec<String>,
+    /// Rows with no tenant under the root rule go to the default tenant instead of refusing.
+    #[arg(long)]
+    pub orphans_to_default: bool,
+    /// Print the report and the exact SQL; change nothing.
+    #[arg(long)]
+    pub plan: bool,
+    /// `1`: columns and backfill; `2`: keys, row level security, policies, grants; `all`.
+    #[arg(long, default_value = "all")]
+    pub phase: String,
+    /// Write the declaration as a migration source file at this path instead of applying it.
+    #[arg(long, value_name = "PATH")]
+    pub write_migration: Option<String>,
 }

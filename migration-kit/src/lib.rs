@@ -10,8 +10,10 @@
 //! * [`backfill`]: the batched, resumable backfill; [`guards`]: checks between steps.
 //! * [`run`]: the advisory-locked runner, generic over a [`planned::PlannedMigrator`].
 //! * [`audit`]: the catalog checks behind `verify`.
+//! * [`adoption`]: tenancy for the tables of an existing database, planned from its catalog.
 #![warn(missing_docs)]
 
+pub mod adoption;
 pub mod audit;
 pub mod backfill;
 pub mod cli;

@@ -101,3 +101,48 @@ pub fn either(a: Statement, b: Statement) -> Statement {
         a.sql, b.sql
     ))
 }
+
+/// True when `schema.table` has a column `column`.
+pub fn column_exists(schema: &str, table: &str, column: &str) -> Statement {
+    probe(format!(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a \
+         JOIN pg_catalog.pg_class r ON r.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace \
+         WHERE n.nspname = {} AND r.relname = {} AND a.attname = {} AND NOT a.attisdropped)",
+        lit(schema),
+        lit(table),
+        lit(column)
+    ))
+}
+
+/// True when no index `name` exists in `schema`.
+pub fn index_absent(schema: &str, name: &str) -> Statement {
+    probe(format!(
+        "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = {} AND c.relname = {} AND c.relkind IN ('i', 'I'))",
+        lit(schema),
+        lit(name)
+    ))
+}
+
+/// True when policy `name` exists on `schema.table`.
+pub fn policy_exists(schema: &str, table: &str, name: &str) -> Statement {
+    probe(format!(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_policies WHERE schemaname = {} AND tablename = {} AND policyname = {})",
+        lit(schema),
+        lit(table),
+        lit(name)
+    ))
+}
+
+/// True when the index `name` in `schema` leads with `column` (a widened unique).
+pub fn index_leads_with(schema: &str, name: &str, column: &str) -> Statement {
+    probe(format!(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+         WHERE n.nspname = {} AND c.relname = {} AND a.attname = {})",
+        lit(schema),
+        lit(name),
+        lit(column)
+    ))
+}

@@ -48,16 +48,7 @@ pub async fn run<Migrator: PlannedMigrator>(
     db: &DatabaseConnection,
     command: Command,
 ) -> Result<(), DbErr> {
-    acquire_lock(db).await?;
-    // Only after the lock: `lock_timeout` would otherwise also cut the wait for it short.
-    let timeout = lock_timeout();
-    let result = async {
-        db.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_catalog.set_config('lock_timeout', $1, false)",
-            [timeout.into()],
-        ))
-        .await?;
+    with_lock(db, async {
         match command {
             Command::Up(n) => Migrator::up(db, n).await,
             Command::Down(n) => {
@@ -77,6 +68,27 @@ pub async fn run<Migrator: PlannedMigrator>(
                 Migrator::reset(db).await
             }
         }
+    })
+    .await
+}
+
+/// Runs `work` under the migration advisory lock with `lock_timeout` set, like every command
+/// of [`run`] (an adoption uses it).
+pub async fn with_lock<T>(
+    db: &DatabaseConnection,
+    work: impl std::future::Future<Output = Result<T, DbErr>>,
+) -> Result<T, DbErr> {
+    acquire_lock(db).await?;
+    // Only after the lock: `lock_timeout` would otherwise also cut the wait for it short.
+    let timeout = lock_timeout();
+    let result = async {
+        db.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_catalog.set_config('lock_timeout', $1, false)",
+            [timeout.into()],
+        ))
+        .await?;
+        work.await
     }
     .await;
     let unlock = db
@@ -86,8 +98,8 @@ pub async fn run<Migrator: PlannedMigrator>(
             [MIGRATION_LOCK_KEY.into()],
         ))
         .await;
-    result?;
-    unlock.map(|_| ())
+    let value = result?;
+    unlock.map(|_| value)
 }
 
 /// Takes the session advisory lock, polling `pg_try_advisory_lock` rather than blocking in

@@ -16,7 +16,7 @@
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, ForeignKeyAction, Index, IndexOrder, Table};
 
-use crate::ddl::{ConstraintAdd, ConstraintDrop, ConstraintKind};
+use crate::ddl::{ColumnAlter, ConstraintAdd, ConstraintDrop, ConstraintKind};
 use crate::dsl::{Grant, GrantObject, Policy, PolicyCommand, Privilege, RowLevelSecurity};
 use crate::names::{APP_ROLE, SUPERADMIN_ROLE, TENANCY_SCHEMA, TENANT_COLUMN};
 use crate::plan::{MigrationPlan, SqlStep, pg};
@@ -45,6 +45,7 @@ pub struct TenantTable {
     schema: String,
     table: String,
     key: Vec<String>,
+    pkey: Option<String>,
     created_at: bool,
     parents: Vec<Parent>,
     unique: Vec<Vec<String>>,
@@ -58,6 +59,7 @@ impl TenantTable {
             schema: schema.into(),
             table: table.into(),
             key: vec!["id".into()],
+            pkey: None,
             created_at: true,
             parents: vec![],
             unique: vec![],
@@ -80,6 +82,13 @@ impl TenantTable {
     /// `(tenant_id, columns...)`.
     pub fn composite_key(mut self, columns: &[&str]) -> Self {
         self.key = columns.iter().map(|c| (*c).to_owned()).collect();
+        self
+    }
+
+    /// The primary key constraint's name, when it is not PostgreSQL's default `<table>_pkey`
+    /// (an adopted table keeps the name its schema gave it).
+    pub fn primary_key_name(mut self, name: &str) -> Self {
+        self.pkey = Some(name.into());
         self
     }
 
@@ -225,6 +234,70 @@ impl TenantTable {
             .collect()
     }
 
+    /// Makes a backfilled, nullable `tenant_id` binding without blocking writers for long, each
+    /// step skipped when already done: `CHECK (tenant_id IS NOT NULL) NOT VALID` → `VALIDATE`
+    /// → `SET NOT NULL` (no scan: the valid check proves it) → default to the current tenant →
+    /// validate the reference to `tenants`.
+    pub fn enforce_column_plan(&self) -> MigrationPlan {
+        let (schema, name) = (self.schema.as_str(), self.table.as_str());
+        let mut plan = MigrationPlan::new();
+        let not_null = probes::column_not_null(schema, name, TENANT_COLUMN);
+        let check = ConstraintAdd::new(
+            schema,
+            name,
+            &format!("{name}_tenant_id_not_null"),
+            ConstraintKind::Check(Expr::col(Alias::new(TENANT_COLUMN)).is_not_null()),
+        )
+        .not_valid();
+        plan.push(SqlStep {
+            label: format!("{schema}.{name}: CHECK (tenant_id IS NOT NULL) NOT VALID"),
+            up: vec![pg(&check)],
+            down: vec![pg(&check.reverse())],
+            done_when: Some(probes::either(
+                probes::constraint_exists(schema, name, check.name()),
+                not_null.clone(),
+            )),
+            transactional: true,
+        });
+        plan.push(SqlStep {
+            label: format!("{schema}.{name}: VALIDATE the check (reads the table, writers go on)"),
+            up: vec![pg(&check.validate())],
+            down: vec![],
+            done_when: Some(probes::either(
+                probes::constraint_validated(schema, name, check.name()),
+                not_null.clone(),
+            )),
+            transactional: true,
+        });
+        let set_nn = ColumnAlter::set_not_null(schema, name, TENANT_COLUMN);
+        plan.push(SqlStep {
+            label: format!("{schema}.{name}: SET NOT NULL (proven by the check), drop the check"),
+            up: vec![
+                pg(&set_nn),
+                pg(&ConstraintDrop::new(schema, name, check.name())),
+            ],
+            down: vec![pg(&set_nn.reverse())],
+            done_when: Some(not_null),
+            transactional: true,
+        });
+        let to_current = ColumnAlter::set_default(schema, name, TENANT_COLUMN, current_tenant_id());
+        let to_default = ColumnAlter::set_default(schema, name, TENANT_COLUMN, default_tenant());
+        plan.step(
+            format!("{schema}.{name}: tenant_id defaults to the current tenant"),
+            &to_current,
+            &to_default,
+        );
+        let fk = self.tenant_fk();
+        plan.push(SqlStep {
+            label: format!("{schema}.{name}: VALIDATE tenant_id references tenants"),
+            up: vec![pg(&fk.validate())],
+            down: vec![],
+            done_when: Some(probes::constraint_validated(schema, name, fk.name())),
+            transactional: true,
+        });
+        plan
+    }
+
     /// `tenant_id REFERENCES tenancy.tenants (id)`.
     pub fn tenant_fk(&self) -> ConstraintAdd {
         ConstraintAdd::new(
@@ -283,7 +356,10 @@ impl TenantTable {
     /// with `CREATE UNIQUE INDEX CONCURRENTLY` (writers go on) and then adopted by the primary
     /// key, so the exclusive lock is held only for the swap itself.
     pub fn key_plan_with(&self, concurrently: bool) -> MigrationPlan {
-        let pkey = format!("{}_pkey", self.table);
+        let pkey = self
+            .pkey
+            .clone()
+            .unwrap_or_else(|| format!("{}_pkey", self.table));
         let mut tenant_key = vec![TENANT_COLUMN.to_owned()];
         tenant_key.extend(self.key.iter().cloned());
         let tenant_pk = ConstraintAdd::new(
@@ -450,6 +526,11 @@ impl TenantTable {
         }
         plan
     }
+}
+
+/// The default tenant as a typed `uuid` expression.
+pub fn default_tenant() -> Expr {
+    Expr::val(crate::names::DEFAULT_TENANT_ID).cast_as("uuid")
 }
 
 /// `tenancy.current_tenant_id()` as a policy or default expression.

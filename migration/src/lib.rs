@@ -12,7 +12,7 @@
 #![warn(missing_docs)]
 
 pub use migration_kit::{
-    audit, backfill, cli, ddl, dsl, guards, names, plan, planned, probes, tenant_table,
+    adoption, audit, backfill, cli, ddl, dsl, guards, names, plan, planned, probes, tenant_table,
 };
 pub mod tables;
 

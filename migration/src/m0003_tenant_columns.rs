@@ -2,12 +2,12 @@
 //! tenant (so rows that legacy writers insert while the backfill runs are assigned too), with a
 //! `NOT VALID` reference to `tenancy.tenants`. Metadata-only: no table is rewritten.
 
-use sea_orm::sea_query::{Alias, ColumnDef, Expr, ExprTrait, Table};
+use sea_orm::sea_query::{Alias, ColumnDef, Table};
 
 use crate::ddl::ColumnAlter;
 use crate::guards::Guard;
 use crate::m0001_legacy_baseline::{LEGACY_SET_UPDATED_AT, set_updated_at_function};
-use crate::names::{APP_SCHEMA, DEFAULT_TENANT_ID, TENANT_COLUMN};
+use crate::names::{APP_SCHEMA, TENANT_COLUMN};
 use crate::plan::MigrationPlan;
 use crate::tables::t;
 use crate::tenant_table::TenantTable;
@@ -27,10 +27,7 @@ pub const BACKFILL_AWARE_SET_UPDATED_AT: &str = "BEGIN \
     IF coalesce(pg_catalog.current_setting('tenantry.backfill', true), '') <> 'on' THEN \
     NEW.updated_at := now(); END IF; RETURN NEW; END;";
 
-/// The default tenant as a typed `uuid` expression.
-pub fn default_tenant() -> Expr {
-    Expr::val(DEFAULT_TENANT_ID).cast_as("uuid")
-}
+pub use migration_kit::tenant_table::default_tenant;
 
 /// The plan of this migration.
 pub fn plan() -> MigrationPlan {

@@ -9,13 +9,11 @@
 //! `(tenant_id, created_at DESC)` indexes → every existing user becomes a member of the default
 //! tenant.
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 
-use crate::ddl::{ColumnAlter, ConstraintAdd, ConstraintDrop, ConstraintKind};
 use crate::guards::Guard;
-use crate::m0002_tenancy::current_tenant_id;
 use crate::m0003_tenant_columns::{default_tenant, legacy_tenant_tables};
-use crate::names::{APP_SCHEMA, TENANCY_SCHEMA, TENANT_COLUMN};
+use crate::names::{APP_SCHEMA, TENANCY_SCHEMA};
 use crate::plan::{MigrationPlan, SqlStep, pg};
 use crate::probes;
 use crate::tables::{TenantUsers, Users, t};
@@ -26,61 +24,7 @@ pub fn plan() -> MigrationPlan {
     plan.guard(Guard::no_long_transactions());
     let tables = legacy_tenant_tables();
     for table in &tables {
-        let (schema, name) = table.name();
-        let not_null = probes::column_not_null(schema, name, TENANT_COLUMN);
-        let check = ConstraintAdd::new(
-            schema,
-            name,
-            &format!("{name}_tenant_id_not_null"),
-            ConstraintKind::Check(Expr::col(Alias::new(TENANT_COLUMN)).is_not_null()),
-        )
-        .not_valid();
-        plan.push(SqlStep {
-            label: format!("{schema}.{name}: CHECK (tenant_id IS NOT NULL) NOT VALID"),
-            up: vec![pg(&check)],
-            down: vec![pg(&check.reverse())],
-            done_when: Some(probes::either(
-                probes::constraint_exists(schema, name, check.name()),
-                not_null.clone(),
-            )),
-            transactional: true,
-        });
-        plan.push(SqlStep {
-            label: format!("{schema}.{name}: VALIDATE the check (reads the table, writers go on)"),
-            up: vec![pg(&check.validate())],
-            down: vec![],
-            done_when: Some(probes::either(
-                probes::constraint_validated(schema, name, check.name()),
-                not_null.clone(),
-            )),
-            transactional: true,
-        });
-        let set_nn = ColumnAlter::set_not_null(schema, name, TENANT_COLUMN);
-        plan.push(SqlStep {
-            label: format!("{schema}.{name}: SET NOT NULL (proven by the check), drop the check"),
-            up: vec![
-                pg(&set_nn),
-                pg(&ConstraintDrop::new(schema, name, check.name())),
-            ],
-            down: vec![pg(&set_nn.reverse())],
-            done_when: Some(not_null),
-            transactional: true,
-        });
-        let to_current = ColumnAlter::set_default(schema, name, TENANT_COLUMN, current_tenant_id());
-        let to_default = ColumnAlter::set_default(schema, name, TENANT_COLUMN, default_tenant());
-        plan.step(
-            format!("{schema}.{name}: tenant_id defaults to the current tenant"),
-            &to_current,
-            &to_default,
-        );
-        let fk = table.tenant_fk();
-        plan.push(SqlStep {
-            label: format!("{schema}.{name}: VALIDATE tenant_id references tenants"),
-            up: vec![pg(&fk.validate())],
-            down: vec![],
-            done_when: Some(probes::constraint_validated(schema, name, fk.name())),
-            transactional: true,
-        });
+        plan.extend(table.enforce_column_plan());
     }
     // Single-column references between tenant tables go first: they hold the old keys.
     for table in &tables {

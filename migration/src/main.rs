@@ -2,9 +2,10 @@
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use migration::cli::{Cli, CliCommand};
+use migration::cli::{AdoptArgs, Cli, CliCommand};
 use migration::run::{self, Command};
 use migration::{audit, guards, planned};
+use migration_kit::adoption::{self, Adoption, Phase, record};
 use sea_orm::ConnectionTrait;
 
 #[tokio::main(flavor = "current_thread")]
@@ -28,14 +29,32 @@ async fn main() -> anyhow::Result<()> {
         CliCommand::Up { num } => Command::Up(num),
         CliCommand::Down { num, force } => {
             guards::FORCE_DOWN.store(force, std::sync::atomic::Ordering::SeqCst);
-            Command::Down(num)
+            return down(&db, num.unwrap_or(1)).await;
         }
-        CliCommand::Status => Command::Status,
+        CliCommand::Status => {
+            run::run(&db, Command::Status)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for rec in record::list(&db).await? {
+                println!(
+                    "Adoption {} ({}): {}",
+                    rec.name,
+                    if rec.phase == "all" {
+                        "applied".to_owned()
+                    } else {
+                        format!("phase {}", rec.phase)
+                    },
+                    rec.tables.join(", ")
+                );
+            }
+            return Ok(());
+        }
         CliCommand::Fresh => Command::Fresh,
         CliCommand::Refresh => Command::Refresh,
         CliCommand::Reset => Command::Reset,
         CliCommand::Plan { down, num } => return plan(&db, down, num).await,
         CliCommand::Verify { app_role } => return verify(&db, &app_role).await,
+        CliCommand::Adopt(args) => return adopt(&db, &args).await,
     };
     run::run(&db, command)
         .await
@@ -99,5 +118,134 @@ async fn verify(db: &sea_orm::DatabaseConnection, app_role: &str) -> anyhow::Res
     if !report.passed() {
         bail!("verify: {} invariant(s) failed", report.failures().count());
     }
+    Ok(())
+}
+
+/// `down -n N`: recorded adoptions are undone first (latest first), then migrations.
+async fn down(db: &sea_orm::DatabaseConnection, n: u32) -> anyhow::Result<()> {
+    let mut left = n;
+    while left > 0 {
+        let undone = run::with_lock(db, record::undo_latest(db))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        match undone {
+            Some(name) => {
+                println!("Rolled back adoption {name}");
+                left -= 1;
+            }
+            None => break,
+        }
+    }
+    if left > 0 {
+        run::run(db, Command::Down(Some(left)))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(())
+}
+
+fn declaration(args: &AdoptArgs) -> anyhow::Result<Adoption> {
+    let mut adoption = Adoption::new(&args.schema);
+    if !args.only.is_empty() {
+        let only: Vec<&str> = args.only.iter().map(String::as_str).collect();
+        adoption = adoption.only(&only);
+    } else {
+        let global: Vec<&str> = args.global.iter().map(String::as_str).collect();
+        adoption = adoption.global(&global);
+    }
+    if let Some(root) = &args.tenant_root {
+        adoption = adoption.tenant_root(root, &args.tenant_name);
+    }
+    for path in &args.tenant_path {
+        let Some((table, column)) = path.split_once('.') else {
+            bail!("--tenant-path {path:?}: expected TABLE.COLUMN");
+        };
+        adoption = adoption.tenant_path(table, column);
+    }
+    if args.orphans_to_default {
+        adoption = adoption.orphans_to_default();
+    }
+    Ok(adoption)
+}
+
+/// The migration source `--write-migration` writes.
+fn migration_source(name: &str, adoption: &Adoption) -> String {
+    format!(
+        "//! Adoption of schema `{schema}`, written by `migration adopt --schema {schema} ... --write-migration`.\n\
+         //! Add `Box::new({name}::migration())` to your migrator's list; the plan is built from the\n\
+         //! live catalog when it runs and refused (changing nothing) on any blocker.\n\n\
+         use migration_kit::adoption::{{Adoption, AdoptionMigration}};\n\n\
+         /// The adoption, reviewed and committed as code.\n\
+         pub fn adoption() -> Adoption {{\n    {decl}\n}}\n\n\
+         /// The migration that applies it.\n\
+         pub fn migration() -> AdoptionMigration {{\n    AdoptionMigration::new({name:?}, adoption())\n}}\n",
+        schema = adoption.schema,
+        decl = adoption.to_rust(),
+    )
+}
+
+async fn adopt(db: &sea_orm::DatabaseConnection, args: &AdoptArgs) -> anyhow::Result<()> {
+    let adoption = declaration(args)?;
+    let phase = match args.phase.as_str() {
+        "1" => Phase::Columns,
+        "2" => Phase::Enforce,
+        "all" => Phase::All,
+        other => bail!("--phase {other:?}: expected 1, 2 or all"),
+    };
+    if let Some(path) = &args.write_migration {
+        let path = if path.ends_with(".rs") {
+            std::path::PathBuf::from(path)
+        } else {
+            std::path::PathBuf::from(format!("{path}.rs"))
+        };
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("adoption")
+            .to_owned();
+        std::fs::write(&path, migration_source(&name, &adoption))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+        return Ok(());
+    }
+    if args.plan {
+        db.execute_unprepared("SET default_transaction_read_only = on")
+            .await?;
+        let plan = adoption::plan(db, &adoption).await?;
+        for line in plan.render(phase) {
+            println!("{line}");
+        }
+        if !plan.blockers.is_empty() {
+            bail!(
+                "adopt: refused, {} blocker(s); nothing changed",
+                plan.blockers.len()
+            );
+        }
+        return Ok(());
+    }
+    let work = async {
+        let plan = adoption::plan(db, &adoption)
+            .await
+            .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+        if !plan.blockers.is_empty() {
+            return Err(sea_orm::DbErr::Custom(
+                adoption::AdoptionError::Blocked(plan.blockers.clone()).to_string(),
+            ));
+        }
+        record::apply(&sea_orm_migration::SchemaManager::new(db), &plan, phase)
+            .await
+            .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+        Ok(plan.tables.len())
+    };
+    let n = run::with_lock(db, work).await.map_err(|e| {
+        anyhow::anyhow!(
+            "adopt: {}",
+            e.to_string().trim_start_matches("Custom Error: ")
+        )
+    })?;
+    println!(
+        "adopted {n} table(s) of schema {} ({})",
+        adoption.schema, args.phase
+    );
     Ok(())
 }

@@ -13,6 +13,8 @@ pub enum ConstraintKind {
     PrimaryKeyUsingIndex(String),
     /// `UNIQUE (cols)`.
     Unique(Vec<String>),
+    /// `UNIQUE USING INDEX idx`: adopts a unique index built beforehand.
+    UniqueUsingIndex(String),
     /// `FOREIGN KEY (cols) REFERENCES schema.table (cols) ON DELETE ...`.
     ForeignKey {
         /// Referencing columns.
@@ -99,6 +101,7 @@ impl Render for ConstraintAdd {
                 format!("PRIMARY KEY USING INDEX {}", ident(idx))
             }
             ConstraintKind::Unique(cols) => format!("UNIQUE ({})", ident_list(cols)),
+            ConstraintKind::UniqueUsingIndex(idx) => format!("UNIQUE USING INDEX {}", ident(idx)),
             ConstraintKind::ForeignKey {
                 columns,
                 ref_schema,

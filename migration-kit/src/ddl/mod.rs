@@ -10,12 +10,14 @@ mod constraint;
 mod owner;
 mod schema;
 mod trigger;
+mod view;
 
 pub use column::ColumnAlter;
 pub use constraint::{ConstraintAdd, ConstraintDrop, ConstraintKind, ConstraintValidate};
 pub use owner::{OwnedObject, OwnerAlter};
 pub use schema::{SchemaCreate, SchemaDrop};
 pub use trigger::{TriggerCreate, TriggerDrop};
+pub use view::ViewSecurityInvoker;
 
 use sea_orm::sea_query::{Expr, PostgresQueryBuilder, QueryBuilder};
 
@@ -45,6 +47,7 @@ impl_statement_builder!(
     SchemaDrop,
     TriggerCreate,
     TriggerDrop,
+    ViewSecurityInvoker,
 );
 
 /// Quotes one identifier (`"` doubled).

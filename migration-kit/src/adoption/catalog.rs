@@ -1,0 +1,338 @@
+//! What the adoption planner reads from the live catalog (read-only queries).
+
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement};
+
+/// Separator of aggregated name lists (a control character no identifier contains).
+const SEP: char = '\u{1f}';
+
+/// A table of the adopted schema.
+#[derive(Debug, Clone)]
+pub struct CatTable {
+    /// Its name.
+    pub name: String,
+    /// Partitioned (`relkind = 'p'`).
+    pub partitioned: bool,
+    /// Its partitions (direct and nested), when partitioned.
+    pub partitions: Vec<String>,
+    /// Columns and their types, in order.
+    pub columns: Vec<(String, String)>,
+    /// The primary key's name and columns.
+    pub primary_key: Option<(String, Vec<String>)>,
+    /// Exact row count.
+    pub rows: i64,
+}
+
+impl CatTable {
+    /// The type of `column`, if the table has it.
+    pub fn column_type(&self, column: &str) -> Option<&str> {
+        self.columns
+            .iter()
+            .find(|(c, _)| c == column)
+            .map(|(_, t)| t.as_str())
+    }
+}
+
+/// A foreign key touching the adopted schema.
+#[derive(Debug, Clone)]
+pub struct CatForeignKey {
+    /// Constraint name.
+    pub name: String,
+    /// Referencing schema and table.
+    pub schema: String,
+    /// Referencing table.
+    pub table: String,
+    /// Referencing columns.
+    pub columns: Vec<String>,
+    /// Referenced schema.
+    pub ref_schema: String,
+    /// Referenced table.
+    pub ref_table: String,
+    /// Referenced columns.
+    pub ref_columns: Vec<String>,
+    /// `confdeltype`: a, r, c, n, d.
+    pub on_delete: String,
+}
+
+/// A UNIQUE constraint or unique index (not the primary key).
+#[derive(Debug, Clone)]
+pub struct CatUnique {
+    /// The table.
+    pub table: String,
+    /// The index's name.
+    pub index: String,
+    /// The constraint's name, when it is a constraint.
+    pub constraint: Option<String>,
+    /// Each key column or expression as PostgreSQL prints it.
+    pub keys: Vec<String>,
+    /// The partial-index predicate.
+    pub predicate: Option<String>,
+}
+
+/// A view or materialized view over tables of the schema.
+#[derive(Debug, Clone)]
+pub struct CatView {
+    /// The view's schema.
+    pub schema: String,
+    /// Its name.
+    pub name: String,
+    /// Materialized.
+    pub materialized: bool,
+    /// The tables of the adopted schema it reads.
+    pub reads: Vec<String>,
+}
+
+/// A function body (SECURITY DEFINER functions, trigger functions).
+#[derive(Debug, Clone)]
+pub struct CatFunction {
+    /// `schema.name`.
+    pub name: String,
+    /// Its source text.
+    pub body: String,
+    /// For a trigger: the table it fires on (and the trigger's name).
+    pub trigger: Option<(String, String)>,
+}
+
+/// Everything the planner reads.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// Whether the schema exists.
+    pub schema_exists: bool,
+    /// Whether Tenantry's tenancy core (`tenancy.tenants`) exists.
+    pub has_core: bool,
+    /// Ordinary and partitioned tables that are not partitions.
+    pub tables: Vec<CatTable>,
+    /// Foreign keys from or into the schema's tables.
+    pub foreign_keys: Vec<CatForeignKey>,
+    /// UNIQUE constraints and unique indexes.
+    pub uniques: Vec<CatUnique>,
+    /// Views over the schema's tables.
+    pub views: Vec<CatView>,
+    /// SECURITY DEFINER functions outside Tenantry's schema, and trigger functions of the
+    /// schema's tables.
+    pub functions: Vec<CatFunction>,
+    /// `(table, sequence)`: the sequences behind serial and identity columns.
+    pub sequences: Vec<(String, String)>,
+    /// Whether the app role already has USAGE on the schema.
+    pub app_has_usage: bool,
+}
+
+fn stmt(sql: &str, schema: &str) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, [schema.into()])
+}
+
+fn list(row: &QueryResult, index: usize) -> Result<Vec<String>, DbErr> {
+    Ok(row
+        .try_get_by_index::<Option<String>>(index)?
+        .map(|s| s.split(SEP).map(str::to_owned).collect())
+        .unwrap_or_default())
+}
+
+const COLS: &str = "(SELECT string_agg(a.attname, chr(31) ORDER BY k.ord) FROM unnest({keys}) WITH ORDINALITY k(attnum, ord) \
+     JOIN pg_catalog.pg_attribute a ON a.attrelid = {rel} AND a.attnum = k.attnum)";
+
+fn cols(keys: &str, rel: &str) -> String {
+    COLS.replace("{keys}", keys).replace("{rel}", rel)
+}
+
+/// Reads the catalog of `schema`.
+pub async fn read<C: ConnectionTrait>(db: &C, schema: &str) -> Result<Catalog, DbErr> {
+    let mut cat = Catalog::default();
+    let exists = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = $1), \
+             to_regclass('tenancy.tenants') IS NOT NULL, \
+             EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = $2) \
+               AND EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = $1) \
+               AND has_schema_privilege($2, $1, 'USAGE')",
+            [schema.into(), crate::names::APP_ROLE.into()],
+        ))
+        .await?;
+    if let Some(r) = exists {
+        cat.schema_exists = r.try_get_by_index(0)?;
+        cat.has_core = r.try_get_by_index(1)?;
+        cat.app_has_usage = r.try_get_by_index(2)?;
+    }
+    if !cat.schema_exists {
+        return Ok(cat);
+    }
+    let tables = db
+        .query_all_raw(stmt(
+            &format!(
+                "SELECT c.relname::text, c.relkind = 'p', \
+                 (SELECT string_agg(p.relid::regclass::text, chr(31)) FROM pg_catalog.pg_partition_tree(c.oid) p WHERE p.level > 0 AND p.isleaf IS NOT NULL AND p.relid <> c.oid), \
+                 (SELECT string_agg(a.attname || chr(30) || pg_catalog.format_type(a.atttypid, a.atttypmod), chr(31) ORDER BY a.attnum) \
+                    FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), \
+                 pk.conname::text, {} \
+                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p' \
+                 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname",
+                cols("pk.conkey", "c.oid")
+            ),
+            schema,
+        ))
+        .await?;
+    for r in &tables {
+        let name: String = r.try_get_by_index(0)?;
+        let partitions = list(r, 2)?
+            .into_iter()
+            .map(|p| {
+                p.rsplit('.')
+                    .next()
+                    .unwrap_or(&p)
+                    .trim_matches('"')
+                    .to_owned()
+            })
+            .collect();
+        let columns = list(r, 3)?
+            .into_iter()
+            .filter_map(|c| {
+                c.split_once('\u{1e}')
+                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            })
+            .collect();
+        let pk_name: Option<String> = r.try_get_by_index(4)?;
+        let pk_cols = list(r, 5)?;
+        let count = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!(
+                    "SELECT count(*) FROM {}",
+                    crate::guards::quote_qualified(schema, &name)
+                ),
+            ))
+            .await?
+            .map(|r| r.try_get_by_index::<i64>(0))
+            .transpose()?
+            .unwrap_or(0);
+        cat.tables.push(CatTable {
+            name,
+            partitioned: r.try_get_by_index(1)?,
+            partitions,
+            columns,
+            primary_key: pk_name.map(|n| (n, pk_cols)),
+            rows: count,
+        });
+    }
+    let fks = db
+        .query_all_raw(stmt(
+            &format!(
+                "SELECT con.conname::text, n.nspname::text, c.relname::text, {}, rn.nspname::text, rc.relname::text, {}, con.confdeltype::text \
+                 FROM pg_catalog.pg_constraint con \
+                 JOIN pg_catalog.pg_class c ON c.oid = con.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace \
+                 WHERE con.contype = 'f' AND con.conparentid = 0 AND NOT c.relispartition \
+                   AND (n.nspname = $1 OR rn.nspname = $1) ORDER BY c.relname, con.conname",
+                cols("con.conkey", "con.conrelid"),
+                cols("con.confkey", "con.confrelid")
+            ),
+            schema,
+        ))
+        .await?;
+    for r in &fks {
+        cat.foreign_keys.push(CatForeignKey {
+            name: r.try_get_by_index(0)?,
+            schema: r.try_get_by_index(1)?,
+            table: r.try_get_by_index(2)?,
+            columns: list(r, 3)?,
+            ref_schema: r.try_get_by_index(4)?,
+            ref_table: r.try_get_by_index(5)?,
+            ref_columns: list(r, 6)?,
+            on_delete: r.try_get_by_index(7)?,
+        });
+    }
+    let uniques = db
+        .query_all_raw(stmt(
+            "SELECT c.relname::text, ic.relname::text, con.conname::text, \
+             (SELECT string_agg(pg_catalog.pg_get_indexdef(i.indexrelid, k, true), chr(31) ORDER BY k) FROM generate_series(1, i.indnkeyatts) k), \
+             pg_catalog.pg_get_expr(i.indpred, i.indrelid, true) \
+             FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid \
+             JOIN pg_catalog.pg_class c ON c.oid = i.indrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid AND con.contype = 'u' \
+             WHERE n.nspname = $1 AND i.indisunique AND NOT i.indisprimary AND NOT c.relispartition \
+               AND NOT EXISTS (SELECT FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid) \
+             ORDER BY c.relname, ic.relname",
+            schema,
+        ))
+        .await?;
+    for r in &uniques {
+        cat.uniques.push(CatUnique {
+            table: r.try_get_by_index(0)?,
+            index: r.try_get_by_index(1)?,
+            constraint: r.try_get_by_index(2)?,
+            keys: list(r, 3)?,
+            predicate: r.try_get_by_index(4)?,
+        });
+    }
+    let views = db
+        .query_all_raw(stmt(
+            "SELECT vn.nspname::text, v.relname::text, v.relkind = 'm', string_agg(DISTINCT t.relname, chr(31)) \
+             FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite rw ON rw.oid = d.objid \
+             JOIN pg_catalog.pg_class v ON v.oid = rw.ev_class JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace \
+             JOIN pg_catalog.pg_class t ON t.oid = d.refobjid JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace \
+             WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass \
+               AND v.oid <> t.oid AND t.relkind IN ('r', 'p') AND tn.nspname = $1 \
+             GROUP BY vn.nspname, v.relname, v.relkind ORDER BY 1, 2",
+            schema,
+        ))
+        .await?;
+    for r in &views {
+        cat.views.push(CatView {
+            schema: r.try_get_by_index(0)?,
+            name: r.try_get_by_index(1)?,
+            materialized: r.try_get_by_index(2)?,
+            reads: list(r, 3)?,
+        });
+    }
+    let functions = db
+        .query_all_raw(stmt(
+            "SELECT pn.nspname || '.' || p.proname, p.prosrc, NULL::text, NULL::text \
+             FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace \
+             WHERE p.prosecdef AND pn.nspname NOT IN ('pg_catalog', 'information_schema', 'tenancy') \
+             UNION ALL \
+             SELECT pn.nspname || '.' || p.proname, p.prosrc, c.relname::text, tg.tgname::text \
+             FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_proc p ON p.oid = tg.tgfoid \
+             JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace \
+             WHERE n.nspname = $1 AND NOT tg.tgisinternal",
+            schema,
+        ))
+        .await?;
+    for r in &functions {
+        let table: Option<String> = r.try_get_by_index(2)?;
+        let trigger: Option<String> = r.try_get_by_index(3)?;
+        cat.functions.push(CatFunction {
+            name: r.try_get_by_index(0)?,
+            body: r.try_get_by_index(1)?,
+            trigger: table.zip(trigger),
+        });
+    }
+    let sequences = db
+        .query_all_raw(stmt(
+            "SELECT c.relname::text, s.relname::text FROM pg_catalog.pg_depend d \
+             JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
+             JOIN pg_catalog.pg_class c ON c.oid = d.refobjid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass \
+               AND d.deptype IN ('a', 'i') AND n.nspname = $1 ORDER BY 1, 2",
+            schema,
+        ))
+        .await?;
+    for r in &sequences {
+        cat.sequences
+            .push((r.try_get_by_index(0)?, r.try_get_by_index(1)?));
+    }
+    Ok(cat)
+}
+
+/// The lowercase words of a function body (identifiers, schema-qualified names kept whole).
+pub fn words(body: &str) -> Vec<String> {
+    body.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.' || c == '"'))
+        .filter(|w| !w.is_empty())
+        .map(|w| w.replace('"', "").to_lowercase())
+        .collect()
+}
+
+/// The unqualified name of a possibly schema-qualified word.
+pub fn base_name(word: &str) -> &str {
+    word.rsplit('.').next().unwrap_or(word)
+}
