@@ -14,7 +14,7 @@ use super::chains::{self, Tree};
 use super::declaration::{Adoption, Phase, Selection, TenantRule};
 use crate::backfill::{Backfill, KeyType, ParentValue};
 use crate::ddl::{ColumnAlter, ConstraintAdd, ConstraintDrop, ConstraintKind, ViewSecurityInvoker};
-use crate::dsl::{Grant, GrantObject, Privilege};
+use crate::dsl::{Grant, GrantObject, Privilege, RowLevelSecurity};
 use crate::guards::Guard;
 use crate::names::{APP_ROLE, DEFAULT_TENANT_ID, SUPERADMIN_ROLE, TENANCY_SCHEMA, TENANT_COLUMN};
 use crate::plan::{MigrationPlan, SqlStep, pg};
@@ -68,6 +68,10 @@ pub struct AdoptionPlan {
     pub blockers: Vec<String>,
     /// What the user should know but does not make the result unsafe.
     pub warnings: Vec<String>,
+    /// `(table, foreign key)`: references whose existing rows disagree with the followed
+    /// tenant path; their composite form is added `NOT VALID` (enforced for new rows) and left
+    /// for the user to `VALIDATE` once those rows are fixed.
+    pub unvalidated: Vec<(String, String)>,
     /// The steps, in order.
     pub segments: Vec<Segment>,
     /// Phase 1 steps, concatenated (for rendering).
@@ -480,9 +484,12 @@ async fn check_root<C: ConnectionTrait>(
             );
             if adoption.tenant_paths.iter().any(|(t, _)| t == table) {
                 out.warnings.push(format!(
-                    "{msg}; following --tenant-path {table}.{}",
-                    chosen.columns.join(",")
+                    "{msg}; following --tenant-path {table}.{}: the composite form of {} stays NOT \
+                     VALID (checked for new rows) until those rows are fixed and it is validated",
+                    chosen.columns.join(","),
+                    other.name
                 ));
+                out.unvalidated.push((table.clone(), other.name.clone()));
             } else {
                 out.blockers.push(format!(
                     "{msg}; pick one with --tenant-path {table}.{} or --tenant-path {table}.{}",
@@ -623,10 +630,22 @@ fn build_phase1(
                         .to_owned()
                 });
             if let Ok(insert) = insert {
-                plan.forward_only(
-                    format!("every {schema}.{root} row becomes a tenant named from {name_column}"),
-                    &insert,
-                );
+                // tenants has FORCE row level security (the owner sees no row without a
+                // context): lifted for this one insert, in the same short transaction.
+                let tenants = t(TENANCY_SCHEMA, Alias::new("tenants"));
+                plan.push(SqlStep {
+                    label: format!(
+                        "every {schema}.{root} row becomes a tenant named from {name_column}"
+                    ),
+                    up: vec![
+                        pg(&RowLevelSecurity::no_force(tenants.clone())),
+                        pg(&insert),
+                        pg(&RowLevelSecurity::force(tenants)),
+                    ],
+                    down: vec![],
+                    done_when: None,
+                    transactional: true,
+                });
             }
             let own = Query::update()
                 .table(t(schema, Alias::new(root)))
@@ -953,6 +972,7 @@ fn build_phase2(
     // `down` must drop the composite keys before swapping the primary keys back, and re-add the
     // single-column ones after: down-only steps placed around the swaps carry them.
     let mut composite_drops = Vec::new();
+    let mut late = MigrationPlan::new();
     let mut legacy_adds = Vec::new();
     for f in &inner {
         let partitioned = cat
@@ -978,14 +998,25 @@ fn build_phase2(
         );
         let fk = if partitioned { fk } else { fk.not_valid() };
         composite_drops.push(pg(&fk.reverse()));
-        plan.push(SqlStep {
+        let unvalidated = out
+            .unvalidated
+            .iter()
+            .any(|(t, n)| t == &f.table && n == &f.name);
+        // A reference whose rows disagree with the followed path is added after the key swaps
+        // (which re-check the references on the swapped keys), and never validated here.
+        let add = SqlStep {
             label: format!("{schema}.{}: composite {name}", f.table),
             up: vec![pg(&fk)],
             down: vec![],
             done_when: Some(probes::constraint_exists(schema, &f.table, &name)),
             transactional: true,
-        });
-        if !partitioned {
+        };
+        if unvalidated {
+            late.push(add);
+        } else {
+            plan.push(add);
+        }
+        if !partitioned && !unvalidated {
             plan.push(SqlStep {
                 label: format!("{schema}.{}: VALIDATE {name}", f.table),
                 up: vec![pg(&fk.validate())],
@@ -1023,6 +1054,7 @@ fn build_phase2(
         transactional: true,
     });
     plan.extend(swaps);
+    plan.extend(late);
     plan.push(SqlStep {
         label: "(down only) drop the composite foreign keys".into(),
         up: vec![],
