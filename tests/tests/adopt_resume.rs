@@ -1,0 +1,116 @@
+//! An adoption interrupted in the middle of its backfill (the `INTERRUPT_AFTER_BATCHES` hook
+//! leaves the database exactly as a killed migrator would: committed batches stay) resumes when
+//! rerun: no row lost or changed, and every row's tenant is the one its rule gives, for the
+//! default-tenant rule (seed 001) and the tenant-root rule (seed 003, inherited through FKs).
+//!
+//! Alone in its binary: it sets the process-wide hook and `TENANTRY_BACKFILL_BATCH`.
+
+mod adopt_support;
+mod common;
+
+use std::sync::atomic::Ordering;
+
+use adopt_support::{
+    SEED001, SEED001_DATA, SEED001_TABLES, SEED003, SEED003_DATA, SEED003_TABLES, checksums, count,
+    fixture,
+};
+use common::DEFAULT_TENANT;
+use migration::adoption::{self, Adoption, Phase, record};
+use migration::backfill::INTERRUPT_AFTER_BATCHES;
+use sea_orm::ConnectionTrait;
+use sea_orm_migration::SchemaManager;
+use tenantry_tests::logins::LoginRole;
+
+/// Plans and applies `declaration` as the owner on a single connection, like the CLI.
+async fn adopt(db: &tenantry_tests::TestDb, declaration: &Adoption) -> anyhow::Result<()> {
+    let conn = migration::run::connect(&db.url(LoginRole::Owner)).await?;
+    let plan = adoption::plan(&conn, declaration).await?;
+    let result = record::apply(&SchemaManager::new(&conn), &plan, Phase::All).await;
+    conn.close().await?;
+    Ok(result?)
+}
+
+#[tokio::test]
+async fn an_interrupted_backfill_resumes_for_both_rules() -> anyhow::Result<()> {
+    // SAFETY: set before any backfill is built, and this binary runs this one test.
+    unsafe { std::env::set_var("TENANTRY_BACKFILL_BATCH", "100") };
+
+    // Default tenant: 1,000 more uploads, killed after 3 batches.
+    let more = "INSERT INTO seed001.uploads (user_id, filename) SELECT 1 + g % 3, 'bulk-' || g FROM generate_series(1, 1000) g;";
+    let db = fixture(SEED001, &format!("{SEED001_DATA}{more}")).await?;
+    let su = db.connect_superuser().await?;
+    let before = checksums(&su, &SEED001_TABLES).await?;
+    let declaration = Adoption::new("seed001").global(&["countries"]);
+    INTERRUPT_AFTER_BATCHES.store(3, Ordering::SeqCst);
+    let err = adopt(&db, &declaration)
+        .await
+        .expect_err("the hook did not interrupt");
+    INTERRUPT_AFTER_BATCHES.store(0, Ordering::SeqCst);
+    assert!(
+        err.to_string().contains("interrupted after 3 batches"),
+        "{err}"
+    );
+    let filled = count(&su, "SELECT count(tenant_id) FROM seed001.uploads").await?;
+    assert!(
+        (300..1003).contains(&filled),
+        "{filled} uploads filled when interrupted"
+    );
+    adopt(&db, &declaration).await?;
+    assert_eq!(
+        checksums(&su, &SEED001_TABLES).await?,
+        before,
+        "a row changed"
+    );
+    let wrong = count(
+        &su,
+        &format!("SELECT count(*) FROM seed001.uploads WHERE tenant_id IS DISTINCT FROM '{DEFAULT_TENANT}'"),
+    )
+    .await?;
+    assert_eq!(wrong, 0);
+    su.close().await?;
+
+    // Tenant root: 600 more knowledge-base rows under both organizations, killed after 2 batches
+    // of the inheritance.
+    let more = "INSERT INTO seed003.knowledge_base (project_id, slug) SELECT \
+                (ARRAY['b0000000-0000-0000-0000-000000000001', 'b0000000-0000-0000-0000-000000000003'])[1 + g % 2]::uuid, \
+                'bulk-' || g FROM generate_series(1, 600) g;";
+    let db = fixture(SEED003, &format!("{SEED003_DATA}{more}")).await?;
+    let su = db.connect_superuser().await?;
+    let before = checksums(&su, &SEED003_TABLES).await?;
+    let declaration = Adoption::new("seed003").tenant_root("organizations", "name");
+    INTERRUPT_AFTER_BATCHES.store(2, Ordering::SeqCst);
+    let err = adopt(&db, &declaration)
+        .await
+        .expect_err("the hook did not interrupt");
+    INTERRUPT_AFTER_BATCHES.store(0, Ordering::SeqCst);
+    assert!(
+        err.to_string().contains("interrupted after 2 batches"),
+        "{err}"
+    );
+    adopt(&db, &declaration).await?;
+    assert_eq!(
+        checksums(&su, &SEED003_TABLES).await?,
+        before,
+        "a row changed"
+    );
+    let wrong = count(
+        &su,
+        "SELECT count(*) FROM seed003.knowledge_base k JOIN seed003.projects p ON p.id = k.project_id \
+         JOIN seed003.organizations o ON o.id = p.organization_id WHERE k.tenant_id IS DISTINCT FROM o.tenant_id",
+    )
+    .await?;
+    assert_eq!(
+        wrong, 0,
+        "rows not in their organization's tenant after the resume"
+    );
+    assert_eq!(
+        count(
+            &su,
+            "SELECT count(DISTINCT tenant_id) FROM seed003.knowledge_base"
+        )
+        .await?,
+        2
+    );
+    su.close().await?;
+    Ok(())
+}
