@@ -17,7 +17,6 @@ use adopt_support::{
 use common::DEFAULT_TENANT;
 use migration::adoption::{self, Adoption, Phase, record};
 use migration::backfill::INTERRUPT_AFTER_BATCHES;
-use sea_orm::ConnectionTrait;
 use sea_orm_migration::SchemaManager;
 use tenantry_tests::logins::LoginRole;
 
