@@ -234,6 +234,31 @@ impl TenantTable {
             .collect()
     }
 
+    /// Adds `tenant_id uuid NULL` (metadata only: no rewrite), skipped when the column exists;
+    /// the first step of a legacy table's adoption, before the backfill.
+    pub fn nullable_column_step(&self) -> SqlStep {
+        let (schema, name) = (self.schema.as_str(), self.table.as_str());
+        let add = Table::alter()
+            .table(t(schema, Alias::new(name)))
+            .add_column(
+                sea_orm::sea_query::ColumnDef::new(TENANT_COLUMN)
+                    .uuid()
+                    .null(),
+            )
+            .to_owned();
+        let drop = Table::alter()
+            .table(t(schema, Alias::new(name)))
+            .drop_column(TENANT_COLUMN)
+            .to_owned();
+        SqlStep {
+            label: format!("{schema}.{name}: add tenant_id (nullable)"),
+            up: vec![pg(&add)],
+            down: vec![pg(&drop)],
+            done_when: Some(probes::column_exists(schema, name, TENANT_COLUMN)),
+            transactional: true,
+        }
+    }
+
     /// Makes a backfilled, nullable `tenant_id` binding without blocking writers for long, each
     /// step skipped when already done: `CHECK (tenant_id IS NOT NULL) NOT VALID` → `VALIDATE`
     /// → `SET NOT NULL` (no scan: the valid check proves it) → default to the current tenant →

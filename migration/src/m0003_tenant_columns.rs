@@ -2,14 +2,11 @@
 //! tenant (so rows that legacy writers insert while the backfill runs are assigned too), with a
 //! `NOT VALID` reference to `tenancy.tenants`. Metadata-only: no table is rewritten.
 
-use sea_orm::sea_query::{Alias, ColumnDef, Table};
-
 use crate::ddl::ColumnAlter;
 use crate::guards::Guard;
 use crate::m0001_legacy_baseline::{LEGACY_SET_UPDATED_AT, set_updated_at_function};
 use crate::names::{APP_SCHEMA, TENANT_COLUMN};
 use crate::plan::MigrationPlan;
-use crate::tables::t;
 use crate::tenant_table::TenantTable;
 
 /// The legacy tables that become tenant-scoped, in dependency order (`users` stays global).
@@ -45,19 +42,7 @@ pub fn plan() -> MigrationPlan {
     let tables = legacy_tenant_tables();
     for table in &tables {
         let (schema, name) = table.name();
-        let add = Table::alter()
-            .table(t(schema, Alias::new(name)))
-            .add_column(ColumnDef::new(TENANT_COLUMN).uuid().null())
-            .to_owned();
-        let drop = Table::alter()
-            .table(t(schema, Alias::new(name)))
-            .drop_column(TENANT_COLUMN)
-            .to_owned();
-        plan.step(
-            format!("{schema}.{name}: add tenant_id (nullable)"),
-            &add,
-            &drop,
-        );
+        plan.push(table.nullable_column_step());
         let default = ColumnAlter::set_default(schema, name, TENANT_COLUMN, default_tenant());
         plan.step(
             format!("{schema}.{name}: new rows default to the default tenant"),

@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 
 use sea_orm::sea_query::{
-    Alias, ColumnDef, ConditionalStatement, Expr, ExprTrait, ForeignKeyAction, Index,
-    IndexCreateStatement, OnConflict, Query, Table,
+    Alias, ConditionalStatement, Expr, ExprTrait, ForeignKeyAction, Index, IndexCreateStatement,
+    OnConflict, Query,
 };
 use sea_orm::{ConnectionTrait, Statement};
 
@@ -533,21 +533,7 @@ fn build_phase1(
     for table in tables {
         let name = table.name.as_str();
         let tt = TenantTable::new(schema, name);
-        let add = Table::alter()
-            .table(t(schema, Alias::new(name)))
-            .add_column(ColumnDef::new(TENANT_COLUMN).uuid().null())
-            .to_owned();
-        let drop = Table::alter()
-            .table(t(schema, Alias::new(name)))
-            .drop_column(TENANT_COLUMN)
-            .to_owned();
-        plan.push(SqlStep {
-            label: format!("{schema}.{name}: add tenant_id (nullable)"),
-            up: vec![pg(&add)],
-            down: vec![pg(&drop)],
-            done_when: Some(probes::column_exists(schema, name, TENANT_COLUMN)),
-            transactional: true,
-        });
+        plan.push(tt.nullable_column_step());
         if tree.is_none() {
             let d = ColumnAlter::set_default(schema, name, TENANT_COLUMN, default_tenant());
             plan.step(
