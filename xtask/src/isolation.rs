@@ -48,6 +48,7 @@ pub async fn run(args: IsolationArgs) -> anyhow::Result<()> {
         mode: ContextMode::Local,
         pool_iterations: args.pool_iterations,
         bouncer_url: bouncer.as_ref().map(|b| b.url(APP_LOGIN, &db.name)),
+        legacy_url: Some(db.url(LoginRole::Legacy)),
     };
     let report = isolation::run(&target).await?;
     drop(bouncer);
