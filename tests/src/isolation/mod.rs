@@ -9,6 +9,7 @@
 
 pub mod attacks;
 pub mod catalog;
+pub mod clone;
 pub mod legacy;
 pub mod login;
 pub mod outcome;
