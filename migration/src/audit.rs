@@ -249,7 +249,7 @@ const LEGACY_CHECKS: &[(&str, &str)] = &[
     ),
     (
         "legacy_no_global_tables",
-        "SELECT c.oid::regclass::text || ' ' || priv.p, false, \
+        "SELECT n.nspname || '.' || c.relname || ' ' || priv.p, false, \
          $1 || ' has ' || priv.p || ' on a global table (shared by every tenant; the legacy role is pinned to one)' \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          CROSS JOIN (VALUES ('SELECT'), ('INSERT'), ('UPDATE'), ('DELETE')) AS priv(p) \
