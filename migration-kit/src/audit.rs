@@ -10,7 +10,7 @@ use std::fmt;
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
-use crate::names::{APP_ROLE, TENANT_COLUMN};
+use crate::names::{APP_ROLE, DEFAULT_TENANT_ID, LEGACY_ROLE, TENANT_COLUMN};
 
 /// One check's verdict on one subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +69,38 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'
 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
   AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2";
 
+/// The role `$1` and its members: no SUPERUSER, BYPASSRLS, CREATEROLE or CREATEDB.
+const ROLE_NOT_PRIVILEGED_SQL: &str = "SELECT r.rolname::text, NOT (r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR r.rolcreatedb), \
+         CASE WHEN r.rolsuper THEN 'is SUPERUSER' WHEN r.rolbypassrls THEN 'has BYPASSRLS' \
+              WHEN r.rolcreaterole THEN 'has CREATEROLE' WHEN r.rolcreatedb THEN 'has CREATEDB' ELSE 'plain role' END \
+         FROM pg_roles r WHERE (r.rolname = $1 OR r.oid IN (SELECT m.member FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = $1))";
+
+/// The role `$1` and its members own no table, schema or function.
+const ROLE_OWNS_NOTHING_SQL: &str = "SELECT r.rolname::text, NOT EXISTS ( \
+           SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+           WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
+             AND pg_has_role(r.oid, c.relowner, 'MEMBER')) \
+           AND NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname NOT LIKE 'pg\\_%' \
+             AND n.nspname <> 'information_schema' AND pg_has_role(r.oid, n.nspowner, 'MEMBER') AND n.nspname <> 'public') \
+           AND NOT EXISTS (SELECT FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND pg_has_role(r.oid, p.proowner, 'MEMBER')), \
+         'owns no table, schema or function' \
+         FROM pg_roles r WHERE (r.rolname = $1 OR r.oid IN (SELECT m.member FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = $1))";
+
+/// The role `$1` has no TRUNCATE, REFERENCES or TRIGGER on any table.
+const ROLE_NO_DANGEROUS_GRANTS_SQL: &str = "SELECT c.oid::regclass::text || ' ' || priv.p, NOT has_table_privilege($1, c.oid, priv.p), \
+         CASE WHEN has_table_privilege($1, c.oid, priv.p) THEN $1 || ' has ' || priv.p || \
+           CASE WHEN priv.p = 'TRUNCATE' THEN ' (TRUNCATE ignores row level security)' ELSE '' END ELSE 'not granted' END \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         CROSS JOIN (VALUES ('TRUNCATE'), ('REFERENCES'), ('TRIGGER')) AS priv(p) \
+         WHERE c.relkind IN ('r','p','v','m') AND n.nspname NOT IN ('pg_catalog','information_schema') \
+           AND n.nspname NOT LIKE 'pg\\_%' AND has_table_privilege($1, c.oid, priv.p)";
+
+/// The role `$1` may CREATE in no schema.
+const ROLE_NO_CREATE_SQL: &str = "SELECT n.nspname::text, NOT has_schema_privilege($1, n.oid, 'CREATE'), \
+         CASE WHEN has_schema_privilege($1, n.oid, 'CREATE') THEN $1 || ' may CREATE in this schema' ELSE 'no CREATE' END \
+         FROM pg_namespace n WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_%'";
+
 /// Each check: a name and a query returning `(subject text, ok bool, detail text)` rows.
 /// `$1` is the app group role's name.
 const CHECKS: &[(&str, &str)] = &[
@@ -81,26 +113,8 @@ const CHECKS: &[(&str, &str)] = &[
         "app_role_exists",
         "SELECT $1, EXISTS (SELECT FROM pg_roles WHERE rolname = $1), 'the application group role'",
     ),
-    (
-        "app_not_privileged",
-        "SELECT r.rolname::text, NOT (r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR r.rolcreatedb), \
-         CASE WHEN r.rolsuper THEN 'is SUPERUSER' WHEN r.rolbypassrls THEN 'has BYPASSRLS' \
-              WHEN r.rolcreaterole THEN 'has CREATEROLE' WHEN r.rolcreatedb THEN 'has CREATEDB' ELSE 'plain role' END \
-         FROM pg_roles r WHERE (r.rolname = $1 OR r.oid IN (SELECT m.member FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = $1))",
-    ),
-    (
-        "app_owns_nothing",
-        "SELECT r.rolname::text, NOT EXISTS ( \
-           SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-           WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
-             AND pg_has_role(r.oid, c.relowner, 'MEMBER')) \
-           AND NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname NOT LIKE 'pg\\_%' \
-             AND n.nspname <> 'information_schema' AND pg_has_role(r.oid, n.nspowner, 'MEMBER') AND n.nspname <> 'public') \
-           AND NOT EXISTS (SELECT FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-             WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND pg_has_role(r.oid, p.proowner, 'MEMBER')), \
-         'owns no table, schema or function' \
-         FROM pg_roles r WHERE (r.rolname = $1 OR r.oid IN (SELECT m.member FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = $1))",
-    ),
+    ("app_not_privileged", ROLE_NOT_PRIVILEGED_SQL),
+    ("app_owns_nothing", ROLE_OWNS_NOTHING_SQL),
     (
         "force_rls",
         "SELECT t.schema || '.' || t.table, c.relrowsecurity AND c.relforcerowsecurity, \
@@ -152,22 +166,8 @@ const CHECKS: &[(&str, &str)] = &[
            WHERE coalesce(pg_get_expr(p.polqual, p.polrelid), '') || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') \
                  LIKE '%' || f.proname || '()%')",
     ),
-    (
-        "app_no_dangerous_grants",
-        "SELECT c.oid::regclass::text || ' ' || priv.p, NOT has_table_privilege($1, c.oid, priv.p), \
-         CASE WHEN has_table_privilege($1, c.oid, priv.p) THEN 'the app role has ' || priv.p || \
-           CASE WHEN priv.p = 'TRUNCATE' THEN ' (TRUNCATE ignores row level security)' ELSE '' END ELSE 'not granted' END \
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         CROSS JOIN (VALUES ('TRUNCATE'), ('REFERENCES'), ('TRIGGER')) AS priv(p) \
-         WHERE c.relkind IN ('r','p','v','m') AND n.nspname NOT IN ('pg_catalog','information_schema') \
-           AND n.nspname NOT LIKE 'pg\\_%' AND has_table_privilege($1, c.oid, priv.p)",
-    ),
-    (
-        "app_no_create",
-        "SELECT n.nspname::text, NOT has_schema_privilege($1, n.oid, 'CREATE'), \
-         CASE WHEN has_schema_privilege($1, n.oid, 'CREATE') THEN 'the app role may CREATE in this schema' ELSE 'no CREATE' END \
-         FROM pg_namespace n WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_%'",
-    ),
+    ("app_no_dangerous_grants", ROLE_NO_DANGEROUS_GRANTS_SQL),
+    ("app_no_create", ROLE_NO_CREATE_SQL),
     (
         "definer_search_path",
         "SELECT n.nspname || '.' || f.proname || '(' || pg_get_function_identity_arguments(f.oid) || ')', \
@@ -219,25 +219,55 @@ const CHECKS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The only expression a policy that applies to the legacy role may have (as `pg_get_expr`
+/// renders [`crate::tenant_table::legacy_predicate`]).
+pub fn legacy_policy_expression() -> String {
+    format!("({TENANT_COLUMN} = '{DEFAULT_TENANT_ID}'::uuid)")
+}
+
+/// The legacy role's checks: `$1` is its name, `$2` [`legacy_policy_expression`]. The role
+/// checks of the app apply to it too; every permissive policy on a tenant table that applies
+/// to it (to it, a role it is in, or PUBLIC) must be pinned to the default tenant by a
+/// constant (a policy reading a setting would let a legacy login choose its tenant); and it
+/// has no privilege on a global table (shared by every tenant).
+const LEGACY_CHECKS: &[(&str, &str)] = &[
+    ("legacy_not_privileged", ROLE_NOT_PRIVILEGED_SQL),
+    ("legacy_owns_nothing", ROLE_OWNS_NOTHING_SQL),
+    ("legacy_no_dangerous_grants", ROLE_NO_DANGEROUS_GRANTS_SQL),
+    ("legacy_no_create", ROLE_NO_CREATE_SQL),
+    (
+        "legacy_policies_pinned",
+        "SELECT t.schema || '.' || t.table || ' ' || p.polname, \
+         (p.polqual IS NOT NULL OR p.polwithcheck IS NOT NULL) \
+           AND coalesce(pg_get_expr(p.polqual, p.polrelid), $2) = $2 \
+           AND coalesce(pg_get_expr(p.polwithcheck, p.polrelid), $2) = $2, \
+         'USING ' || coalesce(pg_get_expr(p.polqual, p.polrelid), '-') || ' WITH CHECK ' || \
+           coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '-') || ' (a policy the legacy role gets must be exactly ' || $2 || ')' \
+         FROM tenant_tables t JOIN pg_policy p ON p.polrelid = t.oid \
+         WHERE p.polpermissive AND (0 = ANY (p.polroles) \
+           OR EXISTS (SELECT FROM unnest(p.polroles) r(oid) WHERE pg_has_role($1, r.oid, 'MEMBER')))",
+    ),
+    (
+        "legacy_no_global_tables",
+        "SELECT n.nspname || '.' || c.relname || ' ' || priv.p, false, \
+         $1 || ' has ' || priv.p || ' on a global table (shared by every tenant; the legacy role is pinned to one)' \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         CROSS JOIN (VALUES ('SELECT'), ('INSERT'), ('UPDATE'), ('DELETE')) AS priv(p) \
+         WHERE c.relkind IN ('r','p','v','m') AND n.nspname NOT IN ('pg_catalog','information_schema') \
+           AND n.nspname NOT LIKE 'pg\\_%' AND c.oid NOT IN (SELECT oid FROM tenant_tables) \
+           AND has_table_privilege($1, c.oid, priv.p)",
+    ),
+];
+
 /// Runs every catalog check. `app_role` is the group role the application's logins are in.
 pub async fn audit<C: ConnectionTrait>(db: &C, app_role: &str) -> Result<Report, DbErr> {
     let mut report = Report::default();
     for (check, sql) in CHECKS {
         let query = format!("WITH tenant_tables AS ({TENANT_TABLES_SQL}) {sql}");
         let stmt = Statement::from_sql_and_values(DbBackend::Postgres, query, [app_role.into()]);
-        for row in db.query_all_raw(stmt).await? {
-            report.findings.push(Finding {
-                check: (*check).to_owned(),
-                subject: row
-                    .try_get_by_index::<Option<String>>(0)?
-                    .unwrap_or_default(),
-                ok: row.try_get_by_index::<Option<bool>>(1)?.unwrap_or(false),
-                detail: row
-                    .try_get_by_index::<Option<String>>(2)?
-                    .unwrap_or_default(),
-            });
-        }
+        push_rows(&mut report, check, db.query_all_raw(stmt).await?)?;
     }
+    legacy_checks(db, &mut report).await?;
     let tables = tenant_tables(db).await?;
     if tables.is_empty() {
         report.findings.push(Finding {
@@ -248,6 +278,63 @@ pub async fn audit<C: ConnectionTrait>(db: &C, app_role: &str) -> Result<Report,
         });
     }
     Ok(report)
+}
+
+/// The legacy role's checks, when the role exists (a database migrated before
+/// `m0008_legacy_role` has none, which is one passing finding).
+async fn legacy_checks<C: ConnectionTrait>(db: &C, report: &mut Report) -> Result<(), DbErr> {
+    let exists = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)",
+            [LEGACY_ROLE.into()],
+        ))
+        .await?
+        .map(|r| r.try_get_by_index::<bool>(0))
+        .transpose()?
+        .unwrap_or(false);
+    if !exists {
+        report.findings.push(Finding {
+            check: "legacy_role".into(),
+            subject: LEGACY_ROLE.into(),
+            ok: true,
+            detail: "absent: no legacy login to check".into(),
+        });
+        return Ok(());
+    }
+    for (check, sql) in LEGACY_CHECKS {
+        // Every check gets both parameters; the CTE types `$2` for those that do not use it.
+        let query = format!(
+            "WITH tenant_tables AS ({TENANT_TABLES_SQL}), expected AS (SELECT $2::text AS e) {sql}"
+        );
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            query,
+            [LEGACY_ROLE.into(), legacy_policy_expression().into()],
+        );
+        push_rows(report, check, db.query_all_raw(stmt).await?)?;
+    }
+    Ok(())
+}
+
+fn push_rows(
+    report: &mut Report,
+    check: &str,
+    rows: Vec<sea_orm::QueryResult>,
+) -> Result<(), DbErr> {
+    for row in rows {
+        report.findings.push(Finding {
+            check: check.to_owned(),
+            subject: row
+                .try_get_by_index::<Option<String>>(0)?
+                .unwrap_or_default(),
+            ok: row.try_get_by_index::<Option<bool>>(1)?.unwrap_or(false),
+            detail: row
+                .try_get_by_index::<Option<String>>(2)?
+                .unwrap_or_default(),
+        });
+    }
+    Ok(())
 }
 
 /// Runs the audit for the standard app role.

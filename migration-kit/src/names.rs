@@ -8,6 +8,9 @@ pub const APP_SCHEMA: &str = "public";
 pub const APP_ROLE: &str = "tenantry_app";
 /// Group role of the superadmin escape: policies let it see every row while a reason is set.
 pub const SUPERADMIN_ROLE: &str = "tenantry_superadmin";
+/// Group role of the unchanged single-tenant application: its policies pin it to the default
+/// tenant whatever settings it sends (they read no setting), DML on the legacy tables only.
+pub const LEGACY_ROLE: &str = "tenantry_legacy";
 /// Owner of the SECURITY DEFINER lookups: may read only what those lookups need.
 pub const DEFINER_ROLE: &str = "tenantry_definer";
 /// The transaction-local setting holding the current tenant.

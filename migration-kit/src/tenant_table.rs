@@ -13,12 +13,19 @@
 //! [`TenantTable::composite_key`] for a key of several columns, [`TenantTable::unique`] for
 //! `UNIQUE (tenant_id, ...)`, and [`TenantTable::references_key`] for a parent keyed by
 //! something other than `id` (e.g. a membership keyed by `user_id`).
+//!
+//! Unless [`TenantTable::without_legacy`], the table also gets the legacy role's policies,
+//! pinned to the default tenant by a constant (never a setting), DML for that role, and a
+//! `tenant_id` default that gives a legacy login's rows the default tenant
+//! ([`row_tenant_id`]); see `m0008_legacy_role`.
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, ForeignKeyAction, Index, IndexOrder, Table};
 
 use crate::ddl::{ColumnAlter, ConstraintAdd, ConstraintDrop, ConstraintKind};
 use crate::dsl::{Grant, GrantObject, Policy, PolicyCommand, Privilege, RowLevelSecurity};
-use crate::names::{APP_ROLE, SUPERADMIN_ROLE, TENANCY_SCHEMA, TENANT_COLUMN};
+use crate::names::{
+    APP_ROLE, DEFAULT_TENANT_ID, LEGACY_ROLE, SUPERADMIN_ROLE, TENANCY_SCHEMA, TENANT_COLUMN,
+};
 use crate::plan::{MigrationPlan, SqlStep, pg};
 use crate::probes;
 use crate::tables::t;
@@ -50,6 +57,7 @@ pub struct TenantTable {
     parents: Vec<Parent>,
     unique: Vec<Vec<String>>,
     app_privileges: Vec<Privilege>,
+    legacy: bool,
 }
 
 impl TenantTable {
@@ -69,7 +77,21 @@ impl TenantTable {
                 Privilege::Update,
                 Privilege::Delete,
             ],
+            legacy: true,
         }
+    }
+
+    /// No legacy policies, grants or default: for Tenantry's own tables (the unchanged legacy
+    /// application does not know them) and for migrations that ran before `m0008_legacy_role`
+    /// created the role (which then adds the legacy part to the tables that get it).
+    pub fn without_legacy(mut self) -> Self {
+        self.legacy = false;
+        self
+    }
+
+    /// Whether the legacy role gets policies and grants on this table.
+    pub fn has_legacy(&self) -> bool {
+        self.legacy
     }
 
     /// The table's own key column (default `id`).
@@ -175,7 +197,7 @@ impl TenantTable {
                 sea_orm::sea_query::ColumnDef::new(TENANT_COLUMN)
                     .uuid()
                     .not_null()
-                    .default(current_tenant_id()),
+                    .default(self.tenant_default()),
             )
             .to_owned();
         let drop = Table::alter()
@@ -215,6 +237,16 @@ impl TenantTable {
         plan.extend(self.index_plan());
         plan.extend(self.security_plan());
         plan
+    }
+
+    /// The default of `tenant_id`: [`row_tenant_id`] when the legacy role uses the table (its
+    /// inserts that do not name `tenant_id` land in the default tenant), else the current tenant.
+    pub fn tenant_default(&self) -> Expr {
+        if self.legacy {
+            row_tenant_id()
+        } else {
+            current_tenant_id()
+        }
     }
 
     /// The `UNIQUE (tenant_id, ...)` constraints declared with [`Self::unique`].
@@ -549,6 +581,69 @@ impl TenantTable {
                 &grant.reverse(),
             );
         }
+        if self.legacy {
+            plan.extend(self.legacy_plan());
+        }
+        plan
+    }
+
+    /// The legacy role's part: one policy per command pinned to the default tenant
+    /// ([`legacy_policies`]) and the app's privileges for the legacy role.
+    pub fn legacy_plan(&self) -> MigrationPlan {
+        let table = t(&self.schema, Alias::new(&self.table));
+        let mut plan = MigrationPlan::new();
+        for policy in legacy_policies(&self.table, table.clone()) {
+            plan.step(
+                format!("policy {}", policy_label(&policy)),
+                &policy,
+                &policy.reverse(),
+            );
+        }
+        let grant = Grant::privileges(self.app_privileges.clone())
+            .on(GrantObject::table(table))
+            .to(LEGACY_ROLE)
+            .to_owned();
+        plan.step(
+            format!(
+                "grant DML on {}.{} to {LEGACY_ROLE}",
+                self.schema, self.table
+            ),
+            &grant,
+            &grant.reverse(),
+        );
+        plan
+    }
+
+    /// A non-unique index on the table's own key, `<table>_legacy_key_idx`, built
+    /// concurrently: once the primary key is `(tenant_id, id)` no index leads with `id`, and a
+    /// writer that filters by `id` alone (the unchanged application, a superuser's script)
+    /// would scan the table. Never UNIQUE: a tenant-blind unique check leaks whether another
+    /// tenant's row has that key.
+    pub fn legacy_key_index_plan(&self) -> MigrationPlan {
+        let name = format!("{}_legacy_key_idx", self.table);
+        let mut build = Index::create()
+            .name(&name)
+            .table(t(&self.schema, Alias::new(&self.table)))
+            .concurrently()
+            .to_owned();
+        for column in &self.key {
+            build.col(Alias::new(column));
+        }
+        let drop = Index::drop()
+            .name(&name)
+            .table(t(&self.schema, Alias::new(&self.table)))
+            .if_exists()
+            .concurrently()
+            .to_owned();
+        let mut plan = MigrationPlan::new();
+        plan.push(SqlStep {
+            label: format!("index {name} ({}) built concurrently", self.key.join(", ")),
+            // A build killed halfway leaves an invalid index behind: drop it and build again.
+            up: vec![pg(&drop), pg(&build)],
+            down: vec![pg(&drop)],
+            done_when: Some(probes::index_valid(&self.schema, &name)),
+            transactional: false,
+        });
         plan
     }
 }
@@ -573,6 +668,59 @@ pub fn tenant_predicate() -> Expr {
     Expr::col(Alias::new(TENANT_COLUMN)).eq(current_tenant_id())
 }
 
+/// `tenant_id = '00000000-0000-0000-0000-000000000000'::uuid`: the legacy role's only
+/// predicate, a constant, so no setting a legacy login sends can move it to another tenant.
+pub fn legacy_predicate() -> Expr {
+    Expr::col(Alias::new(TENANT_COLUMN)).eq(Expr::val(DEFAULT_TENANT_ID).cast_as("uuid"))
+}
+
+/// `tenancy.row_tenant_id()` (created by `m0008_legacy_role`): the default tenant for a login
+/// in the legacy role, the current tenant otherwise.
+pub fn row_tenant_id() -> Expr {
+    Expr::cust("tenancy.row_tenant_id()")
+}
+
+/// The legacy role's policies on a tenant table named `name`: one per command, every one
+/// pinned by [`legacy_predicate`] (writes with WITH CHECK).
+pub fn legacy_policies(
+    name: &str,
+    table: sea_orm::sea_query::TableRef,
+) -> Vec<crate::dsl::PolicyCreateStatement> {
+    per_command_policies(name, table, "legacy", LEGACY_ROLE, legacy_predicate)
+}
+
+/// One policy per command for `role`, named `<table>_<infix>_<command>`, each using
+/// `predicate` (writes also as WITH CHECK).
+fn per_command_policies(
+    name: &str,
+    table: sea_orm::sea_query::TableRef,
+    infix: &str,
+    role: &'static str,
+    predicate: fn() -> Expr,
+) -> Vec<crate::dsl::PolicyCreateStatement> {
+    let mut out = Vec::new();
+    for (suffix, command) in [
+        ("select", PolicyCommand::Select),
+        ("insert", PolicyCommand::Insert),
+        ("update", PolicyCommand::Update),
+        ("delete", PolicyCommand::Delete),
+    ] {
+        let mut p = Policy::create();
+        p.name(Alias::new(format!("{name}_{infix}_{suffix}")))
+            .table(table.clone())
+            .command(command)
+            .to(role);
+        if command != PolicyCommand::Insert {
+            p.using(predicate());
+        }
+        if matches!(command, PolicyCommand::Insert | PolicyCommand::Update) {
+            p.with_check(predicate());
+        }
+        out.push(p);
+    }
+    out
+}
+
 /// The superadmin sees every row, but only inside a transaction that stated its reason.
 pub fn superadmin_predicate() -> Expr {
     Expr::cust("tenancy.current_superadmin_reason()").is_not_null()
@@ -583,26 +731,7 @@ pub fn tenant_policies(
     name: &str,
     table: sea_orm::sea_query::TableRef,
 ) -> Vec<crate::dsl::PolicyCreateStatement> {
-    let mut out = Vec::new();
-    for (suffix, command) in [
-        ("select", PolicyCommand::Select),
-        ("insert", PolicyCommand::Insert),
-        ("update", PolicyCommand::Update),
-        ("delete", PolicyCommand::Delete),
-    ] {
-        let mut p = Policy::create();
-        p.name(Alias::new(format!("{name}_app_{suffix}")))
-            .table(table.clone())
-            .command(command)
-            .to(APP_ROLE);
-        if command != PolicyCommand::Insert {
-            p.using(tenant_predicate());
-        }
-        if matches!(command, PolicyCommand::Insert | PolicyCommand::Update) {
-            p.with_check(tenant_predicate());
-        }
-        out.push(p);
-    }
+    let mut out = per_command_policies(name, table.clone(), "app", APP_ROLE, tenant_predicate);
     let mut sa = Policy::create();
     sa.name(Alias::new(format!("{name}_superadmin_all")))
         .table(table)

@@ -40,6 +40,7 @@ pub mod m0004_backfill;
 pub mod m0005_enforce_tenancy;
 pub mod m0006_security;
 pub mod m0007_permissions;
+pub mod m0008_legacy_role;
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -84,6 +85,11 @@ pub fn planned() -> Vec<Planned> {
             name: "m0007_permissions",
             plan: m0007_permissions::plan,
             transactional: true,
+        },
+        Planned {
+            name: "m0008_legacy_role",
+            plan: m0008_legacy_role::plan,
+            transactional: false,
         },
     ]
 }

@@ -21,13 +21,18 @@ use crate::tenant_table::{TenantTable, superadmin_predicate};
 /// Every tenant-scoped table after all migrations, in dependency order.
 pub fn tenant_tables() -> Vec<TenantTable> {
     let mut tables = vec![
-        TenantTable::new(TENANCY_SCHEMA, "tenant_users").key("user_id"),
-        TenantTable::new(TENANCY_SCHEMA, "api_keys"),
+        TenantTable::new(TENANCY_SCHEMA, "tenant_users")
+            .key("user_id")
+            .without_legacy(),
+        TenantTable::new(TENANCY_SCHEMA, "api_keys").without_legacy(),
         // Metering is what quotas and bills are computed from: the app appends, never rewrites.
         TenantTable::new(TENANCY_SCHEMA, "usage_events")
             .without_created_at()
-            .append_only(),
-        TenantTable::new(TENANCY_SCHEMA, "audit_logs").append_only(),
+            .append_only()
+            .without_legacy(),
+        TenantTable::new(TENANCY_SCHEMA, "audit_logs")
+            .append_only()
+            .without_legacy(),
     ];
     tables.extend(legacy_tenant_tables());
     tables
@@ -36,7 +41,7 @@ pub fn tenant_tables() -> Vec<TenantTable> {
 /// The SECURITY DEFINER lookup of an API key by its public prefix.
 pub const API_KEY_LOOKUP: (&str, &str) = (TENANCY_SCHEMA, "api_key_lookup");
 
-fn role(plan: &mut MigrationPlan, name: &str) {
+pub(crate) fn role(plan: &mut MigrationPlan, name: &str) {
     let create = Role::create()
         .name(Alias::new(name))
         .no_login()
@@ -70,7 +75,12 @@ fn add_policy(plan: &mut MigrationPlan, p: PolicyCreateStatement) {
     plan.step(format!("policy {label}"), &p, &p.reverse());
 }
 
-fn grant(plan: &mut MigrationPlan, privileges: Vec<Privilege>, object: GrantObject, role: &str) {
+pub(crate) fn grant(
+    plan: &mut MigrationPlan,
+    privileges: Vec<Privilege>,
+    object: GrantObject,
+    role: &str,
+) {
     let g = Grant::privileges(privileges)
         .on(object)
         .to(Alias::new(role))
@@ -137,8 +147,9 @@ pub fn plan() -> MigrationPlan {
     // Referencing tables first: securing `tenants` first would hold its lock while a legacy
     // INSERT into `projects` (holding its row lock there) waits for it in its foreign-key check,
     // a lock-order deadlock with a live writer (seen in `cargo xtask bench`, scenario 3).
+    // The legacy role's policies come later, with the role (m0008_legacy_role).
     for table in tenant_tables() {
-        plan.extend(table.security_plan());
+        plan.extend(table.without_legacy().security_plan());
     }
 
     // tenants: the app reads its own tenant only; the definer reads status for authentication.

@@ -34,16 +34,20 @@ const CITEXT: &str = "public.citext";
 /// The tenant tables this migration adds, in dependency order.
 pub fn tenant_tables() -> Vec<TenantTable> {
     vec![
-        TenantTable::new(TENANCY_SCHEMA, "roles").unique(&["name"]),
+        TenantTable::new(TENANCY_SCHEMA, "roles")
+            .unique(&["name"])
+            .without_legacy(),
         TenantTable::new(TENANCY_SCHEMA, "role_permissions")
             .composite_key(&["role_id", "resource", "action"])
             .without_created_at()
-            .references("role_id", TENANCY_SCHEMA, "roles"),
+            .references("role_id", TENANCY_SCHEMA, "roles")
+            .without_legacy(),
         TenantTable::new(TENANCY_SCHEMA, "member_roles")
             .composite_key(&["user_id", "role_id"])
             .without_created_at()
             .references_key("user_id", TENANCY_SCHEMA, "tenant_users", "user_id")
-            .references("role_id", TENANCY_SCHEMA, "roles"),
+            .references("role_id", TENANCY_SCHEMA, "roles")
+            .without_legacy(),
     ]
 }
 

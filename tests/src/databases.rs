@@ -51,7 +51,7 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    /// The connection URL for one of the three logins.
+    /// The connection URL for one of the four logins.
     pub fn url(&self, role: LoginRole) -> String {
         self.url_for(role.login())
     }

@@ -1,17 +1,18 @@
-//! The three logins of a Tenantry database and how the harness creates them.
+//! The four logins of a Tenantry database and how the harness creates them.
 //!
 //! | login | member of | used for |
 //! |---|---|---|
 //! | `tenantry_owner` | (owns the database and every object; CREATEROLE) | migrations |
 //! | `tenantry_app_login` | `tenantry_app` | the application (service, api) |
 //! | `tenantry_superadmin_login` | `tenantry_superadmin` | the audited superadmin escape |
+//! | `tenantry_legacy_login` | `tenantry_legacy` | the unchanged single-tenant application, pinned to the default tenant |
 //!
-//! The group roles themselves (`tenantry_app`, `tenantry_superadmin`) are created by the
-//! security migration; logins are deployment-specific, so the harness and `cargo xtask db`
+//! The group roles themselves (`tenantry_app`, `tenantry_superadmin`, `tenantry_legacy`) are
+//! created by the migrations; logins are deployment-specific, so the harness and `cargo xtask db`
 //! create them here. Passwords are not used: the harness's clusters trust loopback only.
 
 use migration::dsl::Grant;
-use migration::names::{APP_ROLE, SUPERADMIN_ROLE};
+use migration::names::{APP_ROLE, LEGACY_ROLE, SUPERADMIN_ROLE};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 /// The login that owns the database and runs migrations.
@@ -20,6 +21,8 @@ pub const OWNER_LOGIN: &str = "tenantry_owner";
 pub const APP_LOGIN: &str = "tenantry_app_login";
 /// The superadmin login: a member of `tenantry_superadmin`.
 pub const SUPERADMIN_LOGIN: &str = "tenantry_superadmin_login";
+/// The unchanged legacy application's login: a member of `tenantry_legacy` only.
+pub const LEGACY_LOGIN: &str = "tenantry_legacy_login";
 
 /// The role a URL is wanted for (`cargo xtask db url --role ...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +33,8 @@ pub enum LoginRole {
     App,
     /// [`SUPERADMIN_LOGIN`].
     Superadmin,
+    /// [`LEGACY_LOGIN`].
+    Legacy,
 }
 
 impl LoginRole {
@@ -39,11 +44,12 @@ impl LoginRole {
             Self::Owner => OWNER_LOGIN,
             Self::App => APP_LOGIN,
             Self::Superadmin => SUPERADMIN_LOGIN,
+            Self::Legacy => LEGACY_LOGIN,
         }
     }
 }
 
-/// Creates the three logins if absent. Runs as the bootstrap superuser.
+/// Creates the four logins if absent. Runs as the bootstrap superuser.
 ///
 /// This is cluster bootstrap, not a migration: only a superuser may create a CREATEROLE login,
 /// and the tenancy DSL deliberately cannot render one.
@@ -52,6 +58,7 @@ pub async fn create_logins(superuser: &DatabaseConnection) -> Result<(), sea_orm
         (OWNER_LOGIN, "CREATEROLE"),
         (APP_LOGIN, "NOCREATEROLE"),
         (SUPERADMIN_LOGIN, "NOCREATEROLE"),
+        (LEGACY_LOGIN, "NOCREATEROLE"),
     ] {
         superuser
             .execute_unprepared(&format!(
@@ -64,12 +71,15 @@ pub async fn create_logins(superuser: &DatabaseConnection) -> Result<(), sea_orm
     Ok(())
 }
 
-/// Makes the app and superadmin logins members of their group roles. Runs as the owner
-/// after the security migration created those roles.
+/// Makes the app, superadmin and legacy logins members of their group roles. Runs as the
+/// owner after the migrations created those roles.
 pub async fn grant_logins(owner: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
     owner.execute(Grant::role(APP_ROLE).to(APP_LOGIN)).await?;
     owner
         .execute(Grant::role(SUPERADMIN_ROLE).to(SUPERADMIN_LOGIN))
+        .await?;
+    owner
+        .execute(Grant::role(LEGACY_ROLE).to(LEGACY_LOGIN))
         .await?;
     Ok(())
 }

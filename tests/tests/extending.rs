@@ -391,6 +391,7 @@ async fn the_isolation_matrix_attacks_the_new_table_and_it_holds() -> Result<()>
         mode: ContextMode::Local,
         pool_iterations: 50,
         bouncer_url: None,
+        legacy_url: Some(db.url(LoginRole::Legacy)),
     };
     let report = isolation::run(&target).await?;
     assert!(report.passed(), "{report}");

@@ -19,6 +19,7 @@ fn target(db: &TestDb, mode: ContextMode, bouncer_url: Option<String>) -> Isolat
         mode,
         pool_iterations: 60,
         bouncer_url,
+        legacy_url: Some(db.url(LoginRole::Legacy)),
     }
 }
 
@@ -83,6 +84,28 @@ async fn our_schema_passes_every_attack_directly_and_through_pgbouncer() -> anyh
             .matrix
             .iter()
             .all(|r| r.cells.len() == isolation::attacks::ATTACKS.len())
+    );
+    // The legacy login: every tenant table attacked, its rows land in the default tenant where
+    // it may insert at all (the legacy tables), and Tenantry's own tables are closed to it.
+    assert_eq!(report.legacy.len(), report.matrix.len(), "{report}");
+    for t in ["public.projects", "public.documents", "public.tasks"] {
+        assert_eq!(
+            report.legacy_cell(t, "insert_default"),
+            Some(&isolation::Cell::pass("landed in the default tenant")),
+            "{report}"
+        );
+    }
+    assert_eq!(
+        report.legacy_cell("tenancy.api_keys", "insert_default"),
+        Some(&isolation::Cell::NotApplicable),
+        "{report}"
+    );
+    assert!(
+        matches!(
+            report.cell("login tenantry_legacy_login", "set_role"),
+            Some(isolation::Cell::Pass(_))
+        ),
+        "{report}"
     );
     if bouncer.is_some() {
         assert!(
@@ -303,6 +326,68 @@ async fn an_insert_policy_that_checks_nothing_is_reported() -> anyhow::Result<()
             ("public.projects", "insert_other"),
             ("public.projects", "write_no_ctx")
         ]),
+        "{report}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_legacy_policy_that_reads_the_setting_is_reported() -> anyhow::Result<()> {
+    // The legacy login could then choose its tenant: with B's id set it reads B's rows.
+    let report = broken(
+        "ALTER POLICY projects_legacy_select ON public.projects \
+         USING (tenant_id = tenancy.current_tenant_id() OR tenant_id = '00000000-0000-0000-0000-000000000000')",
+        ContextMode::Local,
+    )
+    .await?;
+    assert_eq!(
+        failures(&report),
+        set(&[
+            ("public.projects", "legacy_read_other"),
+            (
+                "public.projects projects_legacy_select",
+                "legacy_policies_pinned"
+            ),
+        ]),
+        "{report}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_legacy_write_policy_not_pinned_to_the_default_tenant_is_reported() -> anyhow::Result<()>
+{
+    // WITH CHECK (true): the legacy login may write rows into any tenant.
+    let report = broken(
+        "ALTER POLICY documents_legacy_insert ON public.documents WITH CHECK (true)",
+        ContextMode::Local,
+    )
+    .await?;
+    assert_eq!(
+        failures(&report),
+        set(&[
+            ("public.documents", "legacy_insert_other"),
+            (
+                "public.documents documents_legacy_insert",
+                "legacy_policies_pinned"
+            ),
+        ]),
+        "{report}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_global_table_open_to_the_legacy_role_is_reported() -> anyhow::Result<()> {
+    // users is shared by every tenant: a login pinned to one must not read all of it.
+    let report = broken(
+        "GRANT SELECT ON public.users TO tenantry_legacy",
+        ContextMode::Local,
+    )
+    .await?;
+    assert_eq!(
+        failures(&report),
+        set(&[("public.users SELECT", "legacy_no_global_tables")]),
         "{report}"
     );
     Ok(())

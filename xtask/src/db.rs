@@ -35,6 +35,7 @@ pub enum Role {
     Owner,
     App,
     Superadmin,
+    Legacy,
 }
 
 impl From<Role> for LoginRole {
@@ -43,6 +44,7 @@ impl From<Role> for LoginRole {
             Role::Owner => LoginRole::Owner,
             Role::App => LoginRole::App,
             Role::Superadmin => LoginRole::Superadmin,
+            Role::Legacy => LoginRole::Legacy,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! `cargo xtask test-isolation`: start an ephemeral PostgreSQL, migrate, attack every tenant
-//! table as the app login (directly and through PgBouncer), print the matrix.
+//! `cargo xtask test-isolation`: start an ephemeral PostgreSQL, migrate (or, with
+//! `--from-database URL`, clone an existing database into it), attack every tenant table as the
+//! app login (directly and through PgBouncer) and as the legacy login, print the matrix.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -21,13 +22,39 @@ pub struct IsolationArgs {
     /// Skip the PgBouncer leg even when pgbouncer is installed.
     #[arg(long)]
     no_pgbouncer: bool,
+    /// Attack a clone of this database instead of a freshly migrated one (the database itself
+    /// is only read, by `pg_dump`): the URL of a login that may dump all of it (a superuser or
+    /// a BYPASSRLS role, since row level security is forced).
+    #[arg(long, value_name = "URL")]
+    from_database: Option<String>,
 }
 
 pub async fn run(args: IsolationArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let db = tenantry_tests::migrated_db()
-        .await
-        .context("starting and migrating an ephemeral PostgreSQL")?;
+    let (db, legacy) = match &args.from_database {
+        Some(url) => {
+            let clone = isolation::clone::clone_database(url)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cloning {} into an ephemeral PostgreSQL",
+                        isolation::clone::redacted(url)
+                    )
+                })?;
+            println!(
+                "attacking {}, a clone of {} (the source is not changed)",
+                clone.db.name,
+                isolation::clone::redacted(url)
+            );
+            (clone.db, clone.has_legacy_role)
+        }
+        None => (
+            tenantry_tests::migrated_db()
+                .await
+                .context("starting and migrating an ephemeral PostgreSQL")?,
+            true,
+        ),
+    };
     let cluster = tenantry_tests::shared_cluster()?;
     let bouncer = if !args.no_pgbouncer && PgBouncer::available() {
         Some(PgBouncer::start(cluster, APP_LOGIN, 2).map_err(|e| anyhow::anyhow!(e))?)
@@ -48,6 +75,7 @@ pub async fn run(args: IsolationArgs) -> anyhow::Result<()> {
         mode: ContextMode::Local,
         pool_iterations: args.pool_iterations,
         bouncer_url: bouncer.as_ref().map(|b| b.url(APP_LOGIN, &db.name)),
+        legacy_url: legacy.then(|| db.url(LoginRole::Legacy)),
     };
     let report = isolation::run(&target).await?;
     drop(bouncer);

@@ -44,11 +44,11 @@ pub struct Target<'a> {
 
 /// The seeding INSERT without its `RETURNING`: a RETURNING clause makes PostgreSQL apply the
 /// SELECT policy to the new row too, which would hide a missing or weak WITH CHECK.
-fn without_returning(insert: &str) -> &str {
+pub(crate) fn without_returning(insert: &str) -> &str {
     insert.split(" RETURNING ").next().unwrap_or(insert)
 }
 
-fn zero_rows(outcome: &Outcome) -> Cell {
+pub(crate) fn zero_rows(outcome: &Outcome) -> Cell {
     match outcome {
         Outcome::Rows(rows) => {
             let n: i64 = rows
@@ -68,7 +68,7 @@ fn zero_rows(outcome: &Outcome) -> Cell {
     }
 }
 
-fn must_be_refused(outcome: &Outcome) -> Cell {
+pub(crate) fn must_be_refused(outcome: &Outcome) -> Cell {
     match outcome {
         refused if refused.refused_by_security() => Cell::pass("refused (42501)"),
         Outcome::Affected(0) => Cell::pass("0 rows affected"),
@@ -78,6 +78,15 @@ fn must_be_refused(outcome: &Outcome) -> Cell {
         )),
         other => Cell::fail(format!("succeeded: {}", other.describe())),
     }
+}
+
+/// The column an attacking `UPDATE` sets to itself: the first that is neither key nor tenant.
+pub(crate) fn set_column(table: &Table) -> &str {
+    table
+        .columns
+        .iter()
+        .find(|c| !table.primary_key.contains(&c.name) && c.name != "tenant_id")
+        .map_or("tenant_id", |c| c.name.as_str())
 }
 
 /// Runs every attack on `table` (a tenant table).
@@ -124,11 +133,7 @@ pub async fn attack_table(
     let insert = attempt(t.app, Some(a), t.mode, without_returning(&insert), false).await?;
     cells.push(("insert_other", must_be_refused(&insert)));
 
-    let set_col = table
-        .columns
-        .iter()
-        .find(|c| !table.primary_key.contains(&c.name) && c.name != "tenant_id")
-        .map_or("tenant_id", |c| c.name.as_str());
+    let set_col = set_column(table);
     let update = attempt(
         t.app,
         Some(a),
@@ -211,13 +216,7 @@ async fn write_without_context(t: &Target<'_>, table: &Table) -> Result<Cell, Db
         )));
     }
     let name = &table.sql_name;
-    let set_col = quote(
-        table
-            .columns
-            .iter()
-            .find(|c| !table.primary_key.contains(&c.name) && c.name != "tenant_id")
-            .map_or("tenant_id", |c| c.name.as_str()),
-    );
+    let set_col = quote(set_column(table));
     for sql in [
         format!("UPDATE {name} SET {set_col} = {set_col}"),
         format!("DELETE FROM {name}"),

@@ -3,11 +3,14 @@
 //! Everything is discovered from the live catalog (tables with a `tenant_id` column are tenant
 //! tables), so a table a user adds with the tenancy DSL is attacked with no change here. Two
 //! tenants are seeded as the superuser; every attack of `shared/reference/isolation-checklist.md`
-//! then runs as the app login, tenant A against tenant B's rows; the catalog audit shared with
+//! then runs as the app login, tenant A against tenant B's rows, and as the legacy login (pinned
+//! to the default tenant) with B's and A's ids set; the catalog audit shared with
 //! `migration verify` adds what the catalog alone can prove.
 
 pub mod attacks;
 pub mod catalog;
+pub mod clone;
+pub mod legacy;
 pub mod login;
 pub mod outcome;
 pub mod pool;
@@ -39,6 +42,8 @@ pub struct IsolationTarget {
     pub pool_iterations: usize,
     /// The same app URL through PgBouncer, when one runs.
     pub bouncer_url: Option<String>,
+    /// The legacy login's URL (a member of `tenantry_legacy`); `None` skips the legacy rows.
+    pub legacy_url: Option<String>,
 }
 
 /// Seeds, attacks every table, checks the catalog and pool reuse, and reports.
@@ -70,6 +75,24 @@ pub async fn run(target: &IsolationTarget) -> Result<IsolationReport, HarnessErr
     report
         .other
         .push(login::set_role(&app, &target.app_login, &target.app_role).await?);
+    if let Some(url) = &target.legacy_url {
+        let legacy = connect(url, 1).await?;
+        for table in tables.iter().filter(|t| t.tenant_scoped) {
+            report.legacy.push(Row {
+                subject: table.name.clone(),
+                cells: legacy::attack_table(&legacy, &seeded, &tables, t.registry, table).await?,
+            });
+        }
+        report.other.push(
+            login::set_role(
+                &legacy,
+                crate::logins::LEGACY_LOGIN,
+                migration::names::LEGACY_ROLE,
+            )
+            .await?,
+        );
+        legacy.close().await.map_err(HarnessError::from)?;
+    }
     let owner = connect(&target.owner_url, 1).await?;
     report
         .other

@@ -104,7 +104,8 @@ pub async fn attempt(
     Ok(outcome)
 }
 
-fn first_line(s: &str) -> String {
+/// The first line of a database error, without sqlx's prefix, at most 160 characters.
+pub(crate) fn first_line(s: &str) -> String {
     let s = s
         .rsplit("error returned from database: ")
         .next()

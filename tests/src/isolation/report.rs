@@ -58,6 +58,8 @@ pub struct Row {
 pub struct IsolationReport {
     /// Tenant tables × attacks.
     pub matrix: Vec<Row>,
+    /// Tenant tables × the legacy login's attacks.
+    pub legacy: Vec<Row>,
     /// Login-, function-, global-table- and pool-level checks.
     pub other: Vec<Row>,
     /// The catalog audit.
@@ -77,6 +79,13 @@ impl IsolationReport {
                 }
             }
         }
+        for row in &self.legacy {
+            for (attack, cell) in &row.cells {
+                if let Cell::Fail(d) = cell {
+                    out.push((row.subject.clone(), format!("legacy_{attack}"), d.clone()));
+                }
+            }
+        }
         for f in self.catalog.iter().filter(|f| !f.ok) {
             out.push((f.subject.clone(), f.check.clone(), f.detail.clone()));
         }
@@ -89,6 +98,14 @@ impl IsolationReport {
     /// True when nothing failed.
     pub fn passed(&self) -> bool {
         self.failures().is_empty()
+    }
+
+    /// The cell of the legacy login's `attack` for the table `subject`.
+    pub fn legacy_cell(&self, subject: &str, attack: &str) -> Option<&Cell> {
+        self.legacy
+            .iter()
+            .find(|r| r.subject == subject)
+            .and_then(|r| r.cells.iter().find(|(a, _)| *a == attack).map(|(_, c)| c))
     }
 
     /// The cell of `attack` for `subject`, in the matrix or the other rows.
@@ -117,6 +134,7 @@ impl IsolationReport {
         serde_json::json!({
             "passed": self.passed(),
             "matrix": rows(&self.matrix),
+            "legacy": rows(&self.legacy),
             "other": rows(&self.other),
             "catalog": self.catalog.iter().map(|f| serde_json::json!({
                 "check": f.check, "subject": f.subject, "ok": f.ok, "detail": f.detail
@@ -129,26 +147,13 @@ impl IsolationReport {
 
 impl fmt::Display for IsolationReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let width = self
-            .matrix
-            .iter()
-            .map(|r| r.subject.len())
-            .max()
-            .unwrap_or(5)
-            .max(5);
-        if let Some(first) = self.matrix.first() {
-            let mut header = format!("{:width$}", "table");
-            for (attack, _) in &first.cells {
-                let _ = write!(header, " {:>12}", attack);
-            }
-            writeln!(f, "{header}")?;
-            for row in &self.matrix {
-                let mut line = format!("{:width$}", row.subject);
-                for (_, cell) in &row.cells {
-                    let _ = write!(line, " {:>12}", cell.short());
-                }
-                writeln!(f, "{line}")?;
-            }
+        write_matrix(f, "table", &self.matrix)?;
+        if !self.legacy.is_empty() {
+            writeln!(
+                f,
+                "\nas the legacy login (pinned to the default tenant), B's and A's ids set:"
+            )?;
+            write_matrix(f, "table", &self.legacy)?;
         }
         writeln!(f)?;
         for row in &self.other {
@@ -189,6 +194,7 @@ impl fmt::Display for IsolationReport {
             .matrix
             .iter()
             .chain(&self.other)
+            .chain(&self.legacy)
             .map(|r| r.cells.len())
             .sum();
         write!(
@@ -204,4 +210,28 @@ impl fmt::Display for IsolationReport {
             }
         )
     }
+}
+
+fn write_matrix(f: &mut fmt::Formatter<'_>, first: &str, rows: &[Row]) -> fmt::Result {
+    let width = rows
+        .iter()
+        .map(|r| r.subject.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    if let Some(head) = rows.first() {
+        let mut header = format!("{first:width$}");
+        for (attack, _) in &head.cells {
+            let _ = write!(header, " {:>14}", attack);
+        }
+        writeln!(f, "{header}")?;
+        for row in rows {
+            let mut line = format!("{:width$}", row.subject);
+            for (_, cell) in &row.cells {
+                let _ = write!(line, " {:>14}", cell.short());
+            }
+            writeln!(f, "{line}")?;
+        }
+    }
+    Ok(())
 }

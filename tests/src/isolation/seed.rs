@@ -104,6 +104,26 @@ pub fn insert_sql(
     rows: &HashMap<(String, Uuid), serde_json::Value>,
     parent_tenant: &dyn Fn(&str) -> Uuid,
 ) -> String {
+    insert_sql_with(table, Some(tenant), registry, rows, parent_tenant)
+}
+
+/// Like [`insert_sql`] for `tenant`'s parents, but the row does not name `tenant_id`: the
+/// column default decides (what the unchanged legacy application sends).
+pub fn insert_sql_without_tenant(
+    table: &Table,
+    tenant: Uuid,
+    rows: &HashMap<(String, Uuid), serde_json::Value>,
+) -> String {
+    insert_sql_with(table, None, None, rows, &|_| tenant)
+}
+
+fn insert_sql_with(
+    table: &Table,
+    tenant: Option<Uuid>,
+    registry: Option<(&str, &str)>,
+    rows: &HashMap<(String, Uuid), serde_json::Value>,
+    parent_tenant: &dyn Fn(&str) -> Uuid,
+) -> String {
     let mut names = Vec::new();
     let mut values = Vec::new();
     for col in &table.columns {
@@ -115,7 +135,7 @@ pub fn insert_sql(
         let is_tenant_column = col.name == "tenant_id" && table.tenant_scoped;
         let is_registry_key = registry.is_some_and(|(t, c)| t == table.sql_name && c == col.name);
         let value = if is_tenant_column || is_registry_key {
-            Some(format!("'{tenant}'::uuid"))
+            tenant.map(|t| format!("'{t}'::uuid"))
         } else if let Some(v) = from_fk {
             Some(v)
         } else if col.has_default || !col.not_null {

@@ -75,10 +75,10 @@ pub struct BenchArgs {
     /// Legacy writer operations per second in scenario 3 (200; 0 = as fast as it can).
     #[arg(long)]
     pub writer_rate: Option<u32>,
-    /// Experiment for scenario 3: give the legacy table an extra unique index on `id` before
-    /// migrating, so legacy `WHERE id = $1` statements keep an index after the key swap.
+    /// Experiment for scenario 3: drop m0008's legacy key index (`projects_legacy_key_idx`)
+    /// once migrated, to see what legacy `WHERE id = $1` statements cost without it.
     #[arg(long)]
-    pub legacy_id_index: bool,
+    pub no_legacy_key_index: bool,
     /// Skip the third database of scenario 3 (naive plus the same index builds).
     #[arg(long)]
     pub no_naive_same_work: bool,
@@ -102,7 +102,7 @@ pub struct Params {
     legacy_rows: u64,
     writer_rate: u32,
     naive_same_work: bool,
-    legacy_id_index: bool,
+    no_legacy_key_index: bool,
     isolation: bool,
     scenarios: Vec<u8>,
 }
@@ -129,7 +129,7 @@ impl Params {
             legacy_rows: a.legacy_rows.unwrap_or(pick(1_000_000, 10_000)),
             writer_rate: a.writer_rate.unwrap_or(200),
             naive_same_work: !a.no_naive_same_work && !q,
-            legacy_id_index: a.legacy_id_index,
+            no_legacy_key_index: a.no_legacy_key_index,
             isolation: !a.no_isolation && !q,
             scenarios: if a.only.is_empty() {
                 vec![1, 2, 3, 4, 5]
