@@ -15,6 +15,7 @@ pub mod backfill;
 pub mod cli;
 pub mod ddl;
 pub mod dsl;
+pub mod generate;
 pub mod guards;
 pub mod names;
 pub mod plan;
@@ -30,6 +31,7 @@ pub mod m0004_backfill;
 pub mod m0005_enforce_tenancy;
 pub mod m0006_security;
 pub mod m0007_permissions;
+// generate: new migration modules above this line
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -53,6 +55,22 @@ impl Planned {
     /// Its plan.
     pub fn plan(&self) -> MigrationPlan {
         (self.plan)()
+    }
+
+    /// What `plan` prints for it: a header line, then the SQL of `up` (or `down`).
+    pub fn render(&self, down: bool) -> Vec<String> {
+        let plan = self.plan();
+        let mut out = vec![format!(
+            "-- ===== {} ({}) =====",
+            self.name,
+            if down { "down" } else { "up" }
+        )];
+        out.extend(if down {
+            plan.render_down()
+        } else {
+            plan.render_up()
+        });
+        out
     }
 }
 
@@ -115,6 +133,7 @@ pub fn planned() -> Vec<Planned> {
             plan: m0007_permissions::plan,
             transactional: true,
         },
+        // generate: new migrations above this line
     ]
 }
 
