@@ -5,7 +5,7 @@
 //! it back.
 //!
 //! The copy builds into the shared target directory, so only the copied crate itself is
-//! compiled (about 5 s here), not its dependencies.
+//! compiled (about 20 s here), not its dependencies.
 
 mod common;
 
@@ -47,8 +47,8 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 /// A workspace holding only a copy of `migration/`, with our profiles and dependency versions
-/// (so the shared target directory's artifacts are reused) and its binary renamed so it never
-/// replaces the real `migration` binary there.
+/// (so the shared target directory's dependency artifacts are reused), renamed so it never
+/// replaces the real `migration` crate's artifacts or binary there.
 fn scratch_workspace(dir: &Path) -> anyhow::Result<PathBuf> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
@@ -73,12 +73,22 @@ fn scratch_workspace(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::write(dir.join("Cargo.toml"), manifest)?;
     let crate_manifest = dir.join("migration/Cargo.toml");
     let text = std::fs::read_to_string(&crate_manifest)?;
-    let renamed = text.replace(
-        "[[bin]]\nname = \"migration\"",
-        "[[bin]]\nname = \"migration-scratch\"",
-    );
-    if renamed == text {
-        bail!("migration/Cargo.toml has no [[bin]] named migration to rename");
+    // A package of its own (the library keeps its crate name `migration`): cargo names
+    // artifacts of a workspace member by package name and path relative to the workspace, so
+    // a copy named `migration` would overwrite the real crate's artifacts.
+    let renamed = text
+        .replacen(
+            "[package]\nname = \"migration\"",
+            "[package]\nname = \"tenantry-generate-scratch\"",
+            1,
+        )
+        .replacen(
+            "[[bin]]\nname = \"migration\"",
+            "[[bin]]\nname = \"migration-scratch\"",
+            1,
+        );
+    if !renamed.contains("tenantry-generate-scratch") || !renamed.contains("migration-scratch\"") {
+        bail!("migration/Cargo.toml: cannot rename the package and its binary in the copy");
     }
     std::fs::write(&crate_manifest, renamed)?;
     Ok(dir.join("migration"))
@@ -161,7 +171,12 @@ async fn generate_writes_builds_and_applies_a_migration() -> anyhow::Result<()> 
     let build = Process::new(cargo)
         .args(["build", "--offline", "--manifest-path"])
         .arg(&manifest)
-        .args(["-p", "migration", "--bin", "migration-scratch"])
+        .args([
+            "-p",
+            "tenantry-generate-scratch",
+            "--bin",
+            "migration-scratch",
+        ])
         .env("CARGO_TARGET_DIR", &target)
         .output()
         .context("running cargo build on the scratch copy")?;
