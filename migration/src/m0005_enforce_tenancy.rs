@@ -66,12 +66,20 @@ pub fn plan() -> MigrationPlan {
             done_when: Some(not_null),
             transactional: true,
         });
+        plan.lint_ignore(
+            &["ban-drop-constraint"],
+            "the CHECK (tenant_id IS NOT NULL) dropped is replaced by SET NOT NULL in the same step",
+        );
         let to_current = ColumnAlter::set_default(schema, name, TENANT_COLUMN, current_tenant_id());
         let to_default = ColumnAlter::set_default(schema, name, TENANT_COLUMN, default_tenant());
         plan.step(
             format!("{schema}.{name}: tenant_id defaults to the current tenant"),
             &to_current,
             &to_default,
+        );
+        plan.lint_ignore(
+            &["prefer-robust-stmts"],
+            "SET DEFAULT is idempotent: a rerun sets the same default",
         );
         let fk = table.tenant_fk();
         plan.push(SqlStep {
@@ -94,6 +102,10 @@ pub fn plan() -> MigrationPlan {
                 done_when: Some(probes::constraint_absent(schema, name, legacy.name())),
                 transactional: true,
             });
+            plan.lint_ignore(
+                &["ban-drop-constraint"],
+                "replaced by the composite (tenant_id, ...) foreign key this migration adds",
+            );
         }
     }
     for table in &tables {
