@@ -30,6 +30,8 @@ pub static INTERRUPT_AFTER_BATCHES: AtomicU64 = AtomicU64::new(0);
 
 /// Largest batch, in pages (64 MiB of 8 kB pages): beyond it a batch gains nothing.
 const MAX_PAGES: u64 = 8_192;
+/// The first batch takes at most this many pages, whatever the row hint: its cost is unknown.
+const FIRST_PAGES_MAX: u64 = 8;
 /// Default time budget per batch, overridden by `TENANTRY_BACKFILL_BUDGET_MS`.
 const DEFAULT_BUDGET: Duration = Duration::from_millis(20);
 
@@ -168,7 +170,8 @@ impl Backfill {
     }
 
     /// Rows of the first batch (default `TENANTRY_BACKFILL_BATCH` or 5,000), converted to
-    /// pages from the table's rows per page; later batches follow the budget.
+    /// pages from the table's rows per page and capped at 8 pages (its cost is unknown); later
+    /// batches follow the budget.
     pub fn batch_size(mut self, rows: u64) -> Self {
         self.batch_rows = std::cmp::max(rows, 1);
         self
@@ -369,8 +372,9 @@ impl Backfill {
         let started = Instant::now();
 
         // The walk covers the pages that exist now; rows added later are the sweep's.
+        // Start small (a batch of unknown cost must not blow the budget) and double from there.
         let first_pages = ((self.batch_rows as f64) / per_page).ceil() as u64;
-        let mut cut = Cut::Pages(first_pages.clamp(1, MAX_PAGES));
+        let mut cut = Cut::Pages(first_pages.clamp(1, FIRST_PAGES_MAX));
         let mut page = 0u64;
         while page < pages {
             let kind = match cut {
