@@ -57,6 +57,21 @@ pub struct ParentValue {
     pub on: Vec<(String, String)>,
 }
 
+impl ParentValue {
+    /// `schema.table.value_column`, joined on `on`'s (child column, parent column) pairs.
+    pub fn new(schema: &str, table: &str, value_column: &str, on: &[(&str, &str)]) -> Self {
+        Self {
+            schema: schema.into(),
+            table: table.into(),
+            value_column: value_column.into(),
+            on: on
+                .iter()
+                .map(|(c, p)| ((*c).to_owned(), (*p).to_owned()))
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Source {
     Constant(Value),
@@ -245,12 +260,12 @@ impl Backfill {
         up.to_owned()
     }
 
-    /// `ctid = ANY(ARRAY(SELECT ctid ... LIMIT n))`: at most `limit` rows still to do (with a
-    /// parent), as a TID scan of exactly those rows.
-    fn rows_filter(&self, limit: u64, pages: Option<(u64, u64)>) -> Expr {
+    /// `SELECT expr` of at most `limit` rows still to do (NULL, and with a parent value),
+    /// optionally only in the pages `first..end`.
+    fn todo(&self, expr: Expr, limit: u64, pages: Option<(u64, u64)>) -> SelectStatement {
         use sea_orm::sea_query::ExprTrait;
         let mut sel: SelectStatement = Query::select();
-        sel.expr(self.ctid())
+        sel.expr(expr)
             .from((Alias::new(&self.schema), Alias::new(&self.table)))
             .and_where(self.child_col(&self.column).is_null())
             .limit(limit);
@@ -265,6 +280,13 @@ impl Backfill {
                 sel.and_where(f);
             }
         }
+        sel
+    }
+
+    /// `ctid = ANY(ARRAY(SELECT ctid ... LIMIT n))`: at most `limit` rows still to do (with a
+    /// parent), as a TID scan of exactly those rows.
+    fn rows_filter(&self, limit: u64, pages: Option<(u64, u64)>) -> Expr {
+        let sel = self.todo(self.ctid(), limit, pages);
         Expr::cust_with_exprs(
             "$1 = ANY(ARRAY $2)",
             [
@@ -406,7 +428,10 @@ impl Backfill {
                 .batch(db, BatchKind::Sweep { limit }, &mut report)
                 .await?;
             run.advance(page, report.rows(), started);
-            if batch.rows < limit {
+            // Fewer rows than asked for does not mean done: a row a concurrent writer updated
+            // between the sweep's SELECT and its UPDATE has moved (new ctid) and was skipped.
+            // Done is a round that updates nothing while nothing is left.
+            if batch.rows == 0 && !self.any_left(db).await? {
                 break;
             }
             limit = match self.adapt(Cut::Rows(limit), &batch, per_page, &mut report) {
@@ -419,6 +444,12 @@ impl Backfill {
         tracing::info!(table = %name, batches = report.batches.len(), rows = report.rows(),
             elapsed_ms = started.elapsed().as_millis() as u64, "backfill finished");
         Ok(report)
+    }
+
+    /// Whether any row still has work (NULL, and for a tenant-root backfill a parent value).
+    async fn any_left<C: ConnectionTrait>(&self, db: &C) -> Result<bool, DbErr> {
+        let sel = self.todo(Expr::val(1), 1, None);
+        Ok(db.query_one_raw(pg(&sel)).await?.is_some())
     }
 
     /// Runs one batch (its own transaction: the connection is in autocommit) and records it.
@@ -571,12 +602,7 @@ mod tests {
             "public",
             "tasks",
             "tenant_id",
-            ParentValue {
-                schema: "public".into(),
-                table: "projects".into(),
-                value_column: "tenant_id".into(),
-                on: vec![("project_id".into(), "id".into())],
-            },
+            ParentValue::new("public", "projects", "tenant_id", &[("project_id", "id")]),
         );
         let sql = b.render().join("\n");
         assert!(

@@ -134,15 +134,12 @@ async fn tenant_root_from_parent_resumes(su: &DatabaseConnection) -> anyhow::Res
         "public",
         "child",
         "tenant_id",
-        ParentValue {
-            schema: "public".into(),
-            table: "parent".into(),
-            value_column: "tenant_id".into(),
-            on: vec![
-                ("org".into(), "org".into()),
-                ("parent_id".into(), "pid".into()),
-            ],
-        },
+        ParentValue::new(
+            "public",
+            "parent",
+            "tenant_id",
+            &[("org", "org"), ("parent_id", "pid")],
+        ),
     )
     .batch_size(200)
     .budget(Duration::from_secs(60));

@@ -58,21 +58,15 @@ async fn child_db(rows: u64, wide: bool) -> anyhow::Result<tenantry_tests::TestD
         ),
     )
     .await?;
-    let chunk = 500_000u64;
-    let mut lo = 1u64;
-    while lo <= rows {
-        let hi = (lo + chunk - 1).min(rows);
-        exec_text(
-            &su,
-            &format!(
-                "INSERT INTO public.child (parent_id, body) \
-                 SELECT md5('p' || (1 + abs(hashint8(g) % {parents})))::uuid, {payload} \
-                 FROM generate_series({lo}::bigint, {hi}::bigint) g"
-            ),
-        )
-        .await?;
-        lo = hi + 1;
-    }
+    exec_text(
+        &su,
+        &format!(
+            "INSERT INTO public.child (parent_id, body) \
+             SELECT md5('p' || (1 + abs(hashint8(g) % {parents})))::uuid, {payload} \
+             FROM generate_series(1, {rows}::bigint) g"
+        ),
+    )
+    .await?;
     exec_text(&su, "VACUUM (ANALYZE) public.parent, public.child").await?;
     su.close().await?;
     Ok(db)
@@ -88,12 +82,7 @@ pub async fn measure(rows: u64, wide: bool) -> anyhow::Result<TenantRoot> {
         "public",
         "child",
         "tenant_id",
-        ParentValue {
-            schema: "public".into(),
-            table: "parent".into(),
-            value_column: "tenant_id".into(),
-            on: vec![("parent_id".into(), "id".into())],
-        },
+        ParentValue::new("public", "parent", "tenant_id", &[("parent_id", "id")]),
     )
     .run_reporting(&su)
     .await?;
