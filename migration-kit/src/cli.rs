@@ -1,8 +1,10 @@
-//! The `migration` command line: sea-orm-migration's subcommands plus `plan` and `verify`.
+//! The `migration` command line: sea-orm-migration's subcommands (`init`, `generate`, `fresh`,
+//! `refresh`, `reset`, `status`, `up`, `down`) plus `plan` and `verify`.
 
 use clap::{Parser, Subcommand};
 
-/// Tenantry's migrations. Every command holds a PostgreSQL advisory lock for its whole run.
+/// Tenantry's migrations. Every command that touches the database holds a PostgreSQL advisory
+/// lock for its whole run.
 #[derive(Debug, Parser)]
 #[command(name = "migration", version)]
 pub struct Cli {
@@ -22,6 +24,21 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
+    /// sea-orm-migration's `init`: refuses here, this crate is already the migration crate.
+    Init {
+        /// The migration crate's directory.
+        #[arg(short = 'd', long = "migration-dir", default_value = "./migration")]
+        migration_dir: std::path::PathBuf,
+    },
+    /// Write a new migration from a template (a tenant-scoped table made with `TenantTable`)
+    /// and register it in `src/lib.rs`; numbered after the last one (`m0008_NAME.rs`).
+    Generate {
+        /// The new migration's name: lowercase snake_case, e.g. `create_invoices`.
+        migration_name: String,
+        /// The migration crate's directory.
+        #[arg(short = 'd', long = "migration-dir", default_value = "./migration")]
+        migration_dir: std::path::PathBuf,
+    },
     /// Apply pending migrations.
     Up {
         /// Apply at most this many.

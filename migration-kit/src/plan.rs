@@ -44,7 +44,23 @@ pub struct SqlStep {
 #[derive(Debug, Clone, Default)]
 pub struct MigrationPlan {
     steps: Vec<Step>,
+    /// Linter rules a step knowingly breaks, by step index, with the reason: printed by
+    /// `plan` as squawk's ignore comment before each of the step's statements.
+    lint_ignores: Vec<(usize, LintIgnore)>,
 }
+
+/// Squawk rules one step knowingly breaks, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LintIgnore {
+    /// Squawk rule names, e.g. `ban-drop-constraint`.
+    pub rules: Vec<String>,
+    /// Why breaking them is sound here (printed after the rules).
+    pub reason: String,
+}
+
+/// Why a step with a "done" probe is safe to rerun, though squawk cannot see it.
+const PROBED: &str =
+    "skipped when already done: the runner probes first, so a rerun after a failure resumes";
 
 impl MigrationPlan {
     /// An empty plan.
@@ -102,8 +118,53 @@ impl MigrationPlan {
 
     /// Appends every step of `other`.
     pub fn extend(&mut self, other: MigrationPlan) -> &mut Self {
+        let offset = self.steps.len();
         self.steps.extend(other.steps);
+        self.lint_ignores.extend(
+            other
+                .lint_ignores
+                .into_iter()
+                .map(|(i, ignore)| (i + offset, ignore)),
+        );
         self
+    }
+
+    /// Says that the step added last knowingly breaks squawk's `rules`, and why; `plan`
+    /// prints it as `-- squawk-ignore rules -- reason` before each of its statements.
+    pub fn lint_ignore(&mut self, rules: &[&str], reason: &str) -> &mut Self {
+        if let Some(last) = self.steps.len().checked_sub(1) {
+            self.lint_ignores.push((
+                last,
+                LintIgnore {
+                    rules: rules.iter().map(|r| (*r).to_owned()).collect(),
+                    reason: reason.into(),
+                },
+            ));
+        }
+        self
+    }
+
+    /// The squawk ignore comment of step `index`, if it has one.
+    fn lint_comment(&self, index: usize, probed: bool) -> Option<String> {
+        let mut rules: Vec<&str> = Vec::new();
+        let mut reasons: Vec<&str> = Vec::new();
+        if probed {
+            rules.push("prefer-robust-stmts");
+            reasons.push(PROBED);
+        }
+        for (_, ignore) in self.lint_ignores.iter().filter(|(i, _)| *i == index) {
+            rules.extend(ignore.rules.iter().map(String::as_str));
+            reasons.push(&ignore.reason);
+        }
+        if rules.is_empty() {
+            return None;
+        }
+        rules.dedup();
+        Some(format!(
+            "-- squawk-ignore {} -- {}",
+            rules.join(", "),
+            reasons.join("; ")
+        ))
     }
 
     /// The steps, in `up` order.
@@ -163,15 +224,28 @@ impl MigrationPlan {
 
     /// The SQL `up` would run, with guards and backfills described as comments.
     pub fn render_up(&self) -> Vec<String> {
+        self.render_up_in(false)
+    }
+
+    /// [`Self::render_up`] for a migration that runs in one transaction (`in_transaction`) or
+    /// not: outside one, a probed step's squawk comment says why a rerun is safe.
+    pub fn render_up_in(&self, in_transaction: bool) -> Vec<String> {
         self.steps
             .iter()
-            .flat_map(|step| match step {
+            .enumerate()
+            .flat_map(|(index, step)| match step {
                 Step::Sql(sql) => {
                     let mut out = vec![format!("-- {}", sql.label)];
                     if sql.done_when.is_some() {
                         out[0].push_str(" (skipped when already done)");
                     }
-                    out.extend(sql.up.iter().map(|s| format!("{s};")));
+                    // Inside the migration's transaction a failed step rolls back anyway.
+                    let probed = sql.done_when.is_some() && !in_transaction;
+                    let ignore = self.lint_comment(index, probed);
+                    for s in &sql.up {
+                        out.extend(ignore.clone());
+                        out.push(format!("{s};"));
+                    }
                     out
                 }
                 Step::Backfill(b) => b.render(),

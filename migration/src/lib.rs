@@ -14,6 +14,7 @@
 pub use migration_kit::{
     adoption, audit, backfill, cli, ddl, dsl, guards, names, plan, planned, probes, tenant_table,
 };
+pub mod generate;
 pub mod tables;
 
 /// The runner ([`migration_kit::run`]) bound to Tenantry's [`Migrator`].
@@ -41,6 +42,7 @@ pub mod m0005_enforce_tenancy;
 pub mod m0006_security;
 pub mod m0007_permissions;
 pub mod m0008_legacy_role;
+// generate: new migration modules above this line
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -91,6 +93,7 @@ pub fn planned() -> Vec<Planned> {
             plan: m0008_legacy_role::plan,
             transactional: false,
         },
+        // generate: new migrations above this line
     ]
 }
 

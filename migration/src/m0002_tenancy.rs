@@ -280,6 +280,10 @@ pub fn plan() -> MigrationPlan {
         .foreign_key(&mut tenant_fk("api_keys"));
     timestamps(&mut api_keys);
     create_table(&mut plan, "api_keys", &api_keys);
+    plan.lint_ignore(
+        &["prefer-bigint-over-int"],
+        "rate_limit_per_minute is a rate per minute: integer is ample, and the entity maps it to i32",
+    );
     // Authentication looks a presented key up by its public prefix before any tenant is known.
     index(
         &mut plan,
@@ -368,6 +372,10 @@ pub fn plan() -> MigrationPlan {
                 .to_col(ApiKeys::Id),
         );
     create_table(&mut plan, "usage_events", &usage);
+    plan.lint_ignore(
+        &["prefer-bigint-over-int"],
+        "ocr_pages and latency_ms count pages and milliseconds of one event: integer is ample, and the entity maps them to i32",
+    );
     index(
         &mut plan,
         Index::create()

@@ -38,6 +38,10 @@ pub fn plan() -> MigrationPlan {
                 done_when: Some(probes::constraint_absent(schema, name, legacy.name())),
                 transactional: true,
             });
+            plan.lint_ignore(
+                &["ban-drop-constraint"],
+                "replaced by the composite (tenant_id, ...) foreign key this migration adds",
+            );
         }
     }
     for table in &tables {

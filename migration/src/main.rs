@@ -1,10 +1,10 @@
-//! `cargo run -p migration -- up|down|status|fresh|refresh|reset|plan|verify`.
+//! `cargo run -p migration -- init|generate|up|down|status|fresh|refresh|reset|plan|verify`.
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use migration::cli::{AdoptArgs, Cli, CliCommand};
 use migration::run::{self, Command};
-use migration::{audit, guards, planned};
+use migration::{audit, generate, guards, planned};
 use migration_kit::adoption::{self, Adoption, Phase, record};
 use sea_orm::ConnectionTrait;
 
@@ -19,6 +19,25 @@ async fn main() -> anyhow::Result<()> {
         .with_target(false)
         .init();
     let cli = Cli::parse();
+    match &cli.command {
+        Some(CliCommand::Generate {
+            migration_name,
+            migration_dir,
+        }) => {
+            let done = generate::generate(migration_dir, migration_name)?;
+            println!(
+                "created {} and registered {} in src/lib.rs",
+                done.file.display(),
+                done.module
+            );
+            return Ok(());
+        }
+        Some(CliCommand::Init { migration_dir }) => bail!(
+            "init: {} is already a migration crate (Tenantry keeps its migrations in one crate); add a migration with `generate NAME`",
+            migration_dir.display()
+        ),
+        _ => {}
+    }
     let url = cli
         .database_url
         .context("DATABASE_URL is not set: pass -u URL, export it, or run `cargo xtask db start`, which writes it to .env")?;
@@ -55,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         CliCommand::Plan { down, num } => return plan(&db, down, num).await,
         CliCommand::Verify { app_role } => return verify(&db, &app_role).await,
         CliCommand::Adopt(args) => return adopt(&db, &args).await,
+        CliCommand::Generate { .. } | CliCommand::Init { .. } => return Ok(()),
     };
     run::run(&db, command)
         .await
@@ -92,18 +112,7 @@ async fn plan(
         println!("-- nothing to {}", if down { "roll back" } else { "apply" });
     }
     for m in selected {
-        println!(
-            "-- ===== {} ({}) =====",
-            m.name(),
-            if down { "down" } else { "up" }
-        );
-        let plan = m.plan();
-        let lines = if down {
-            plan.render_down()
-        } else {
-            plan.render_up()
-        };
-        for line in lines {
+        for line in m.render(down) {
             println!("{line}");
         }
     }

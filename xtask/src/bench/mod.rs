@@ -11,6 +11,7 @@
 mod api;
 mod auth;
 mod backfill;
+mod backfill_tenant_root;
 mod load;
 mod proxy;
 mod report;
@@ -82,6 +83,10 @@ pub struct BenchArgs {
     /// Skip the third database of scenario 3 (naive plus the same index builds).
     #[arg(long)]
     pub no_naive_same_work: bool,
+    /// Scenario 3: also run the tenant-root backfill at a second size, 10x the legacy rows
+    /// (10,000,000 by default), and once with wide rows (about 1 kB each).
+    #[arg(long)]
+    pub backfill_second_size: bool,
     /// Do not time `test-isolation` in scenario 5.
     #[arg(long)]
     pub no_isolation: bool,
@@ -103,6 +108,7 @@ pub struct Params {
     writer_rate: u32,
     naive_same_work: bool,
     no_legacy_key_index: bool,
+    backfill_second_size: bool,
     isolation: bool,
     scenarios: Vec<u8>,
 }
@@ -130,6 +136,7 @@ impl Params {
             writer_rate: a.writer_rate.unwrap_or(200),
             naive_same_work: !a.no_naive_same_work && !q,
             no_legacy_key_index: a.no_legacy_key_index,
+            backfill_second_size: a.backfill_second_size,
             isolation: !a.no_isolation && !q,
             scenarios: if a.only.is_empty() {
                 vec![1, 2, 3, 4, 5]
