@@ -170,6 +170,7 @@ pub fn target(db: &TestDb) -> IsolationTarget {
         mode: ContextMode::Local,
         pool_iterations: 20,
         bouncer_url: None,
+        legacy_url: Some(db.url(LoginRole::Legacy)),
     }
 }
 
