@@ -30,6 +30,7 @@ pub mod m0004_backfill;
 pub mod m0005_enforce_tenancy;
 pub mod m0006_security;
 pub mod m0007_permissions;
+pub mod m0009_auth_notify;
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -113,6 +114,11 @@ pub fn planned() -> Vec<Planned> {
         Planned {
             name: "m0007_permissions",
             plan: m0007_permissions::plan,
+            transactional: true,
+        },
+        Planned {
+            name: "m0009_auth_notify",
+            plan: m0009_auth_notify::plan,
             transactional: true,
         },
     ]

@@ -11,6 +11,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod auth_cache;
 pub mod background;
 pub mod config;
 pub mod context;

@@ -8,11 +8,13 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 use tracing::Instrument;
 
 use crate::ServiceError;
+use crate::auth_cache::AuthCache;
 use crate::config::TenantryConfig;
 use crate::context::TenantContext;
 use crate::error::Result;
 use crate::superadmin::{SuperadminGrant, SuperadminTx};
 use crate::tx::TenantTx;
+use migration::m0009_auth_notify::AUTH_CHANNEL;
 
 /// The service's entry point. Cheap to clone.
 #[derive(Clone)]
@@ -23,6 +25,7 @@ pub struct Tenantry {
     pub(crate) superadmin: Option<DatabaseConnection>,
     pub(crate) config: std::sync::Arc<TenantryConfig>,
     pub(crate) last_used: std::sync::Arc<Mutex<HashMap<uuid::Uuid, Instant>>>,
+    pub(crate) auth_cache: Option<std::sync::Arc<AuthCache>>,
 }
 
 async fn pool(url: &str, config: &TenantryConfig, max: u32) -> Result<DatabaseConnection> {
@@ -56,9 +59,15 @@ impl Tenantry {
             Some(url) => Some(pool(url, &config, 4).await?),
             None => None,
         };
+        let auth_cache = config.auth_cache_ttl.map(|ttl| {
+            let cache = AuthCache::new(ttl);
+            cache.listen(config.app_url.clone(), AUTH_CHANNEL);
+            cache
+        });
         Ok(Self {
             app,
             app_pg,
+            auth_cache,
             superadmin,
             config: std::sync::Arc::new(config),
             last_used: Default::default(),
@@ -105,6 +114,11 @@ impl Tenantry {
             ServiceError::Unavailable("the superadmin pool is not configured".into())
         })?;
         SuperadminTx::begin(pool, grant).await
+    }
+
+    /// The API-key authentication cache, when configured.
+    pub fn auth_cache(&self) -> Option<&AuthCache> {
+        self.auth_cache.as_deref()
     }
 
     /// Whether the database answers.

@@ -123,8 +123,12 @@ async fn get_ok(client: &reqwest::Client, req: reqwest::RequestBuilder) -> anyho
 
 pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario> {
     let mut sc = Scenario::new(4, TITLE);
-    let tenantry =
-        Tenantry::connect(TenantryConfig::new(fx.db.url(LoginRole::App)).with_pool(p.pool)).await?;
+    let tenantry = Tenantry::connect(
+        TenantryConfig::new(fx.db.url(LoginRole::App))
+            .with_pool(p.pool)
+            .with_auth_cache(std::time::Duration::from_secs(30)),
+    )
+    .await?;
     let keys = Arc::new(issue_keys(&tenantry, fx, 64).await?);
     let secret = api::config::JwtSecret::new(vec![7u8; 32]).map_err(|e| anyhow::anyhow!("{e}"))?;
     let state = api::AppState::new(tenantry.clone(), api::ApiConfig::new(secret));
@@ -253,7 +257,9 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
 async fn round_trips(fx: &Fixture, port: u16, key: &(Uuid, String)) -> anyhow::Result<(f64, f64)> {
     let proxy = RoundTripProxy::start(port).await?;
     let tenantry = Tenantry::connect(
-        TenantryConfig::new(proxy.url(&fx.db.url(LoginRole::App), port)).with_pool(2),
+        TenantryConfig::new(proxy.url(&fx.db.url(LoginRole::App), port))
+            .with_pool(2)
+            .with_auth_cache(std::time::Duration::from_secs(30)),
     )
     .await?;
     let secret = api::config::JwtSecret::new(vec![7u8; 32]).map_err(|e| anyhow::anyhow!("{e}"))?;
