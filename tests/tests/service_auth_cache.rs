@@ -113,13 +113,13 @@ async fn a_change_in_one_process_ends_the_cached_key_in_the_other() -> Result<()
 
     // Suspension of the tenant, through the superadmin escape.
     two.authenticate_api_key(&rotated.secret).await?;
-    let sa = env
-        .svc
-        .superadmin(grant("tenant.suspend", Some(a.id)))
-        .await?;
-    sa.set_tenant_status(a.id, service::TenantStatus::Suspended)
-        .await?;
-    sa.commit().await?;
+    set_status(
+        &env.svc,
+        "tenant.suspend",
+        a.id,
+        service::TenantStatus::Suspended,
+    )
+    .await?;
     until(&two, |c| c.len() == 1).await?;
     assert_unauthenticated(
         two.authenticate_api_key(&rotated.secret).await,
