@@ -106,6 +106,9 @@ pub struct ApiConfig {
     pub ready_database_url: Option<String>,
     /// `TENANTRY_DEFAULT_RATE_LIMIT_PER_MINUTE` (default 600): for API keys without their own.
     pub default_rate_limit_per_minute: u32,
+    /// How long a metered event waits in memory at most (default 1 s; see
+    /// [`crate::auth::meter`]). Tests lengthen it to see the shutdown flush alone.
+    pub meter_flush_interval: Duration,
 }
 
 impl ApiConfig {
@@ -120,6 +123,7 @@ impl ApiConfig {
             admin_token: None,
             ready_database_url: None,
             default_rate_limit_per_minute: 600,
+            meter_flush_interval: crate::auth::meter::FLUSH_INTERVAL,
         }
     }
 

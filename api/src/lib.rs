@@ -3,7 +3,8 @@
 //! * [`build_app`] turns an [`AppState`] (a connected [`service::Tenantry`] plus
 //!   [`ApiConfig`]) into the router: the route table of [`routes::ROUTES`] behind request
 //!   ids, tracing, a body limit, a timeout and problem-document errors.
-//! * [`serve`] runs it on a listener until a shutdown future completes, then drains.
+//! * [`serve`] runs it on a listener until a shutdown future completes, then drains; [`run`]
+//!   does the same for an [`AppState`] and then writes the meter's last events.
 //! * [`shutdown_signal`] completes on Ctrl-C or SIGTERM.
 //!
 //! Authentication lives in [`auth`]: tenant routes take the [`auth::Tenant`] extractor, which
@@ -108,6 +109,19 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Serves the app of `state` until `shutdown` completes, drains the requests in flight, then
+/// writes the meter's last events: what the binary runs, so SIGTERM and Ctrl-C lose no usage
+/// event of a completed request.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let served = serve(listener, build_app(state.clone()), shutdown).await;
+    state.meter().shutdown().await;
+    served
 }
 
 /// Completes on Ctrl-C or (on Unix) SIGTERM.

@@ -2,7 +2,7 @@
 //! README); it serves until Ctrl-C or SIGTERM, then drains the requests in flight.
 
 use anyhow::Context;
-use api::{ApiConfig, AppState, build_app, serve, shutdown_signal};
+use api::{ApiConfig, AppState, run, shutdown_signal};
 use service::{Tenantry, TenantryConfig};
 
 #[tokio::main]
@@ -25,12 +25,12 @@ async fn main() -> anyhow::Result<()> {
     if config.admin_token.is_none() {
         tracing::info!("TENANTRY_ADMIN_TOKEN is not set: /admin is disabled");
     }
-    let app = build_app(AppState::new(tenantry.clone(), config));
+    let state = AppState::new(tenantry.clone(), config);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     tracing::info!(%listen, "serving");
-    serve(listener, app, shutdown_signal())
+    run(listener, state, shutdown_signal())
         .await
         .context("serving")?;
     tenantry.close().await.context("closing the pools")?;

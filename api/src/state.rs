@@ -1,10 +1,11 @@
 //! The state every handler shares: the service handle, the configuration, the token keys,
-//! the per-key rate limiters, the quota cache and the readiness probe.
+//! the per-key rate limiters, the quota cache, the request meter and the readiness probe.
 
 use std::sync::Arc;
 
 use service::Tenantry;
 
+use crate::auth::meter::Meter;
 use crate::auth::quota::QuotaCache;
 use crate::auth::rate_limit::RateLimits;
 use crate::auth::token::TokenKeys;
@@ -21,6 +22,7 @@ struct Inner {
     tokens: TokenKeys,
     rate_limits: RateLimits,
     quotas: QuotaCache,
+    meter: Meter,
     readiness: Readiness,
 }
 
@@ -30,7 +32,9 @@ impl AppState {
         let tokens = TokenKeys::new(&config.jwt_secret, config.token_ttl);
         let rate_limits = RateLimits::new(config.default_rate_limit_per_minute);
         let readiness = Readiness::new(config.ready_database_url.clone());
+        let meter = Meter::new(tenantry.clone(), config.meter_flush_interval);
         Self(Arc::new(Inner {
+            meter,
             tenantry,
             config,
             tokens,
@@ -63,6 +67,11 @@ impl AppState {
     /// The monthly-quota cache.
     pub fn quotas(&self) -> &QuotaCache {
         &self.0.quotas
+    }
+
+    /// The request meter (batched usage events).
+    pub fn meter(&self) -> &Meter {
+        &self.0.meter
     }
 
     /// The `/readyz` probe.

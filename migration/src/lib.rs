@@ -42,6 +42,7 @@ pub mod m0005_enforce_tenancy;
 pub mod m0006_security;
 pub mod m0007_permissions;
 pub mod m0008_legacy_role;
+pub mod m0009_auth_notify;
 // generate: new migration modules above this line
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -92,6 +93,11 @@ pub fn planned() -> Vec<Planned> {
             name: "m0008_legacy_role",
             plan: m0008_legacy_role::plan,
             transactional: false,
+        },
+        Planned {
+            name: "m0009_auth_notify",
+            plan: m0009_auth_notify::plan,
+            transactional: true,
         },
         // generate: new migrations above this line
     ]

@@ -11,11 +11,15 @@
 //! * [`Tenantry::find_login`]: the sign-in lookup by e-mail, through the SECURITY DEFINER
 //!   `tenancy.find_login` (the app cannot read users outside its tenant otherwise).
 //!
+//! With [`crate::TenantryConfig::auth_cache_ttl`] set, successful key authentications are
+//! cached by the key's hash and dropped on the database's announcement of a change
+//! ([`crate::auth_cache`]), so a cached key costs no round trip.
+//!
 //! Nothing here writes on every request: an API key's `last_used_at` is written at most once
 //! per [`crate::TenantryConfig::last_used_interval`] per key, remembered in memory.
 
 use std::sync::PoisonError;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use entity::{api_keys, tenant_users, tenants};
 use sea_orm::sea_query::Expr;
@@ -113,6 +117,8 @@ struct LookupRow {
     expired: bool,
     revoked: bool,
     tenant_status: String,
+    /// Seconds until the key expires (`None`: never).
+    expires_in: Option<f64>,
 }
 
 /// Whether a tenant in this status may be used (by keys and members alike).
@@ -134,11 +140,29 @@ impl Tenantry {
             let prefix =
                 parse_key(presented).ok_or(ServiceError::Unauthenticated("malformed api key"))?;
             let digest = hash_key(presented);
+            let generation = match &self.auth_cache {
+                Some(cache) => {
+                    if let Some(hit) = cache.get(&digest) {
+                        let span = tracing::Span::current();
+                        span.record(
+                            "tenant_id",
+                            tracing::field::display(hit.context.tenant_id()),
+                        );
+                        span.record("key_id", tracing::field::display(hit.key_id));
+                        self.touch_last_used(hit.context.tenant_id(), hit.key_id)
+                            .await;
+                        return Ok(hit);
+                    }
+                    Some(cache.generation())
+                }
+                None => None,
+            };
             let rows = LookupRow::find_by_statement(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT tenant_id, key_id, secret_hash, scopes, rate_limit_per_minute, \
                  monthly_quota, coalesce(expires_at <= statement_timestamp(), false) AS expired, \
-                 revoked_at IS NOT NULL AS revoked, tenant_status \
+                 revoked_at IS NOT NULL AS revoked, tenant_status, \
+                 extract(epoch FROM expires_at - statement_timestamp())::float8 AS expires_in \
                  FROM tenancy.api_key_lookup($1, $2)",
                 [Value::from(prefix), Value::from(digest.to_vec())],
             ))
@@ -174,7 +198,7 @@ impl Tenantry {
                 role,
             );
             self.touch_last_used(row.tenant_id, row.key_id).await;
-            Ok(ApiKeyPrincipal {
+            let principal = ApiKeyPrincipal {
                 context,
                 key_id: row.key_id,
                 scopes: row.scopes,
@@ -184,7 +208,12 @@ impl Tenantry {
                     .and_then(|v| u32::try_from(v).ok())
                     .map(|v| v.min(crate::api_keys::MAX_RATE_LIMIT_PER_MINUTE)),
                 monthly_quota: row.monthly_quota.and_then(|v| u64::try_from(v).ok()),
-            })
+            };
+            if let (Some(cache), Some(generation)) = (&self.auth_cache, generation) {
+                let remaining = row.expires_in.map(|s| Duration::from_secs_f64(s.max(0.0)));
+                cache.store(digest, principal.clone(), generation, remaining);
+            }
+            Ok(principal)
         }
         .instrument(span)
         .await
@@ -204,7 +233,7 @@ impl Tenantry {
             MemberRole::Member,
         );
         let written = async {
-            let tx = TenantTx::begin(&self.app, ctx).await?;
+            let tx = TenantTx::begin(&self.app_pg, ctx).await?;
             api_keys::Entity::update_many()
                 .col_expr(api_keys::Column::LastUsedAt, Expr::cust("now()"))
                 .filter(api_keys::Column::TenantId.eq(tenant_id))
@@ -252,7 +281,7 @@ impl Tenantry {
             // Read-only probe in the tenant's own context: RLS shows the membership and the
             // tenant row only there. The role is a placeholder until the membership is read.
             let probe = TenantContext::new(tenant_id, Actor::User { user_id }, MemberRole::Viewer);
-            let tx = TenantTx::begin(&self.app, probe).await?;
+            let tx = TenantTx::begin(&self.app_pg, probe).await?;
             let membership = tx
                 .select::<tenant_users::Entity>()
                 .filter(tenant_users::Column::UserId.eq(user_id))

@@ -23,6 +23,10 @@ pub struct TenantryConfig {
     /// `TENANTRY_LAST_USED_INTERVAL_SECS` (default 60): how often an API key's `last_used_at`
     /// is written at most.
     pub last_used_interval: Duration,
+    /// `TENANTRY_AUTH_CACHE_SECS` (default 30 from the environment, 0 = off; off in
+    /// [`TenantryConfig::new`]): how long a successful API-key authentication is cached at
+    /// most. Changes end it at once through `LISTEN tenantry_auth` ([`crate::auth_cache`]).
+    pub auth_cache_ttl: Option<Duration>,
 }
 
 impl TenantryConfig {
@@ -36,6 +40,7 @@ impl TenantryConfig {
             acquire_timeout: Duration::from_millis(5000),
             statement_timeout: Duration::from_millis(30_000),
             last_used_interval: Duration::from_secs(60),
+            auth_cache_ttl: None,
         }
     }
 
@@ -56,7 +61,16 @@ impl TenantryConfig {
             Duration::from_millis(env_num("TENANTRY_STATEMENT_TIMEOUT_MS", 30_000)?);
         config.last_used_interval =
             Duration::from_secs(env_num("TENANTRY_LAST_USED_INTERVAL_SECS", 60)?);
+        let ttl = env_num("TENANTRY_AUTH_CACHE_SECS", 30)?;
+        config.auth_cache_ttl = (ttl > 0).then(|| Duration::from_secs(ttl));
         Ok(config)
+    }
+
+    /// Caches successful API-key authentications for at most `ttl` (see
+    /// [`TenantryConfig::auth_cache_ttl`]).
+    pub fn with_auth_cache(mut self, ttl: Duration) -> Self {
+        self.auth_cache_ttl = Some(ttl);
+        self
     }
 
     /// Sets the superadmin URL.

@@ -17,7 +17,8 @@ use entity::api_keys;
 use entity::usage_events;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, FromQueryResult, QueryFilter, QueryTrait,
+    ActiveModelTrait, ActiveValue, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter,
+    QueryTrait,
 };
 use sea_orm::{QueryOrder, QuerySelect};
 use uuid::Uuid;
@@ -201,23 +202,32 @@ fn saturating_sum(column: usage_events::Column) -> SimpleExpr {
     .cast_as("bigint")
 }
 
-/// Records one usage event for the transaction's tenant and returns its id.
-///
-/// The tenant comes from the transaction, and when the actor is an API key, the event carries
-/// that key's id. Recording is metering rather than a change to the tenant's data, so any
-/// role may record (viewers' requests are metered too). Invalid input is refused with
-/// [`ServiceError::InvalidInput`] naming the field, before anything is written.
-pub async fn record(tx: &TenantTx, input: UsageEventInput) -> Result<Uuid> {
+/// One event of a batch: the input and the API key it is attributed to (the key that made the
+/// request, taken from its authenticated context by the caller).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeteredEvent {
+    /// The key the event counts towards, if any.
+    pub api_key_id: Option<Uuid>,
+    /// What was used.
+    pub input: UsageEventInput,
+}
+
+/// The row of one event for the transaction's tenant (validated first).
+fn event_row(
+    tx: &TenantTx,
+    api_key_id: Option<Uuid>,
+    input: UsageEventInput,
+) -> Result<usage_events::ActiveModel> {
     input.validate()?;
     let metadata = if matches!(input.metadata, serde_json::Value::Null) {
         serde_json::Value::Object(Default::default())
     } else {
         input.metadata
     };
-    let row = usage_events::ActiveModel {
+    Ok(usage_events::ActiveModel {
         tenant_id: ActiveValue::Set(tx.tenant_id()),
         id: ActiveValue::NotSet,
-        api_key_id: ActiveValue::Set(tx.context().api_key_id()),
+        api_key_id: ActiveValue::Set(api_key_id),
         kind: ActiveValue::Set(input.kind),
         quantity: ActiveValue::Set(input.quantity),
         tokens_in: ActiveValue::Set(input.tokens_in),
@@ -229,7 +239,49 @@ pub async fn record(tx: &TenantTx, input: UsageEventInput) -> Result<Uuid> {
         metadata: ActiveValue::Set(metadata),
         occurred_at: ActiveValue::NotSet,
         created_at: ActiveValue::NotSet,
-    };
+    })
+}
+
+/// Events written per `INSERT` statement of [`record_batch`] (bounded by the protocol's 65,535
+/// bind parameters: 12 columns per row).
+pub const BATCH_ROWS: usize = 1000;
+
+/// Records many events of the transaction's tenant with multi-row inserts; returns how many.
+///
+/// Only background work (an [`crate::Actor::System`] context, such as the API's meter) may
+/// attribute events to keys it names; a request's own context records through [`record`].
+/// Every event is validated before anything is written: one invalid event refuses the batch
+/// with [`ServiceError::InvalidInput`]. The database checks that each key belongs to the
+/// tenant (the composite foreign key), and row level security that every row is the tenant's.
+pub async fn record_batch(tx: &TenantTx, events: Vec<MeteredEvent>) -> Result<u64> {
+    if !matches!(tx.context().actor(), crate::Actor::System { .. }) {
+        return Err(ServiceError::Forbidden(
+            "only background work records batches of usage".into(),
+        ));
+    }
+    let mut rows = Vec::with_capacity(events.len());
+    for e in events {
+        rows.push(event_row(tx, e.api_key_id, e.input)?);
+    }
+    let n = rows.len() as u64;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(BATCH_ROWS).collect();
+        usage_events::Entity::insert_many(chunk)
+            .exec_without_returning(tx.conn())
+            .await?;
+    }
+    Ok(n)
+}
+
+/// Records one usage event for the transaction's tenant and returns its id.
+///
+/// The tenant comes from the transaction, and when the actor is an API key, the event carries
+/// that key's id. Recording is metering rather than a change to the tenant's data, so any
+/// role may record (viewers' requests are metered too). Invalid input is refused with
+/// [`ServiceError::InvalidInput`] naming the field, before anything is written.
+pub async fn record(tx: &TenantTx, input: UsageEventInput) -> Result<Uuid> {
+    let row = event_row(tx, tx.context().api_key_id(), input)?;
     let inserted = row.insert(tx.conn()).await?;
     Ok(inserted.id)
 }

@@ -330,20 +330,15 @@ async fn monthly_quota_answers_429_and_requests_are_metered() -> Result<()> {
     let doc = expect_problem(resp, StatusCode::TOO_MANY_REQUESTS).await?;
     ensure!(doc.type_uri.ends_with("/quota-exceeded"));
 
-    // Each admitted request became a `request` usage event of the key, written in the background.
-    let mut events = 0;
-    for _ in 0..50 {
-        events = count(
-            &app,
-            "SELECT count(*) FROM tenancy.usage_events WHERE api_key_id = $1 AND kind = 'request' AND endpoint = 'GET /v1/projects' AND latency_ms IS NOT NULL",
-            vec![key_id.into()],
-        )
-        .await?;
-        if events >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Each admitted request became a `request` usage event of the key, buffered by the meter;
+    // its flush returns once they are written.
+    app.state.meter().flush().await;
+    let events = count(
+        &app,
+        "SELECT count(*) FROM tenancy.usage_events WHERE api_key_id = $1 AND kind = 'request' AND endpoint = 'GET /v1/projects' AND latency_ms IS NOT NULL",
+        vec![key_id.into()],
+    )
+    .await?;
     ensure!(events == 3, "{events} request events");
     let summary = app
         .get_json("/v1/usage/summary?period=month", &t.token)
@@ -480,22 +475,21 @@ async fn admin_is_absent_without_a_configured_token() -> Result<()> {
     Ok(())
 }
 
-/// Waits (at most 5 s) until `n` request events of `key` are written by the background meter.
-async fn wait_for_events(app: &TestApp, key: Uuid, n: i64) -> Result<()> {
-    let mut events = 0;
-    for _ in 0..50 {
-        events = count(
-            app,
-            "SELECT count(*) FROM tenancy.usage_events WHERE api_key_id = $1 AND kind = 'request'",
-            vec![key.into()],
-        )
-        .await?;
-        if events >= n {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("{events} request events of {key}, expected {n}")
+/// Flushes the meter (it returns once the buffered events are written) and checks that `n`
+/// request events of `key` are in the database.
+async fn assert_metered(app: &TestApp, key: Uuid, n: i64) -> Result<()> {
+    app.state.meter().flush().await;
+    let events = count(
+        app,
+        "SELECT count(*) FROM tenancy.usage_events WHERE api_key_id = $1 AND kind = 'request'",
+        vec![key.into()],
+    )
+    .await?;
+    ensure!(
+        events == n,
+        "{events} request events of {key}, expected {n}"
+    );
+    Ok(())
 }
 
 /// Mallory, an admin, creates an admin key; the owner removes her, and the key is refused on
@@ -590,7 +584,7 @@ async fn a_rotated_key_keeps_the_quota_already_used() -> Result<()> {
     for _ in 0..2 {
         app.get_json("/v1/projects", &key).await?;
     }
-    wait_for_events(&app, key_id, 2).await?;
+    assert_metered(&app, key_id, 2).await?;
     let rotated = expect_json(
         app.authed(
             Method::POST,
@@ -645,5 +639,34 @@ async fn key_limits_above_the_ceiling_are_refused() -> Result<()> {
         json!({ "name": "edge", "rate_limit_per_minute": 6000, "monthly_quota": 1 }),
     )
     .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn graceful_shutdown_writes_every_buffered_usage_event() -> Result<()> {
+    // A flush interval no test outlives: only the shutdown flush can write these events.
+    let mut app = spawn_app_with(|c, _| c.meter_flush_interval = Duration::from_secs(3600)).await?;
+    let t = app.tenant("flushed").await?;
+    let (key_id, key) = app
+        .api_key(&t.token, json!({ "name": "k", "scopes": ["read"] }))
+        .await?;
+    let n = 5;
+    for _ in 0..n {
+        app.get_json("/v1/projects", &key).await?;
+    }
+    let sql =
+        "SELECT count(*) FROM tenancy.usage_events WHERE api_key_id = $1 AND kind = 'request'";
+    ensure!(
+        count(&app, sql, vec![key_id.into()]).await? == 0,
+        "events are buffered, not written per request"
+    );
+    ensure!(
+        app.state.meter().pending(key_id) == n,
+        "the quota sees the buffered events"
+    );
+    app.shutdown(Duration::from_secs(30)).await?;
+    let written = count(&app, sql, vec![key_id.into()]).await?;
+    ensure!(written == n, "{written} of {n} events written on shutdown");
+    ensure!(app.state.meter().pending(key_id) == 0);
     Ok(())
 }

@@ -162,7 +162,7 @@ pub async fn require_tenant(
         if let Some(quota) = key.monthly_quota
             && let Err(problem) = state
                 .quotas()
-                .admit(state.tenantry(), &principal.context, key.key_id, quota)
+                .admit(&state, &principal.context, key.key_id, quota)
                 .await
         {
             return problem.into_response();
@@ -179,7 +179,7 @@ pub async fn require_tenant(
     request.extensions_mut().insert(principal);
     let response = next.run(request).await;
     if let Some(ctx) = metered {
-        meter::record_request(&state, ctx, endpoint, started.elapsed(), response.status());
+        meter::record_request(&state, &ctx, endpoint, started.elapsed(), response.status());
     }
     response
 }

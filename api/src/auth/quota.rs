@@ -5,7 +5,8 @@
 //! rotation keeps the name) is below the quota, so rotating a key does not give it a fresh
 //! month. Asking the database on every request would double its load, so the figure is cached
 //! per key for a few seconds and the requests admitted meanwhile are counted locally: the check
-//! may overshoot by what other API processes admit within that window, never by more.
+//! may overshoot by what other API processes admit within that window, never by more. Events
+//! the meter has not written yet are added to the database's figure.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,6 +17,7 @@ use service::TenantContext;
 use uuid::Uuid;
 
 use crate::problem::{Problem, ProblemKind};
+use crate::state::AppState;
 use service::usage;
 
 /// How long a month-to-date figure is trusted.
@@ -50,7 +52,7 @@ impl QuotaCache {
     /// Admits one request of `key` (acting as `ctx`) under `quota`, or answers 429.
     pub async fn admit(
         &self,
-        tenantry: &service::Tenantry,
+        state: &AppState,
         ctx: &TenantContext,
         key: Uuid,
         quota: u64,
@@ -58,11 +60,16 @@ impl QuotaCache {
         let used = match self.cached(key) {
             Some(n) => n,
             None => {
-                let n = tenantry
+                // Events of this key still waiting in the meter count too. Read before the
+                // database: a batch committed in between is then counted twice, never missed.
+                let waiting = state.meter().pending(key);
+                let written = state
+                    .tenantry()
                     .with_tenant(ctx, async |tx| {
                         usage::month_to_date_of_lineage(tx, key).await
                     })
                     .await?;
+                let n = written.saturating_add(waiting);
                 self.store(key, n);
                 n
             }

@@ -33,6 +33,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The database behind it.
     pub db: TestDb,
+    /// The server's state (its meter, to flush).
+    pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -63,11 +65,11 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ApiConfig, &TestDb)) -> Res
     config.admin_token = Some(AdminToken::new(ADMIN_TOKEN)?);
     config.ready_database_url = Some(db.url(LoginRole::App));
     adjust(&mut config, &db);
-    let app = api::build_app(AppState::new(tenantry, config));
+    let state = AppState::new(tenantry, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(api::serve(listener, app, async move {
+    let server = tokio::spawn(api::run(listener, state.clone(), async move {
         let _ = rx.await;
     }));
     let client = reqwest::Client::builder()
@@ -77,6 +79,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ApiConfig, &TestDb)) -> Res
         base: format!("http://{addr}"),
         client,
         db,
+        state,
         shutdown: Some(tx),
         server: Some(server),
     })

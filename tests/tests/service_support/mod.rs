@@ -112,6 +112,20 @@ pub async fn three_tenants(svc: &Tenantry) -> anyhow::Result<[T; 3]> {
         .map_err(|_| anyhow::anyhow!("three tenants expected"))
 }
 
+/// Sets a tenant's status through the superadmin escape (committed); `action` names it in the
+/// audit trail (`tenant.suspend`, `tenant.reactivate`).
+pub async fn set_status(
+    svc: &Tenantry,
+    action: &'static str,
+    tenant: Uuid,
+    status: service::TenantStatus,
+) -> anyhow::Result<()> {
+    let sa = svc.superadmin(grant(action, Some(tenant))).await?;
+    sa.set_tenant_status(tenant, status).await?;
+    sa.commit().await?;
+    Ok(())
+}
+
 /// Adds `user` to the tenant of `admin` with `role` (committed), and returns the user's
 /// context there (from `member_context`, the authenticated way).
 pub async fn join(

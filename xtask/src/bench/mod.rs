@@ -13,7 +13,6 @@ mod auth;
 mod backfill;
 mod backfill_tenant_root;
 mod load;
-mod proxy;
 mod report;
 mod rls;
 mod service_tx;
