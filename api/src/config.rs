@@ -99,7 +99,9 @@ pub struct ApiConfig {
     pub jwt_secret: JwtSecret,
     /// How long an access token lives (one hour).
     pub token_ttl: Duration,
-    /// `TENANTRY_BODY_LIMIT_BYTES` (default 65536): larger request bodies get a 413 problem.
+    /// `TENANTRY_BODY_LIMIT_BYTES` (default 2 MiB, room for the longest fields the document
+    /// allows even when every character is sent as a JSON escape): larger request bodies get a
+    /// 413 problem.
     pub body_limit_bytes: usize,
     /// `TENANTRY_REQUEST_TIMEOUT_MS` (default 30000): a request still running after this gets
     /// a 503 problem.
@@ -144,7 +146,7 @@ impl ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             jwt_secret,
             token_ttl: Duration::from_secs(3600),
-            body_limit_bytes: 64 * 1024,
+            body_limit_bytes: 2 * 1024 * 1024,
             request_timeout: Duration::from_millis(30_000),
             admin_token: None,
             ready_database_url: None,
@@ -308,7 +310,7 @@ mod tests {
         let secret = "0123456789abcdef0123456789abcdef";
         let c = ApiConfig::from_lookup(lookup(&[("TENANTRY_JWT_SECRET", secret)])).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.body_limit_bytes, 65536);
+        assert_eq!(c.body_limit_bytes, 2 * 1024 * 1024);
         assert!(c.admin_token.is_none());
         let c = ApiConfig::from_lookup(lookup(&[
             ("TENANTRY_JWT_SECRET", secret),

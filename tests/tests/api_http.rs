@@ -617,3 +617,52 @@ async fn cors_is_off_by_default_and_allows_only_configured_origins() -> Result<(
     );
     Ok(())
 }
+
+/// Every `$ref` in `value`.
+fn refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => refs(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_references_resolve_and_constraints_are_stated() -> Result<()> {
+    let app = spawn_app().await?;
+    let doc: Value = expect_json(
+        app.request(Method::GET, "/openapi.json").send().await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    ensure!(!all.is_empty());
+    for r in &all {
+        let pointer = r.strip_prefix('#').unwrap_or(r);
+        ensure!(doc.pointer(pointer).is_some(), "unresolved reference {r}");
+    }
+    let params = doc["paths"]["/v1/projects"]["get"]["parameters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let limit = params
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .map(|p| p["schema"].clone())
+        .unwrap_or_default();
+    ensure!(limit["minimum"] == 1 && limit["maximum"] == 200, "{limit}");
+    let name = &doc["components"]["schemas"]["CreateProject"]["properties"]["name"];
+    ensure!(
+        name["minLength"] == 1 && name["maxLength"] == 200 && name["pattern"].is_string(),
+        "{name}"
+    );
+    Ok(())
+}

@@ -16,8 +16,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
-/// The longest password accepted, in bytes (argon2 takes any length; this bounds the work).
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// The longest password accepted, in characters (argon2 takes any length; this bounds the
+/// work to at most 4 KiB of input).
+pub const MAX_PASSWORD_CHARS: usize = 1024;
 
 /// Why a password could not be hashed.
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,7 @@ use crate::state::AppState;
 use service::audit;
 
 /// The longest document body, in characters (the request body limit usually binds first).
-const MAX_BODY_CHARS: usize = 1_000_000;
+const MAX_BODY_CHARS: usize = 100_000;
 
 /// A document.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -60,12 +60,22 @@ impl From<documents::Model> for DocumentView {
 #[serde(deny_unknown_fields)]
 pub struct CreateDocument {
     /// Its title (1 to 500 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub title: String,
     /// Its text.
     #[serde(default)]
+    #[schema(
+        max_length = 100000,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub body: String,
     /// Its tags (at most 50, each 1 to 64 characters).
     #[serde(default)]
+    #[schema(max_items = 50, value_type = Vec<crate::routes::Label>)]
     pub tags: Vec<String>,
 }
 
@@ -74,10 +84,20 @@ pub struct CreateDocument {
 #[serde(deny_unknown_fields)]
 pub struct PatchDocument {
     /// New title.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub title: Option<String>,
     /// New text.
+    #[schema(
+        max_length = 100000,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub body: Option<String>,
     /// New tags (replace the old).
+    #[schema(max_items = 50, value_type = Option<Vec<crate::routes::Label>>)]
     pub tags: Option<Vec<String>>,
 }
 

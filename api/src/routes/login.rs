@@ -13,7 +13,7 @@ use service::ServiceError;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::password::MAX_PASSWORD_BYTES;
+use crate::auth::password::MAX_PASSWORD_CHARS;
 use crate::auth::rate_limit::retry_after_secs;
 use crate::client_addr::ClientAddr;
 use crate::extract::ApiJson;
@@ -28,8 +28,14 @@ const MAX_EMAIL_CHARS: usize = 320;
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// The user's e-mail address (case-insensitive).
+    #[schema(
+        min_length = 1,
+        max_length = 320,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub email: String,
-    /// The user's password.
+    /// The user's password (1 to 1024 characters).
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
     /// The tenant to sign in to; the user must be a member.
     pub tenant_id: Uuid,
@@ -74,10 +80,10 @@ pub async fn login(
 ) -> Result<Json<TokenResponse>, Problem> {
     crate::routes::check_text("email", &body.email, 1, MAX_EMAIL_CHARS)?;
     let email = body.email.trim();
-    if body.password.is_empty() || body.password.len() > MAX_PASSWORD_BYTES {
+    if body.password.is_empty() || body.password.chars().count() > MAX_PASSWORD_CHARS {
         return Err(Problem::invalid(
             "password",
-            format!("1 to {MAX_PASSWORD_BYTES} bytes"),
+            format!("1 to {MAX_PASSWORD_CHARS} characters"),
         ));
     }
     let throttle = state.login_throttle();
@@ -92,7 +98,13 @@ pub async fn login(
             .detail("too many sign-ins in progress; retry shortly")
             .retry_after(1));
     };
-    let (user_id, stored) = match state.tenantry().find_login(email).await? {
+    // An address longer than any stored one cannot exist: no lookup, the same dummy work.
+    let lookup = if email.len() <= service::tenants::MAX_EMAIL_BYTES {
+        state.tenantry().find_login(email).await?
+    } else {
+        None
+    };
+    let (user_id, stored) = match lookup {
         Some((user, hash)) => (Some(user), hash),
         None => (None, None),
     };

@@ -88,6 +88,11 @@ impl From<tasks::Model> for TaskView {
 #[serde(deny_unknown_fields)]
 pub struct CreateTask {
     /// Its title (1 to 500 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub title: String,
     /// Its status (default `todo`).
     pub status: Option<TaskStatus>,
@@ -102,6 +107,11 @@ pub struct CreateTask {
 #[serde(deny_unknown_fields)]
 pub struct PatchTask {
     /// New title.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub title: Option<String>,
     /// New status.
     pub status: Option<TaskStatus>,
@@ -123,8 +133,10 @@ pub struct TaskQuery {
     /// Only tasks with this status.
     pub status: Option<TaskStatus>,
     /// Rows per page (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^([A-Za-z0-9_-]{32})?$")]
     pub cursor: Option<String>,
 }
 
