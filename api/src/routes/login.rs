@@ -88,7 +88,8 @@ pub async fn login(
     }
     let throttle = state.login_throttle();
     if let Err(wait) = throttle.check(email, addr) {
-        tracing::info!(client = %addr, "sign-in throttled");
+        // Debug, not info: a flood must not turn into a flood of log lines.
+        tracing::debug!(client = %addr, "sign-in throttled");
         return Err(Problem::new(ProblemKind::RateLimited)
             .detail("too many failed sign-ins; retry later")
             .retry_after(retry_after_secs(wait)));
