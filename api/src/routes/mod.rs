@@ -10,6 +10,7 @@ pub mod documents;
 pub mod health;
 pub mod login;
 pub mod members;
+pub mod project_child;
 pub mod projects;
 pub mod tasks;
 pub mod tenant;
@@ -166,6 +167,11 @@ impl<T> CursorPage<T> {
     /// Wraps a page.
     pub fn new(items: Vec<T>, next_cursor: Option<String>) -> Self {
         Self { items, next_cursor }
+    }
+
+    /// A page of rows, each turned into its view.
+    pub fn of<M: Into<T>>(rows: Vec<M>, next_cursor: Option<String>) -> Self {
+        Self::new(rows.into_iter().map(Into::into).collect(), next_cursor)
     }
 }
 

@@ -209,10 +209,7 @@ pub async fn list(
             .await)
         })
         .await??;
-    Ok(Json(CursorPage::new(
-        rows.into_iter().map(Into::into).collect(),
-        next,
-    )))
+    Ok(Json(CursorPage::of(rows, next)))
 }
 
 /// Creates a project.

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use service::{NewApiKey, Tenantry, TenantryConfig};
+use service::{Tenantry, TenantryConfig};
 use tenantry_tests::logins::LoginRole;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -26,7 +26,6 @@ use uuid::Uuid;
 
 use super::Params;
 use super::report::{Cmp, Row, Scenario};
-use super::service_tx::contexts;
 use super::setup::Fixture;
 use super::stats::Stat;
 
@@ -82,27 +81,12 @@ pub async fn run(p: &Params, fx: &Fixture) -> anyhow::Result<Scenario> {
     let mut sc = Scenario::new(6, TITLE);
     let tenantry =
         Tenantry::connect(TenantryConfig::new(fx.db.url(LoginRole::App)).with_pool(p.pool)).await?;
-    let ctx = contexts(&tenantry, fx, 1)
+    let key = super::api::issue_keys(&tenantry, fx, 1)
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| anyhow::anyhow!("no tenant in the fixture"))?;
-    let key = tenantry
-        .with_tenant(&ctx, async |tx| {
-            service::api_keys::issue(
-                tx,
-                NewApiKey {
-                    name: "bench reader".into(),
-                    scopes: vec!["read".into()],
-                    expires_at: None,
-                    rate_limit_per_minute: Some(6000),
-                    monthly_quota: None,
-                },
-            )
-            .await
-        })
-        .await?
-        .secret;
+        .ok_or_else(|| anyhow::anyhow!("no tenant in the fixture"))?
+        .1;
     let secret = api::config::JwtSecret::new(vec![7u8; 32]).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut config = api::ApiConfig::new(secret);
     // The reader's tenant is on the free plan in the fixture or not: give every plan room, so
