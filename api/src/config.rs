@@ -4,8 +4,14 @@
 //! [`service::TenantryConfig`]; this is what only the HTTP layer needs.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+
+use axum::http::HeaderValue;
+
+use crate::auth::login_throttle::LockoutPolicy;
+use crate::auth::password::PasswordPool;
+use crate::auth::plans::PlanLimits;
 
 /// The smallest HS256 key we accept: 32 bytes, the output size of SHA-256.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -93,7 +99,9 @@ pub struct ApiConfig {
     pub jwt_secret: JwtSecret,
     /// How long an access token lives (one hour).
     pub token_ttl: Duration,
-    /// `TENANTRY_BODY_LIMIT_BYTES` (default 65536): larger request bodies get a 413 problem.
+    /// `TENANTRY_BODY_LIMIT_BYTES` (default 2 MiB, room for the longest fields the document
+    /// allows even when every character is sent as a JSON escape): larger request bodies get a
+    /// 413 problem.
     pub body_limit_bytes: usize,
     /// `TENANTRY_REQUEST_TIMEOUT_MS` (default 30000): a request still running after this gets
     /// a 503 problem.
@@ -109,6 +117,29 @@ pub struct ApiConfig {
     /// How long a metered event waits in memory at most (default 1 s; see
     /// [`crate::auth::meter`]). Tests lengthen it to see the shutdown flush alone.
     pub meter_flush_interval: Duration,
+    /// `TENANTRY_PLAN_RATE_LIMITS` (default `free=120,pro=1200,enterprise=6000`): requests per
+    /// minute of all of a tenant's API keys together, by plan.
+    pub plan_rate_limits: PlanLimits,
+    /// `TENANTRY_ADDRESS_RATE_LIMIT_PER_MINUTE` (default 120): requests per minute of one client
+    /// address to the unauthenticated routes but `/healthz` (sign-in, `/readyz`,
+    /// `/openapi.json`).
+    pub address_rate_limit_per_minute: u32,
+    /// `TENANTRY_TRUSTED_PROXIES` (comma-separated addresses; default none): peers whose
+    /// `X-Forwarded-For` names the client. Everyone else's is ignored.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Failed sign-ins per account: `TENANTRY_LOGIN_ACCOUNT_FREE_FAILURES` (default 5) free,
+    /// then lockouts from `TENANTRY_LOGIN_LOCKOUT_BASE_MS` (1000) doubling up to
+    /// `TENANTRY_LOGIN_LOCKOUT_MAX_SECS` (900).
+    pub login_account_policy: LockoutPolicy,
+    /// Failed sign-ins per client address: `TENANTRY_LOGIN_ADDRESS_FREE_FAILURES` (default 20)
+    /// free, then the same lockouts.
+    pub login_address_policy: LockoutPolicy,
+    /// `TENANTRY_PASSWORD_WORKERS` (default half the cores, at least 1): password
+    /// verifications at once; a sign-in finding them all busy gets a 503 at once.
+    pub password_workers: usize,
+    /// `TENANTRY_CORS_ORIGINS` (comma-separated origins such as `https://app.example.com`;
+    /// default none: CORS off, browsers on other origins may not call the API).
+    pub cors_origins: Vec<HeaderValue>,
 }
 
 impl ApiConfig {
@@ -118,12 +149,27 @@ impl ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             jwt_secret,
             token_ttl: Duration::from_secs(3600),
-            body_limit_bytes: 64 * 1024,
+            body_limit_bytes: 2 * 1024 * 1024,
             request_timeout: Duration::from_millis(30_000),
             admin_token: None,
             ready_database_url: None,
             default_rate_limit_per_minute: 600,
             meter_flush_interval: crate::auth::meter::FLUSH_INTERVAL,
+            plan_rate_limits: PlanLimits::default(),
+            address_rate_limit_per_minute: 120,
+            trusted_proxies: Vec::new(),
+            login_account_policy: LockoutPolicy {
+                free_failures: 5,
+                base_lockout: Duration::from_millis(1000),
+                max_lockout: Duration::from_secs(900),
+            },
+            login_address_policy: LockoutPolicy {
+                free_failures: 20,
+                base_lockout: Duration::from_millis(1000),
+                max_lockout: Duration::from_secs(900),
+            },
+            password_workers: PasswordPool::default_size(),
+            cors_origins: Vec::new(),
         }
     }
 
@@ -163,8 +209,72 @@ impl ApiConfig {
                     reason: "too large".into(),
                 })?;
         }
+        if let Some(v) = get("TENANTRY_PLAN_RATE_LIMITS") {
+            config.plan_rate_limits = PlanLimits::parse(&v)?;
+        }
+        if let Some(v) = get("TENANTRY_ADDRESS_RATE_LIMIT_PER_MINUTE") {
+            config.address_rate_limit_per_minute =
+                positive_u32("TENANTRY_ADDRESS_RATE_LIMIT_PER_MINUTE", &v)?;
+        }
+        if let Some(v) = get("TENANTRY_TRUSTED_PROXIES") {
+            config.trusted_proxies = list(&v)
+                .map(|p| {
+                    p.parse::<IpAddr>().map_err(|_| ConfigError::Invalid {
+                        name: "TENANTRY_TRUSTED_PROXIES",
+                        reason: format!("`{p}` is not an IP address"),
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = get("TENANTRY_LOGIN_ACCOUNT_FREE_FAILURES") {
+            config.login_account_policy.free_failures =
+                positive_u32("TENANTRY_LOGIN_ACCOUNT_FREE_FAILURES", &v)?;
+        }
+        if let Some(v) = get("TENANTRY_LOGIN_ADDRESS_FREE_FAILURES") {
+            config.login_address_policy.free_failures =
+                positive_u32("TENANTRY_LOGIN_ADDRESS_FREE_FAILURES", &v)?;
+        }
+        if let Some(v) = get("TENANTRY_LOGIN_LOCKOUT_BASE_MS") {
+            let base = Duration::from_millis(positive("TENANTRY_LOGIN_LOCKOUT_BASE_MS", &v)?);
+            config.login_account_policy.base_lockout = base;
+            config.login_address_policy.base_lockout = base;
+        }
+        if let Some(v) = get("TENANTRY_LOGIN_LOCKOUT_MAX_SECS") {
+            let max = Duration::from_secs(positive("TENANTRY_LOGIN_LOCKOUT_MAX_SECS", &v)?);
+            config.login_account_policy.max_lockout = max;
+            config.login_address_policy.max_lockout = max;
+        }
+        if let Some(v) = get("TENANTRY_PASSWORD_WORKERS") {
+            config.password_workers = positive("TENANTRY_PASSWORD_WORKERS", &v)? as usize;
+        }
+        if let Some(v) = get("TENANTRY_CORS_ORIGINS") {
+            config.cors_origins = list(&v)
+                .map(|o| {
+                    let ok = (o.starts_with("https://") || o.starts_with("http://"))
+                        && !o.ends_with('/');
+                    HeaderValue::from_str(o).ok().filter(|_| ok).ok_or_else(|| {
+                        ConfigError::Invalid {
+                            name: "TENANTRY_CORS_ORIGINS",
+                            reason: format!("`{o}` is not an origin like https://app.example.com"),
+                        }
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
         Ok(config)
     }
+}
+
+/// The non-empty, trimmed items of a comma-separated list.
+fn list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn positive_u32(name: &'static str, value: &str) -> Result<u32, ConfigError> {
+    u32::try_from(positive(name, value)?).map_err(|_| ConfigError::Invalid {
+        name,
+        reason: "too large".into(),
+    })
 }
 
 fn positive(name: &'static str, value: &str) -> Result<u64, ConfigError> {
@@ -204,7 +314,7 @@ mod tests {
         let secret = "0123456789abcdef0123456789abcdef";
         let c = ApiConfig::from_lookup(lookup(&[("TENANTRY_JWT_SECRET", secret)])).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.body_limit_bytes, 65536);
+        assert_eq!(c.body_limit_bytes, 2 * 1024 * 1024);
         assert!(c.admin_token.is_none());
         let c = ApiConfig::from_lookup(lookup(&[
             ("TENANTRY_JWT_SECRET", secret),
@@ -227,5 +337,38 @@ mod tests {
             ]))
             .is_err()
         );
+    }
+
+    #[test]
+    fn abuse_limits_and_origins() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let c = ApiConfig::from_lookup(lookup(&[
+            ("TENANTRY_JWT_SECRET", secret),
+            ("TENANTRY_TRUSTED_PROXIES", "10.0.0.1, ::1"),
+            ("TENANTRY_LOGIN_ACCOUNT_FREE_FAILURES", "3"),
+            ("TENANTRY_LOGIN_LOCKOUT_MAX_SECS", "60"),
+            ("TENANTRY_PASSWORD_WORKERS", "2"),
+            ("TENANTRY_PLAN_RATE_LIMITS", "free=7"),
+            ("TENANTRY_CORS_ORIGINS", "https://app.example.com"),
+        ]))
+        .unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.login_account_policy.free_failures, 3);
+        assert_eq!(c.login_address_policy.max_lockout, Duration::from_secs(60));
+        assert_eq!(c.password_workers, 2);
+        assert_eq!(c.plan_rate_limits.free, 7);
+        assert_eq!(c.cors_origins.len(), 1);
+        for (name, bad) in [
+            ("TENANTRY_TRUSTED_PROXIES", "proxy.internal"),
+            ("TENANTRY_CORS_ORIGINS", "*"),
+            ("TENANTRY_CORS_ORIGINS", "https://app.example.com/"),
+            ("TENANTRY_PASSWORD_WORKERS", "0"),
+        ] {
+            assert!(
+                ApiConfig::from_lookup(lookup(&[("TENANTRY_JWT_SECRET", secret), (name, bad)]))
+                    .is_err(),
+                "{name}={bad}"
+            );
+        }
     }
 }

@@ -64,7 +64,16 @@ fn body_rejection(rejection: BytesRejection) -> Problem {
 }
 
 /// Parses a JSON body, naming the offending field on a data error.
+///
+/// Every body of this API is a JSON object: any other JSON value is a 422 (serde would
+/// otherwise read an array as a struct's fields in order).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(Problem::invalid("body", "must be a JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = match serde_path_to_error::deserialize(&mut de) {
         Ok(v) => v,
@@ -211,6 +220,12 @@ mod tests {
         assert_eq!(p.kind(), ProblemKind::BadRequest);
         let p = parse_json::<Body>(b"[]").unwrap_err();
         assert_eq!(p.kind(), ProblemKind::ValidationFailed);
+        // serde reads a struct from an array of its fields; a body must be an object.
+        let p = parse_json::<Body>(br#" ["a"]"#).unwrap_err();
+        assert_eq!(p.kind(), ProblemKind::ValidationFailed);
+        assert_eq!(p.document().errors[0].field, "body");
+        let p = parse_json::<Body>(b"[").unwrap_err();
+        assert_eq!(p.kind(), ProblemKind::BadRequest);
     }
 
     #[test]

@@ -13,7 +13,9 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod client_addr;
 pub mod config;
+pub mod cors;
 pub mod extract;
 pub mod openapi;
 pub mod pagination;
@@ -21,9 +23,11 @@ pub mod problem;
 pub mod readiness;
 pub mod request_id;
 pub mod routes;
+pub mod security_headers;
 pub mod state;
 
 use std::future::Future;
+use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -63,23 +67,31 @@ fn request_span(request: &Request) -> tracing::Span {
 /// From the outside in: sensitive headers are hidden from logs; a missing or unacceptable
 /// `x-request-id` is replaced by a generated one; the request span opens (with the id); the id
 /// is copied to the response; every error becomes a problem document carrying the id; the
-/// timeout answers 503; the body limit answers 413; then authentication per route group.
+/// timeout answers 503; the body limit answers 413; the client's address is resolved; then
+/// authentication per route group (the unauthenticated routes have a per-address limit
+/// instead). Outermost: the security headers on every response, and CORS when configured.
 pub fn build_app(state: AppState) -> Router {
     let config = state.config().clone();
+    let public = routes::routes_for(Access::Public).route_layer(from_fn_with_state(
+        state.clone(),
+        auth::rate_limit::limit_address,
+    ));
     let tenant = routes::routes_for(Access::Tenant)
         .route_layer(from_fn_with_state(state.clone(), auth::require_tenant));
     let admin = routes::routes_for(Access::Admin).route_layer(from_fn_with_state(
         state.clone(),
         auth::admin::require_admin,
     ));
-    let app = routes::routes_for(Access::Public)
+    let app = public
         .merge(tenant)
         .merge(admin)
+        .layer(from_fn_with_state(state.clone(), client_addr::attach))
         .with_state(state);
     let request_id = request_id::header_name();
     // Each `layer` wraps everything before it: read this list bottom-up for the order a
     // request meets them.
-    app.layer(DefaultBodyLimit::disable())
+    let app = app
+        .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(config.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -96,19 +108,28 @@ pub fn build_app(state: AppState) -> Router {
         .layer(map_request(request_id::drop_unacceptable))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
-        ]))
+        ]));
+    let app = match cors::layer(&config.cors_origins) {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    app.layer(from_fn(security_headers::add))
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting and waits for
-/// the requests in flight.
+/// the requests in flight. Each request knows its peer's address (for
+/// [`client_addr::ClientAddr`]).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Serves the app of `state` until `shutdown` completes, drains the requests in flight, then

@@ -43,17 +43,31 @@ impl Cursor {
     }
 
     /// Parses the opaque form; `None` when it is not one of ours.
+    ///
+    /// Every string of 32 URL-safe base64 characters decodes (the document's `pattern`); a
+    /// time outside what PostgreSQL's `timestamptz` holds is clamped to its range, which only
+    /// moves the position to an end of the collection.
     pub fn decode(s: &str) -> Option<Self> {
-        if s.len() > 64 {
+        if s.len() != 32 {
             return None;
         }
         let raw = URL_SAFE_NO_PAD.decode(s).ok()?;
         let raw: [u8; 24] = raw.try_into().ok()?;
         let micros = i64::from_be_bytes(raw[..8].try_into().ok()?);
-        let created_at = DateTime::<Utc>::from_timestamp_micros(micros)?;
+        let created_at = DateTime::<Utc>::from_timestamp_micros(micros)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+            .max(earliest_timestamp());
         let id = Uuid::from_slice(&raw[8..]).ok()?;
         Some(Self { created_at, id })
     }
+}
+
+/// The earliest time PostgreSQL's `timestamptz` holds, rounded up to a whole year (4712 BC).
+fn earliest_timestamp() -> DateTime<Utc> {
+    chrono::NaiveDate::from_ymd_opt(-4711, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// `?limit=&cursor=`.
@@ -61,8 +75,10 @@ impl Cursor {
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Rows per page (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (32 URL-safe base64 characters; empty: the first page).
+    #[param(pattern = "^([A-Za-z0-9_-]{32})?$")]
     pub cursor: Option<String>,
 }
 
@@ -149,6 +165,11 @@ mod tests {
         assert_eq!(Cursor::decode("nope"), None);
         assert_eq!(Cursor::decode("'; DROP TABLE projects; --"), None);
         assert_eq!(Cursor::decode(&"A".repeat(100)), None);
+        // Every string the document's pattern allows is a position, clamped to PostgreSQL's range.
+        for s in ["_".repeat(32), "A".repeat(32), "-".repeat(32)] {
+            let c = Cursor::decode(&s).unwrap();
+            assert!(c.created_at >= earliest_timestamp());
+        }
     }
 
     #[test]

@@ -160,7 +160,7 @@ pub async fn add_by_email(tx: &TenantTx, email: &str, role: MemberRole) -> Resul
     // Admin first: nobody else may learn whether an address is registered.
     tx.context().require_admin()?;
     let email = email.trim();
-    if email.is_empty() || email.len() > crate::tenants::MAX_EMAIL_BYTES {
+    if email.is_empty() || email.chars().count() > crate::tenants::MAX_EMAIL_CHARS {
         return Err(ServiceError::invalid("email", "required"));
     }
     #[derive(FromQueryResult)]

@@ -28,6 +28,9 @@ use crate::tx::TenantTx;
 
 /// The longest accepted e-mail address, in bytes.
 pub const MAX_EMAIL_BYTES: usize = 320;
+
+/// The longest e-mail address accepted from clients, in characters.
+pub const MAX_EMAIL_CHARS: usize = 320;
 /// The longest accepted tenant or user name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 
@@ -178,10 +181,11 @@ fn check_name(field: &'static str, name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
-/// A plausible address: `local@domain`, no spaces or control characters, at most 320 bytes.
+/// A plausible address: `local@domain`, no spaces or control characters, at most 320
+/// characters.
 pub fn check_email(email: &str) -> Result<String> {
     let email = email.trim();
-    let plausible = email.len() <= MAX_EMAIL_BYTES
+    let plausible = email.chars().count() <= MAX_EMAIL_CHARS
         && email
             .split_once('@')
             .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
@@ -191,7 +195,7 @@ pub fn check_email(email: &str) -> Result<String> {
     } else {
         Err(ServiceError::invalid(
             "email",
-            "must look like local@domain, at most 320 bytes",
+            "must look like local@domain, at most 320 characters",
         ))
     }
 }

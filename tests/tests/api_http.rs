@@ -387,17 +387,27 @@ async fn graceful_shutdown_finishes_requests_in_flight() -> Result<()> {
         br#"{"email":"a@b.c","password":"x","tenant_id":"00000000-0000-4000-8000-000000000001"}"#;
     let mut stream = tokio::net::TcpStream::connect(&addr).await?;
     let head = format!(
-        "POST /v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        "POST /v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(&body[..10]).await?;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // `Expect: 100-continue`: the server answers `100 Continue` when the handler starts reading
+    // the body, so the request is observably in flight.
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut byte)).await??;
+        ensure!(n == 1, "closed before 100 Continue: {interim:?}");
+        interim.push(byte[0]);
+    }
+    let interim = String::from_utf8_lossy(&interim).into_owned();
+    ensure!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    app.begin_shutdown().await?;
     let stopping = tokio::spawn(async move {
         let result = app.shutdown(Duration::from_secs(10)).await;
         (app, result)
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
     stream.write_all(&body[10..]).await?;
     let mut response = String::new();
     tokio::time::timeout(
@@ -508,5 +518,151 @@ async fn openapi_document_lists_every_route() -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_has_the_security_headers_and_no_server_version() -> Result<()> {
+    let app = spawn_app().await?;
+    for (method, path) in [
+        (Method::GET, "/healthz"),
+        (Method::GET, "/no/such/route"),
+        (Method::GET, "/v1/projects"),
+        (Method::POST, "/v1/auth/login"),
+    ] {
+        let resp = app.request(method.clone(), path).send().await?;
+        let h = resp.headers();
+        ensure!(
+            h.get("x-content-type-options")
+                .is_some_and(|v| v == "nosniff"),
+            "{method} {path}: {h:?}"
+        );
+        let csp = h
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        ensure!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{method} {path}: {csp}"
+        );
+        ensure!(!h.contains_key("server"), "{method} {path}: {h:?}");
+    }
+    Ok(())
+}
+
+async fn preflight(app: &TestApp, origin: &str) -> Result<reqwest::Response> {
+    Ok(app
+        .request(Method::OPTIONS, "/v1/projects")
+        .header("origin", origin)
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_is_off_by_default_and_allows_only_configured_origins() -> Result<()> {
+    let off = spawn_app().await?;
+    let resp = preflight(&off, "https://app.example.com").await?;
+    ensure!(
+        !resp.headers().contains_key("access-control-allow-origin"),
+        "{:?}",
+        resp.headers()
+    );
+    let resp = off
+        .request(Method::GET, "/healthz")
+        .header("origin", "https://app.example.com")
+        .send()
+        .await?;
+    ensure!(!resp.headers().contains_key("access-control-allow-origin"));
+
+    let on = spawn_app_with(|c, _| {
+        c.cors_origins = vec![reqwest::header::HeaderValue::from_static(
+            "https://app.example.com",
+        )];
+    })
+    .await?;
+    let resp = preflight(&on, "https://app.example.com").await?;
+    ensure!(resp.status().is_success(), "{}", resp.status());
+    let h = resp.headers();
+    ensure!(
+        h.get("access-control-allow-origin")
+            .is_some_and(|v| v == "https://app.example.com"),
+        "{h:?}"
+    );
+    ensure!(
+        h.get("access-control-allow-headers")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("authorization")),
+        "{h:?}"
+    );
+    ensure!(!h.contains_key("access-control-allow-credentials"), "{h:?}");
+    let resp = preflight(&on, "https://evil.example").await?;
+    ensure!(
+        !resp.headers().contains_key("access-control-allow-origin"),
+        "{:?}",
+        resp.headers()
+    );
+    // Errors carry it too, so a browser client can read the problem document.
+    let resp = on
+        .request(Method::GET, "/v1/projects")
+        .header("origin", "https://app.example.com")
+        .send()
+        .await?;
+    ensure!(resp.status() == StatusCode::UNAUTHORIZED);
+    ensure!(
+        resp.headers()
+            .get("access-control-allow-origin")
+            .is_some_and(|v| v == "https://app.example.com")
+    );
+    Ok(())
+}
+
+/// Every `$ref` in `value`.
+fn refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => refs(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_references_resolve_and_constraints_are_stated() -> Result<()> {
+    let app = spawn_app().await?;
+    let doc: Value = expect_json(
+        app.request(Method::GET, "/openapi.json").send().await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    ensure!(!all.is_empty());
+    for r in &all {
+        let pointer = r.strip_prefix('#').unwrap_or(r);
+        ensure!(doc.pointer(pointer).is_some(), "unresolved reference {r}");
+    }
+    let params = doc["paths"]["/v1/projects"]["get"]["parameters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let limit = params
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .map(|p| p["schema"].clone())
+        .unwrap_or_default();
+    ensure!(limit["minimum"] == 1 && limit["maximum"] == 200, "{limit}");
+    let name = &doc["components"]["schemas"]["CreateProject"]["properties"]["name"];
+    ensure!(
+        name["minLength"] == 1 && name["maxLength"] == 200 && name["pattern"].is_string(),
+        "{name}"
+    );
     Ok(())
 }

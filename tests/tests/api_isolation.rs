@@ -238,14 +238,14 @@ async fn another_tenants_ids_are_not_found_through_every_route() -> Result<()> {
             .json(&json!({ "name": "x", "owner_id": b.owner_id }))
             .send()
             .await?;
-        let attack = expect_problem(as_b, StatusCode::UNPROCESSABLE_ENTITY).await?;
+        let attack = expect_problem(as_b, StatusCode::NOT_FOUND).await?;
         let unknown = app
             .authed(Method::POST, "/v1/projects", credential)
             .json(&json!({ "name": "x", "owner_id": ghost }))
             .send()
             .await?;
-        let control = expect_problem(unknown, StatusCode::UNPROCESSABLE_ENTITY).await?;
-        ensure!(attack.errors == control.errors);
+        let control = expect_problem(unknown, StatusCode::NOT_FOUND).await?;
+        ensure!(attack.errors == control.errors && attack.detail == control.detail);
         let resp = app
             .authed(
                 Method::POST,
@@ -255,7 +255,7 @@ async fn another_tenants_ids_are_not_found_through_every_route() -> Result<()> {
             .json(&json!({ "title": "x", "assignee_id": bob }))
             .send()
             .await?;
-        expect_problem(resp, StatusCode::UNPROCESSABLE_ENTITY).await?;
+        expect_problem(resp, StatusCode::NOT_FOUND).await?;
 
         // Lists and summaries show nothing of B, even with a cursor made from B's row.
         let forged = Cursor {

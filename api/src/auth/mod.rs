@@ -6,15 +6,18 @@
 //! against the membership (`member_context`), so leaving a tenant takes effect at once.
 //!
 //! [`require_tenant`] runs in front of every `/v1` route but login: it resolves the
-//! credential into a [`Principal`], applies the API key's rate limit and monthly quota, puts
+//! credential into a [`Principal`], applies the API key's rate limit, its tenant's plan limit
+//! (all keys of a tenant together) and the key's monthly quota, puts
 //! the principal into the request, and, after the handler, meters the request as a `request`
 //! usage event. Handlers take the [`Tenant`] extractor, which can only be built from that
 //! principal: a handler that needs a tenant cannot forget to authenticate, and the tenant
 //! always comes from the credential, never from a path or body field.
 
 pub mod admin;
+pub mod login_throttle;
 pub mod meter;
 pub mod password;
+pub mod plans;
 pub mod quota;
 pub mod rate_limit;
 pub mod token;
@@ -158,6 +161,9 @@ pub async fn require_tenant(
                 .detail("this API key's rate limit is exhausted; retry later")
                 .retry_after(rate_limit::retry_after_secs(wait))
                 .into_response();
+        }
+        if let Err(problem) = plans::admit_tenant(&state, &principal.context).await {
+            return problem.into_response();
         }
         if let Some(quota) = key.monthly_quota
             && let Err(problem) = state

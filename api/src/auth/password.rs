@@ -3,14 +3,22 @@
 //! Hashing is deliberately slow, so both directions run on the blocking pool, and a login for
 //! an unknown address still verifies against a dummy hash, so response times do not tell which
 //! addresses exist.
+//!
+//! Sign-ins verify through a [`PasswordPool`]: a fixed number of permits (by default half the
+//! machine's cores, so password work never takes more than half the CPU from other tenants).
+//! A sign-in that finds every permit taken is refused at once (503 with `Retry-After`) rather
+//! than queued: a queue of argon2 work is exactly what a flood builds.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
-/// The longest password accepted, in bytes (argon2 takes any length; this bounds the work).
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// The longest password accepted, in characters (argon2 takes any length; this bounds the
+/// work to at most 4 KiB of input).
+pub const MAX_PASSWORD_CHARS: usize = 1024;
 
 /// Why a password could not be hashed.
 #[derive(Debug, thiserror::Error)]
@@ -49,17 +57,69 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     hash("tenantry: no such user, this hash matches nothing useful").unwrap_or_default()
 });
 
-/// Verifies on the blocking pool; with no stored hash, burns the same time and says no.
-pub async fn verify_off_thread(password: String, stored: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || match stored {
-        Some(phc) => verify(&password, &phc),
-        None => {
-            let _ = verify(&password, &DUMMY_HASH);
-            false
+/// The bounded pool sign-ins verify passwords through.
+#[derive(Clone)]
+pub struct PasswordPool {
+    permits: Arc<Semaphore>,
+    size: usize,
+}
+
+/// The right to run one password verification; released when the work ends.
+pub struct PasswordPermit {
+    _held: OwnedSemaphorePermit,
+}
+
+impl PasswordPool {
+    /// A pool of `size` concurrent verifications (at least one).
+    pub fn new(size: usize) -> Self {
+        let size = size.max(1);
+        Self {
+            permits: Arc::new(Semaphore::new(size)),
+            size,
         }
-    })
-    .await
-    .unwrap_or(false)
+    }
+
+    /// Half the machine's cores, at least one.
+    pub fn default_size() -> usize {
+        std::thread::available_parallelism()
+            .map(|n| n.get() / 2)
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// How many verifications may run at once.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// A permit, or `None` at once when every one is taken.
+    pub fn try_acquire(&self) -> Option<PasswordPermit> {
+        self.permits
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .map(|p| PasswordPermit { _held: p })
+    }
+}
+
+impl PasswordPermit {
+    /// Verifies on the blocking pool while holding this permit (released when the hashing
+    /// ends, even if the request that asked is gone); with no stored hash, burns the same time
+    /// and says no.
+    pub async fn verify(self, password: String, stored: Option<String>) -> bool {
+        tokio::task::spawn_blocking(move || {
+            let _held = self;
+            match stored {
+                Some(phc) => verify(&password, &phc),
+                None => {
+                    let _ = verify(&password, &DUMMY_HASH);
+                    false
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
+    }
 }
 
 /// Hashes on the blocking pool.
@@ -80,5 +140,15 @@ mod tests {
         assert!(verify("demo-password", &h));
         assert!(!verify("wrong", &h));
         assert!(!verify("demo-password", "not a hash"));
+    }
+
+    #[test]
+    fn a_full_pool_refuses_at_once() {
+        let pool = PasswordPool::new(2);
+        let a = pool.try_acquire().unwrap();
+        let _b = pool.try_acquire().unwrap();
+        assert!(pool.try_acquire().is_none());
+        drop(a);
+        assert!(pool.try_acquire().is_some());
     }
 }

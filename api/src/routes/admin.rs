@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::admin::{ADMIN_ACTOR, AdminGrant};
-use crate::auth::password::{MAX_PASSWORD_BYTES, hash_off_thread};
+use crate::auth::password::{MAX_PASSWORD_CHARS, hash_off_thread};
 use crate::extract::{ApiJson, ApiPath};
 use crate::problem::{Problem, ProblemKind};
 use crate::routes::tenant::TenantView;
@@ -119,10 +119,10 @@ pub async fn create_tenant(
         check_text("admin_email", e, 3, 320)?;
     }
     let password_hash = match body.owner_password {
-        Some(p) if p.is_empty() || p.len() > MAX_PASSWORD_BYTES => {
+        Some(p) if p.is_empty() || p.chars().count() > MAX_PASSWORD_CHARS => {
             return Err(Problem::invalid(
                 "owner_password",
-                format!("1 to {MAX_PASSWORD_BYTES} bytes"),
+                format!("1 to {MAX_PASSWORD_CHARS} characters"),
             ));
         }
         Some(p) => Some(hash_off_thread(p).await.map_err(|e| {

@@ -85,16 +85,26 @@ impl From<api_keys::IssuedApiKey> for IssuedKeyView {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     /// A name for people (1 to 200 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: String,
     /// Scopes (default none; `admin` lets the key administer the tenant).
     #[serde(default)]
+    #[schema(max_items = 32, value_type = Vec<crate::routes::Label>)]
     pub scopes: Vec<String>,
-    /// When it stops working (default never).
+    /// When it stops working (default never); must be in the future.
     pub expires_at: Option<DateTime<Utc>>,
     /// Requests per minute, 1 to 6000 (default: the server's, 600).
+    #[serde(default, deserialize_with = "crate::routes::whole::optional")]
+    #[schema(minimum = 1, maximum = 6000)]
     pub rate_limit_per_minute: Option<u32>,
     /// Units per calendar month, at least 1 (default unlimited). Shared with the keys of the
     /// same name: a rotated key keeps counting what its predecessors used this month.
+    #[serde(default, deserialize_with = "crate::routes::whole::optional")]
+    #[schema(minimum = 1, maximum = 9223372036854775807_u64)]
     pub monthly_quota: Option<u64>,
 }
 

@@ -58,8 +58,10 @@ impl From<entity::audit_logs::Model> for AuditEntry {
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Rows (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// Rows to skip (default 0, at most 100000).
+    #[param(minimum = 0, maximum = 100000)]
     pub offset: Option<u64>,
 }
 

@@ -4,23 +4,22 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use entity::{documents, projects};
-use sea_orm::{ActiveValue, ColumnTrait, Condition, IntoActiveModel, QueryFilter};
+use entity::documents;
+use sea_orm::{ActiveValue, Condition, IntoActiveModel};
 use serde::{Deserialize, Serialize};
-use service::{ServiceError, TenantTx};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Tenant;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::pagination::{PageParams, page};
+use crate::pagination::PageParams;
 use crate::problem::Problem;
+use crate::routes::project_child as child;
 use crate::routes::{CursorPage, check_long_text, check_text};
 use crate::state::AppState;
-use service::audit;
 
 /// The longest document body, in characters (the request body limit usually binds first).
-const MAX_BODY_CHARS: usize = 1_000_000;
+const MAX_BODY_CHARS: usize = 100_000;
 
 /// A document.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -60,12 +59,22 @@ impl From<documents::Model> for DocumentView {
 #[serde(deny_unknown_fields)]
 pub struct CreateDocument {
     /// Its title (1 to 500 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub title: String,
     /// Its text.
     #[serde(default)]
+    #[schema(
+        max_length = 100000,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub body: String,
     /// Its tags (at most 50, each 1 to 64 characters).
     #[serde(default)]
+    #[schema(max_items = 50, value_type = Vec<crate::routes::Label>)]
     pub tags: Vec<String>,
 }
 
@@ -74,10 +83,20 @@ pub struct CreateDocument {
 #[serde(deny_unknown_fields)]
 pub struct PatchDocument {
     /// New title.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub title: Option<String>,
     /// New text.
+    #[schema(
+        max_length = 100000,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub body: Option<String>,
     /// New tags (replace the old).
+    #[schema(max_items = 50, value_type = Option<Vec<crate::routes::Label>>)]
     pub tags: Option<Vec<String>>,
 }
 
@@ -91,27 +110,6 @@ fn check_tags(tags: &[String]) -> Result<(), Problem> {
     Ok(())
 }
 
-/// 404 unless the project exists in this tenant.
-pub async fn ensure_project(tx: &TenantTx, project_id: Uuid) -> Result<(), ServiceError> {
-    tx.get::<projects::Entity>("project", project_id)
-        .await
-        .map(|_| ())
-}
-
-async fn get_document(
-    tx: &TenantTx,
-    project_id: Uuid,
-    id: Uuid,
-) -> Result<documents::Model, ServiceError> {
-    ensure_project(tx, project_id).await?;
-    tx.select::<documents::Entity>()
-        .filter(documents::Column::ProjectId.eq(project_id))
-        .filter(documents::Column::Id.eq(id))
-        .one(tx.conn())
-        .await?
-        .ok_or(ServiceError::NotFound("document"))
-}
-
 /// A project's documents, newest first.
 #[utoipa::path(get, path = "/v1/projects/{project_id}/documents", tag = "documents", security(("bearer" = [])),
     params(("project_id" = Uuid, Path, description = "The project"), PageParams),
@@ -122,27 +120,7 @@ pub async fn list(
     ApiPath(project_id): ApiPath<Uuid>,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> Result<Json<CursorPage<DocumentView>>, Problem> {
-    let (limit, cursor) = params.parse()?;
-    let (rows, next) = state
-        .tenantry()
-        .with_tenant(&ctx, async |tx| {
-            ensure_project(tx, project_id).await?;
-            Ok(page::<documents::Entity>(
-                tx,
-                Condition::all().add(documents::Column::ProjectId.eq(project_id)),
-                documents::Column::CreatedAt,
-                documents::Column::Id,
-                |m| (m.created_at, m.id),
-                limit,
-                cursor,
-            )
-            .await)
-        })
-        .await??;
-    Ok(Json(CursorPage::new(
-        rows.into_iter().map(Into::into).collect(),
-        next,
-    )))
+    child::list::<documents::Entity, _>(&state, &ctx, project_id, Condition::all(), &params).await
 }
 
 /// Adds a document to a project.
@@ -159,32 +137,16 @@ pub async fn create(
     check_text("title", &body.title, 1, 500)?;
     check_long_text("body", &body.body, MAX_BODY_CHARS)?;
     check_tags(&body.tags)?;
-    ctx.require_write()?;
-    let row = state
-        .tenantry()
-        .with_tenant(&ctx, async |tx| {
-            ensure_project(tx, project_id).await?;
-            let row = tx
-                .insert(documents::ActiveModel {
-                    project_id: ActiveValue::Set(project_id),
-                    title: ActiveValue::Set(body.title.trim().to_owned()),
-                    body: ActiveValue::Set(body.body),
-                    tags: ActiveValue::Set(body.tags),
-                    ..Default::default()
-                })
-                .await?;
-            audit::record(
-                tx,
-                "document.create",
-                Some("document"),
-                Some(row.id.to_string()),
-                serde_json::json!({ "project_id": project_id }),
-            )
-            .await?;
-            Ok(row)
+    child::create(&state, &ctx, project_id, async |_| {
+        Ok(documents::ActiveModel {
+            project_id: ActiveValue::Set(project_id),
+            title: ActiveValue::Set(body.title.trim().to_owned()),
+            body: ActiveValue::Set(body.body),
+            tags: ActiveValue::Set(body.tags),
+            ..Default::default()
         })
-        .await?;
-    Ok((StatusCode::CREATED, Json(row.into())))
+    })
+    .await
 }
 
 /// One document.
@@ -196,11 +158,7 @@ pub async fn get_one(
     Tenant(ctx): Tenant,
     ApiPath((project_id, id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Json<DocumentView>, Problem> {
-    let row = state
-        .tenantry()
-        .with_tenant(&ctx, async |tx| get_document(tx, project_id, id).await)
-        .await?;
-    Ok(Json(row.into()))
+    child::get::<documents::Entity, _>(&state, &ctx, project_id, id).await
 }
 
 /// Changes a document.
@@ -223,13 +181,14 @@ pub async fn patch(
     if let Some(tags) = &body.tags {
         check_tags(tags)?;
     }
-    ctx.require_write()?;
-    let row = state
-        .tenantry()
-        .with_tenant(&ctx, async |tx| {
-            let current = get_document(tx, project_id, id).await?;
+    child::update(
+        &state,
+        &ctx,
+        project_id,
+        id,
+        async |_, current: documents::Model| {
             if body.title.is_none() && body.body.is_none() && body.tags.is_none() {
-                return Ok(current);
+                return Ok(None);
             }
             let mut am = current.into_active_model();
             if let Some(t) = body.title {
@@ -241,19 +200,10 @@ pub async fn patch(
             if let Some(tags) = body.tags {
                 am.tags = ActiveValue::Set(tags);
             }
-            let row = tx.update(am).await?;
-            audit::record(
-                tx,
-                "document.update",
-                Some("document"),
-                Some(id.to_string()),
-                serde_json::json!({ "project_id": project_id }),
-            )
-            .await?;
-            Ok(row)
-        })
-        .await?;
-    Ok(Json(row.into()))
+            Ok(Some(am))
+        },
+    )
+    .await
 }
 
 /// Deletes a document.
@@ -265,21 +215,5 @@ pub async fn delete(
     Tenant(ctx): Tenant,
     ApiPath((project_id, id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<StatusCode, Problem> {
-    ctx.require_write()?;
-    state
-        .tenantry()
-        .with_tenant(&ctx, async |tx| {
-            get_document(tx, project_id, id).await?;
-            tx.delete_by_id::<documents::Entity>(id).await?;
-            audit::record(
-                tx,
-                "document.delete",
-                Some("document"),
-                Some(id.to_string()),
-                serde_json::json!({ "project_id": project_id }),
-            )
-            .await
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    child::delete::<documents::Entity>(&state, &ctx, project_id, id).await
 }

@@ -84,6 +84,11 @@ impl From<members::Member> for MemberView {
 #[serde(deny_unknown_fields)]
 pub struct InviteMember {
     /// The user's address (the user must already exist).
+    #[schema(
+        min_length = 3,
+        max_length = 320,
+        pattern = "^[^\\s@\\x00-\\x1f\\x7f-\\x9f]+@[^\\s\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub email: String,
     /// The role to give (only owners may add owners).
     pub role: Role,

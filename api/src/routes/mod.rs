@@ -10,6 +10,7 @@ pub mod documents;
 pub mod health;
 pub mod login;
 pub mod members;
+pub mod project_child;
 pub mod projects;
 pub mod tasks;
 pub mod tenant;
@@ -167,12 +168,41 @@ impl<T> CursorPage<T> {
     pub fn new(items: Vec<T>, next_cursor: Option<String>) -> Self {
         Self { items, next_cursor }
     }
+
+    /// A page of rows, each turned into its view.
+    pub fn of<M: Into<T>>(rows: Vec<M>, next_cursor: Option<String>) -> Self {
+        Self::new(rows.into_iter().map(Into::into).collect(), next_cursor)
+    }
 }
 
-/// A single-line text field: `min..=max` characters once trimmed, no control characters
-/// (PostgreSQL refuses NUL in text, which would otherwise surface as a server error).
+/// The `pattern` of single-line text fields in the document: not blank, no control
+/// characters (what [`check_text`] enforces besides the length).
+pub const LINE_PATTERN: &str =
+    "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$";
+
+/// A short label (a scope, a tag): 1 to 64 characters, not blank, no control characters. Only
+/// its schema is used; the value travels as a plain string.
+pub struct Label;
+
+impl utoipa::PartialSchema for Label {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(64))
+            .pattern(Some(LINE_PATTERN))
+            .into()
+    }
+}
+
+impl ToSchema for Label {}
+
+/// A single-line text field: `min..=max` characters, not blank, no control characters
+/// (PostgreSQL refuses NUL in text, which would otherwise surface as a server error). The
+/// document states the same rule (`minLength`, `maxLength`, a `pattern`), so lengths count the
+/// characters as sent; handlers store the value trimmed.
 pub fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), Problem> {
-    let n = value.trim().chars().count();
+    let n = value.chars().count();
     if n < min || n > max {
         return Err(Problem::invalid(
             field,
@@ -184,6 +214,9 @@ pub fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<()
             field,
             "must not contain control characters",
         ));
+    }
+    if value.trim().is_empty() {
+        return Err(Problem::invalid(field, "must not be blank"));
     }
     Ok(())
 }
@@ -228,8 +261,8 @@ pub fn check_json_object(field: &str, value: &serde_json::Value) -> Result<(), P
     Ok(())
 }
 
-/// Refuses a user who is not a member of the transaction's tenant (so an id of another
-/// tenant's user behaves exactly like an id that does not exist).
+/// Refuses a user who is not a member of the transaction's tenant with a 404 naming the field
+/// (so an id of another tenant's user behaves exactly like an id that does not exist).
 pub async fn check_member(
     tx: &TenantTx,
     field: &'static str,
@@ -240,10 +273,8 @@ pub async fn check_member(
         .await?
     {
         Some(_) => Ok(()),
-        None => Err(ServiceError::invalid(
-            field,
-            "must be a member of this tenant",
-        )),
+        // 404, as for any id that names nothing of this tenant (another tenant's user too).
+        None => Err(ServiceError::NotFound(field)),
     }
 }
 
@@ -275,5 +306,43 @@ mod tests {
         assert!(check_json_object("m", &serde_json::json!({"a": ["\u{0}"]})).is_err());
         assert!(check_json_object("m", &serde_json::json!([1])).is_err());
         assert!(check_json_object("m", &serde_json::json!({"a": 1})).is_ok());
+    }
+}
+
+/// `deserialize_with` helpers for integer fields: JSON Schema's `integer` includes numbers
+/// written with a zero fraction (`3.0`), so the API accepts them too; any other fraction, or a
+/// value out of the field's range, is a 422.
+pub mod whole {
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    fn read<'de, D: Deserializer<'de>, T: TryFrom<i128>>(
+        n: serde_json::Number,
+    ) -> Result<T, D::Error> {
+        let wide: Option<i128> = if let Some(i) = n.as_i64() {
+            Some(i128::from(i))
+        } else if let Some(u) = n.as_u64() {
+            Some(i128::from(u))
+        } else {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 1.8e19)
+                .map(|f| f as i128)
+        };
+        wide.and_then(|w| T::try_from(w).ok())
+            .ok_or_else(|| D::Error::custom(format!("expected a whole number in range, got {n}")))
+    }
+
+    /// A required (or defaulted) integer.
+    pub fn number<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<T, D::Error> {
+        read::<D, T>(serde_json::Number::deserialize(d)?)
+    }
+
+    /// An optional integer (`null` or absent: `None`; use with `#[serde(default)]`).
+    pub fn optional<'de, D: Deserializer<'de>, T: TryFrom<i128>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        match Option::<serde_json::Number>::deserialize(d)? {
+            Some(n) => read::<D, T>(n).map(Some),
+            None => Ok(None),
+        }
     }
 }

@@ -88,9 +88,18 @@ impl From<projects::Model> for ProjectView {
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
     /// Its name (1 to 200 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: String,
     /// Its description (up to 10000 characters).
     #[serde(default)]
+    #[schema(
+        max_length = 10000,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub description: String,
     /// Its status (default `active`).
     pub status: Option<ProjectStatus>,
@@ -106,8 +115,17 @@ pub struct CreateProject {
 #[serde(deny_unknown_fields)]
 pub struct PatchProject {
     /// New name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: Option<String>,
     /// New description.
+    #[schema(
+        max_length = 10000,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub description: Option<String>,
     /// New status.
     pub status: Option<ProjectStatus>,
@@ -128,10 +146,16 @@ pub struct ProjectQuery {
     /// Only projects with this status.
     pub status: Option<ProjectStatus>,
     /// Only projects whose name starts with this (case-sensitive).
+    #[param(
+        max_length = 200,
+        pattern = "^$|^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name_prefix: Option<String>,
     /// Rows per page (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^([A-Za-z0-9_-]{32})?$")]
     pub cursor: Option<String>,
 }
 
@@ -185,10 +209,7 @@ pub async fn list(
             .await)
         })
         .await??;
-    Ok(Json(CursorPage::new(
-        rows.into_iter().map(Into::into).collect(),
-        next,
-    )))
+    Ok(Json(CursorPage::of(rows, next)))
 }
 
 /// Creates a project.

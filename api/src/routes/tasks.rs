@@ -6,20 +6,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use entity::tasks;
-use sea_orm::{ActiveValue, ColumnTrait, Condition, IntoActiveModel, QueryFilter};
+use sea_orm::{ActiveValue, ColumnTrait, Condition, IntoActiveModel};
 use serde::{Deserialize, Serialize};
-use service::{ServiceError, TenantTx};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Tenant;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, nullable};
-use crate::pagination::{PageParams, page};
+use crate::pagination::PageParams;
 use crate::problem::Problem;
-use crate::routes::documents::ensure_project;
+use crate::routes::project_child as child;
 use crate::routes::{CursorPage, check_member, check_text};
 use crate::state::AppState;
-use service::audit;
 
 /// A task's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -88,6 +86,11 @@ impl From<tasks::Model> for TaskView {
 #[serde(deny_unknown_fields)]
 pub struct CreateTask {
     /// Its title (1 to 500 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub title: String,
     /// Its status (default `todo`).
     pub status: Option<TaskStatus>,
@@ -102,6 +105,11 @@ pub struct CreateTask {
 #[serde(deny_unknown_fields)]
 pub struct PatchTask {
     /// New title.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub title: Option<String>,
     /// New status.
     pub status: Option<TaskStatus>,
@@ -123,19 +131,11 @@ pub struct TaskQuery {
     /// Only tasks with this status.
     pub status: Option<TaskStatus>,
     /// Rows per page (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^([A-Za-z0-9_-]{32})?$")]
     pub cursor: Option<String>,
-}
-
-async fn get_task(tx: &TenantTx, project_id: Uuid, id: Uuid) -> Result<tasks::Model, ServiceError> {
-    ensure_project(tx, project_id).await?;
-    tx.select::<tasks::Entity>()
-        .filter(tasks::Column::ProjectId.eq(project_id))
-        .filter(tasks::Column::Id.eq(id))
-        .one(tx.conn())
-        .await?
-        .ok_or(ServiceError::NotFound("task"))
 }
 
 /// A project's tasks, newest first.
@@ -148,35 +148,15 @@ pub async fn list(
     ApiPath(project_id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<TaskQuery>,
 ) -> Result<Json<CursorPage<TaskView>>, Problem> {
-    let (limit, cursor) = PageParams {
+    let params = PageParams {
         limit: q.limit,
         cursor: q.cursor.clone(),
-    }
-    .parse()?;
-    let mut filter = Condition::all().add(tasks::Column::ProjectId.eq(project_id));
+    };
+    let mut filter = Condition::all();
     if let Some(status) = q.status {
         filter = filter.add(tasks::Column::Status.eq(status.as_str()));
     }
-    let (rows, next) = state
-        .tenantry()
-        .with_tenant(&ctx, async |tx| {
-            ensure_project(tx, project_id).await?;
-            Ok(page::<tasks::Entity>(
-                tx,
-                filter,
-                tasks::Column::CreatedAt,
-                tasks::Column::Id,
-                |m| (m.created_at, m.id),
-                limit,
-                cursor,
-            )
-            .await)
-        })
-        .await??;
-    Ok(Json(CursorPage::new(
-        rows.into_iter().map(Into::into).collect(),
-        next,
-    )))
+    child::list::<tasks::Entity, _>(&state, &ctx, project_id, filter, &params).await
 }
 
 /// Adds a task to a project.
@@ -191,38 +171,20 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateTask>,
 ) -> Result<(StatusCode, Json<TaskView>), Problem> {
     check_text("title", &body.title, 1, 500)?;
-    ctx.require_write()?;
-    let row = state
-        .tenantry()
-        .with_tenant(&ctx, async |tx| {
-            ensure_project(tx, project_id).await?;
-            if let Some(a) = body.assignee_id {
-                check_member(tx, "assignee_id", a).await?;
-            }
-            let row = tx
-                .insert(tasks::ActiveModel {
-                    project_id: ActiveValue::Set(project_id),
-                    title: ActiveValue::Set(body.title.trim().to_owned()),
-                    status: ActiveValue::Set(
-                        body.status.unwrap_or(TaskStatus::Todo).as_str().to_owned(),
-                    ),
-                    assignee_id: ActiveValue::Set(body.assignee_id),
-                    due_at: ActiveValue::Set(body.due_at.map(Into::into)),
-                    ..Default::default()
-                })
-                .await?;
-            audit::record(
-                tx,
-                "task.create",
-                Some("task"),
-                Some(row.id.to_string()),
-                serde_json::json!({ "project_id": project_id }),
-            )
-            .await?;
-            Ok(row)
+    child::create(&state, &ctx, project_id, async |tx| {
+        if let Some(a) = body.assignee_id {
+            check_member(tx, "assignee_id", a).await?;
+        }
+        Ok(tasks::ActiveModel {
+            project_id: ActiveValue::Set(project_id),
+            title: ActiveValue::Set(body.title.trim().to_owned()),
+            status: ActiveValue::Set(body.status.unwrap_or(TaskStatus::Todo).as_str().to_owned()),
+            assignee_id: ActiveValue::Set(body.assignee_id),
+            due_at: ActiveValue::Set(body.due_at.map(Into::into)),
+            ..Default::default()
         })
-        .await?;
-    Ok((StatusCode::CREATED, Json(row.into())))
+    })
+    .await
 }
 
 /// One task.
@@ -234,11 +196,7 @@ pub async fn get_one(
     Tenant(ctx): Tenant,
     ApiPath((project_id, id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Json<TaskView>, Problem> {
-    let row = state
-        .tenantry()
-        .with_tenant(&ctx, async |tx| get_task(tx, project_id, id).await)
-        .await?;
-    Ok(Json(row.into()))
+    child::get::<tasks::Entity, _>(&state, &ctx, project_id, id).await
 }
 
 /// Changes a task.
@@ -255,11 +213,12 @@ pub async fn patch(
     if let Some(t) = &body.title {
         check_text("title", t, 1, 500)?;
     }
-    ctx.require_write()?;
-    let row = state
-        .tenantry()
-        .with_tenant(&ctx, async |tx| {
-            let current = get_task(tx, project_id, id).await?;
+    child::update(
+        &state,
+        &ctx,
+        project_id,
+        id,
+        async |tx, current: tasks::Model| {
             if let Some(Some(a)) = body.assignee_id {
                 check_member(tx, "assignee_id", a).await?;
             }
@@ -268,7 +227,7 @@ pub async fn patch(
                 && body.assignee_id.is_none()
                 && body.due_at.is_none()
             {
-                return Ok(current);
+                return Ok(None);
             }
             let mut am = current.into_active_model();
             if let Some(t) = body.title {
@@ -283,19 +242,10 @@ pub async fn patch(
             if let Some(d) = body.due_at {
                 am.due_at = ActiveValue::Set(d.map(Into::into));
             }
-            let row = tx.update(am).await?;
-            audit::record(
-                tx,
-                "task.update",
-                Some("task"),
-                Some(id.to_string()),
-                serde_json::json!({ "project_id": project_id }),
-            )
-            .await?;
-            Ok(row)
-        })
-        .await?;
-    Ok(Json(row.into()))
+            Ok(Some(am))
+        },
+    )
+    .await
 }
 
 /// Deletes a task.
@@ -307,21 +257,5 @@ pub async fn delete(
     Tenant(ctx): Tenant,
     ApiPath((project_id, id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<StatusCode, Problem> {
-    ctx.require_write()?;
-    state
-        .tenantry()
-        .with_tenant(&ctx, async |tx| {
-            get_task(tx, project_id, id).await?;
-            tx.delete_by_id::<tasks::Entity>(id).await?;
-            audit::record(
-                tx,
-                "task.delete",
-                Some("task"),
-                Some(id.to_string()),
-                serde_json::json!({ "project_id": project_id }),
-            )
-            .await
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    child::delete::<tasks::Entity>(&state, &ctx, project_id, id).await
 }

@@ -61,6 +61,11 @@ impl From<entity::tenants::Model> for TenantView {
 #[serde(deny_unknown_fields)]
 pub struct TenantPatch {
     /// New display name (1 to 200 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: Option<String>,
     /// New settings (a JSON object; replaces the old one).
     #[schema(value_type = Option<Object>)]

@@ -20,25 +20,42 @@ use service::usage::{self, Period, UsageEventInput, UsageSummaryRow};
 #[serde(deny_unknown_fields)]
 pub struct RecordUsage {
     /// What was used, e.g. `transcription` (1 to 64 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub kind: String,
     /// Units (default 1, at least 0).
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "crate::routes::whole::number")]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub quantity: i64,
     /// Input tokens.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::routes::whole::number")]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub tokens_in: i64,
     /// Output tokens.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::routes::whole::number")]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub tokens_out: i64,
     /// Seconds of audio.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub audio_seconds: f64,
     /// Pages read by OCR.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::routes::whole::number")]
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub ocr_pages: i32,
     /// How long the work took, in milliseconds.
+    #[serde(default, deserialize_with = "crate::routes::whole::optional")]
+    #[schema(minimum = 0, maximum = 86_400_000)]
     pub latency_ms: Option<i32>,
-    /// The endpoint or feature used.
+    /// The endpoint or feature used (1 to 2048 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub endpoint: Option<String>,
     /// Free-form details (a JSON object).
     #[schema(value_type = Option<Object>)]
@@ -77,6 +94,7 @@ pub struct SummaryQuery {
     /// End, exclusive (RFC 3339; default now).
     pub to: Option<DateTime<Utc>>,
     /// `day` (default) or `month`.
+    #[param(inline)]
     pub period: Option<PeriodParam>,
 }
 
@@ -161,12 +179,10 @@ pub async fn summary(
 ) -> Result<Json<Items<UsageRow>>, Problem> {
     let to = q.to.unwrap_or_else(Utc::now);
     let from = q.from.unwrap_or(to - Duration::days(30));
+    // An empty range has no usage; any range costs one index range scan and yields a row per
+    // period that has events only, so neither needs refusing.
     if to <= from {
-        return Err(Problem::bad_request("to must be after from").field("to", "must be after from"));
-    }
-    if to - from > Duration::days(3660) {
-        return Err(Problem::bad_request("the range is at most ten years")
-            .field("from", "too far before to"));
+        return Ok(Json(Items::new(Vec::new())));
     }
     let period = match q.period.unwrap_or_default() {
         PeriodParam::Day => Period::Day,

@@ -33,9 +33,11 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The database behind it.
     pub db: TestDb,
-    /// The server's state (its meter, to flush).
+    /// The server's state (its meter to flush; its pools, limiters and password pool, for
+    /// tests that must hold resources the server shares).
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
+    shutdown_seen: Option<oneshot::Receiver<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -54,23 +56,37 @@ pub async fn spawn_app() -> Result<TestApp> {
 
 /// A server whose configuration `adjust` may change first (it sees the database too).
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut ApiConfig, &TestDb)) -> Result<TestApp> {
+    spawn_app_with_service(|_| {}, adjust).await
+}
+
+/// A server whose service configuration (pool, timeouts) `service` may change first, and
+/// whose API configuration `adjust` may change.
+pub async fn spawn_app_with_service(
+    service: impl FnOnce(&mut TenantryConfig),
+    adjust: impl FnOnce(&mut ApiConfig, &TestDb),
+) -> Result<TestApp> {
     let db = tenantry_tests::migrated_db().await?;
-    let tenantry = Tenantry::connect(
-        TenantryConfig::new(db.url(LoginRole::App))
-            .with_superadmin(db.url(LoginRole::Superadmin))
-            .with_pool(4),
-    )
-    .await?;
+    let mut service_config = TenantryConfig::new(db.url(LoginRole::App))
+        .with_superadmin(db.url(LoginRole::Superadmin))
+        .with_pool(4);
+    service(&mut service_config);
+    let tenantry = Tenantry::connect(service_config).await?;
     let mut config = ApiConfig::new(JwtSecret::new(JWT_SECRET.as_bytes().to_vec())?);
     config.admin_token = Some(AdminToken::new(ADMIN_TOKEN)?);
     config.ready_database_url = Some(db.url(LoginRole::App));
+    // Tests sign in from 127.0.0.1 over and over; the per-address limits have their own tests.
+    config.address_rate_limit_per_minute = 100_000;
+    config.login_address_policy.free_failures = 10_000;
     adjust(&mut config, &db);
     let state = AppState::new(tenantry, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
+    let (seen_tx, seen_rx) = oneshot::channel::<()>();
+    // The server polls this future; once it completes, the server has seen the shutdown.
     let server = tokio::spawn(api::run(listener, state.clone(), async move {
         let _ = rx.await;
+        let _ = seen_tx.send(());
     }));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -81,6 +97,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ApiConfig, &TestDb)) -> Res
         db,
         state,
         shutdown: Some(tx),
+        shutdown_seen: Some(seen_rx),
         server: Some(server),
     })
 }
@@ -99,6 +116,19 @@ pub struct TenantFixture {
 }
 
 impl TestApp {
+    /// Triggers graceful shutdown and returns once the server has seen it (it no longer
+    /// accepts connections and is draining the requests in flight).
+    pub async fn begin_shutdown(&mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(seen) = self.shutdown_seen.take() {
+            seen.await
+                .context("the server ended without seeing the shutdown")?;
+        }
+        Ok(())
+    }
+
     /// Triggers graceful shutdown and waits (at most `within`) for the server to finish.
     pub async fn shutdown(&mut self, within: Duration) -> Result<()> {
         if let Some(tx) = self.shutdown.take() {

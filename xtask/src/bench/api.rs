@@ -38,7 +38,7 @@ const ROUNDS: usize = 4;
 pub const TITLE: &str = "API: list projects with API-key auth vs. bare axum + SeaORM";
 
 /// Keys, one per tenant, with the highest rate limit a key may have.
-async fn issue_keys(
+pub(super) async fn issue_keys(
     tenantry: &Tenantry,
     fx: &Fixture,
     n: usize,

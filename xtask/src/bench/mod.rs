@@ -2,7 +2,8 @@
 //!
 //! Scenarios: RLS read overhead (`rls`); tenant-bound transaction overhead through the
 //! service (`service_tx`); the legacy backfill under a live writer (`backfill`); the HTTP API
-//! (`api`); API-key authentication cost and `test-isolation` wall time (`auth`).
+//! (`api`); API-key authentication cost and `test-isolation` wall time (`auth`); another
+//! tenant's reads during a login flood (`login_flood`).
 //!
 //! Every number is computed here from `Instant`-timed samples (medians, p95, p99 by nearest
 //! rank); every load is bounded in count and time and talks to 127.0.0.1 only. The defaults
@@ -13,6 +14,7 @@ mod auth;
 mod backfill;
 mod backfill_tenant_root;
 mod load;
+mod login_flood;
 mod report;
 mod rls;
 mod service_tx;
@@ -42,7 +44,7 @@ pub struct BenchArgs {
     /// `<!-- bench:end -->`), e.g. docs/BENCHMARKS.md.
     #[arg(long, value_name = "PATH")]
     pub update_doc: Option<PathBuf>,
-    /// Run only these scenarios (comma-separated, 1-5).
+    /// Run only these scenarios (comma-separated, 1-6).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<u8>,
     /// Tenants in the read fixture (1000).
@@ -138,7 +140,7 @@ impl Params {
             backfill_second_size: a.backfill_second_size,
             isolation: !a.no_isolation && !q,
             scenarios: if a.only.is_empty() {
-                vec![1, 2, 3, 4, 5]
+                vec![1, 2, 3, 4, 5, 6]
             } else {
                 a.only.clone()
             },
@@ -215,7 +217,7 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
     }
 
     let mut fixture: Option<setup::Fixture> = None;
-    let needs_fixture = [1u8, 2, 4, 5].iter().any(|id| p.wants(*id));
+    let needs_fixture = [1u8, 2, 4, 5, 6].iter().any(|id| p.wants(*id));
     let mut fixture_error = None;
     if needs_fixture {
         match setup::fixture(p.tenants, p.rows).await {
@@ -230,12 +232,13 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
     let mut scenarios = vec![];
     // Scenario 3 runs last: it rewrites a million rows, and the machine should be quiet for
     // the others. The report lists them in order.
-    for id in [1u8, 2, 4, 5, 3] {
+    for id in [1u8, 2, 4, 5, 6, 3] {
         let title = match id {
             1 => rls::TITLE,
             2 => service_tx::TITLE,
             3 => backfill::TITLE,
             4 => api::TITLE,
+            6 => login_flood::TITLE,
             _ => auth::TITLE,
         };
         if !p.wants(id) {
@@ -256,6 +259,7 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
             (1, Some(fx)) => rls::run(&p, fx).await,
             (2, Some(fx)) => service_tx::run(&p, fx, port).await,
             (4, Some(fx)) => api::run(&p, fx, port).await,
+            (6, Some(fx)) => login_flood::run(&p, fx).await,
             (_, Some(fx)) => auth::run(&p, fx, port).await,
         };
         let mut sc = match result {
