@@ -18,8 +18,8 @@ use sea_orm_migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaMana
 use service::tx::all;
 use service::{Page, ServiceError, TenantContext, Tenantry, TenantryConfig};
 use tenantry_tests::TestDb;
-use tenantry_tests::isolation::{self, Cell, ContextMode, IsolationTarget};
-use tenantry_tests::logins::{APP_LOGIN, LoginRole};
+use tenantry_tests::isolation::{self, Cell, IsolationTarget};
+use tenantry_tests::logins::LoginRole;
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------------------------
@@ -382,17 +382,7 @@ async fn a_user_table_is_tenant_scoped_with_one_call_one_impl_and_scoped_crud() 
 #[tokio::test]
 async fn the_isolation_matrix_attacks_the_new_table_and_it_holds() -> Result<()> {
     let db = extended_db().await?;
-    let target = IsolationTarget {
-        superuser_url: db.superuser_url(),
-        owner_url: db.url(LoginRole::Owner),
-        app_url: db.url(LoginRole::App),
-        app_login: APP_LOGIN.into(),
-        app_role: migration::names::APP_ROLE.into(),
-        mode: ContextMode::Local,
-        pool_iterations: 50,
-        bouncer_url: None,
-        legacy_url: Some(db.url(LoginRole::Legacy)),
-    };
+    let target = IsolationTarget::for_db(&db, 50);
     let report = isolation::run(&target).await?;
     assert!(report.passed(), "{report}");
     let row = report

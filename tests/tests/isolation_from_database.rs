@@ -10,8 +10,8 @@ use sea_orm::ConnectionTrait;
 use tenantry_tests::cluster::{BOOTSTRAP_SUPERUSER, Cluster};
 use tenantry_tests::databases::connect;
 use tenantry_tests::isolation::clone::clone_database;
-use tenantry_tests::isolation::{self, ContextMode, IsolationTarget};
-use tenantry_tests::logins::{APP_LOGIN, LoginRole, OWNER_LOGIN, create_logins, grant_logins};
+use tenantry_tests::isolation::{self, IsolationTarget};
+use tenantry_tests::logins::{OWNER_LOGIN, create_logins, grant_logins};
 
 /// Everything in the database, schema and rows, as `pg_dump` prints it (minus the per-run
 /// `\restrict` key lines).
@@ -56,18 +56,7 @@ async fn a_database_migrated_elsewhere_passes_and_is_left_untouched() -> anyhow:
     let clone = clone_database(&source_url).await?;
     assert!(clone.has_legacy_role);
     let db = &clone.db;
-    let report = isolation::run(&IsolationTarget {
-        superuser_url: db.superuser_url(),
-        owner_url: db.url(LoginRole::Owner),
-        app_url: db.url(LoginRole::App),
-        app_login: APP_LOGIN.into(),
-        app_role: migration::names::APP_ROLE.into(),
-        mode: ContextMode::Local,
-        pool_iterations: 40,
-        bouncer_url: None,
-        legacy_url: Some(db.url(LoginRole::Legacy)),
-    })
-    .await?;
+    let report = isolation::run(&IsolationTarget::for_db(db, 40)).await?;
     assert!(report.passed(), "{report}");
     assert!(report.matrix.len() >= 8, "{report}");
     assert_eq!(report.legacy.len(), report.matrix.len(), "{report}");

@@ -6,20 +6,14 @@ use std::collections::BTreeSet;
 use sea_orm::ConnectionTrait;
 use tenantry_tests::isolation::pool::PgBouncer;
 use tenantry_tests::isolation::{self, ContextMode, IsolationReport, IsolationTarget};
-use tenantry_tests::logins::{APP_LOGIN, LoginRole};
+use tenantry_tests::logins::APP_LOGIN;
 use tenantry_tests::{TestDb, migrated_db, shared_cluster};
 
 fn target(db: &TestDb, mode: ContextMode, bouncer_url: Option<String>) -> IsolationTarget {
     IsolationTarget {
-        superuser_url: db.superuser_url(),
-        owner_url: db.url(LoginRole::Owner),
-        app_url: db.url(LoginRole::App),
-        app_login: APP_LOGIN.into(),
-        app_role: migration::names::APP_ROLE.into(),
         mode,
-        pool_iterations: 60,
         bouncer_url,
-        legacy_url: Some(db.url(LoginRole::Legacy)),
+        ..IsolationTarget::for_db(db, 60)
     }
 }
 

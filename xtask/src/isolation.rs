@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use tenantry_tests::isolation::pool::PgBouncer;
-use tenantry_tests::isolation::{self, ContextMode, IsolationTarget};
+use tenantry_tests::isolation::{self, IsolationTarget};
 use tenantry_tests::logins::{APP_LOGIN, LoginRole};
 
 /// Options of the command.
@@ -67,15 +67,9 @@ pub async fn run(args: IsolationArgs) -> anyhow::Result<()> {
         None
     };
     let target = IsolationTarget {
-        superuser_url: db.superuser_url(),
-        owner_url: db.url(LoginRole::Owner),
-        app_url: db.url(LoginRole::App),
-        app_login: APP_LOGIN.into(),
-        app_role: migration::names::APP_ROLE.into(),
-        mode: ContextMode::Local,
-        pool_iterations: args.pool_iterations,
         bouncer_url: bouncer.as_ref().map(|b| b.url(APP_LOGIN, &db.name)),
         legacy_url: legacy.then(|| db.url(LoginRole::Legacy)),
+        ..IsolationTarget::for_db(&db, args.pool_iterations)
     };
     let report = isolation::run(&target).await?;
     drop(bouncer);

@@ -21,7 +21,8 @@ pub use outcome::ContextMode;
 pub use report::{Cell, IsolationReport, Row};
 
 use crate::HarnessError;
-use crate::databases::connect;
+use crate::databases::{TestDb, connect};
+use crate::logins::{APP_LOGIN, LoginRole};
 
 /// Where and how to attack.
 #[derive(Debug, Clone)]
@@ -44,6 +45,24 @@ pub struct IsolationTarget {
     pub bouncer_url: Option<String>,
     /// The legacy login's URL (a member of `tenantry_legacy`); `None` skips the legacy rows.
     pub legacy_url: Option<String>,
+}
+
+impl IsolationTarget {
+    /// The harness's logins on `db`: the app login with `SET LOCAL` contexts, the legacy login,
+    /// no PgBouncer (set `bouncer_url` for that leg), `pool_iterations` transactions per pool check.
+    pub fn for_db(db: &TestDb, pool_iterations: usize) -> Self {
+        Self {
+            superuser_url: db.superuser_url(),
+            owner_url: db.url(LoginRole::Owner),
+            app_url: db.url(LoginRole::App),
+            app_login: APP_LOGIN.into(),
+            app_role: migration::names::APP_ROLE.into(),
+            mode: ContextMode::Local,
+            pool_iterations,
+            bouncer_url: None,
+            legacy_url: Some(db.url(LoginRole::Legacy)),
+        }
+    }
 }
 
 /// Seeds, attacks every table, checks the catalog and pool reuse, and reports.
