@@ -4,7 +4,7 @@
 //! run that fails (for instance on `lock_timeout`) resumes where it stopped:
 //! `CHECK (tenant_id IS NOT NULL) NOT VALID` → `VALIDATE` (writers go on) → `SET NOT NULL`
 //! (no scan: the valid check proves it) → default to the current tenant → validate the
-//! reference to `tenants` → primary keys `(tenant_id, id)` from concurrently built indexes →
+//! reference to `tenants` → a non-unique `(id)` index for the legacy key → primary keys `(tenant_id, id)` from concurrently built indexes →
 //! composite foreign keys between tenant tables → `(tenant_id)` and
 //! `(tenant_id, created_at DESC)` indexes → every existing user becomes a member of the default
 //! tenant.
@@ -43,6 +43,11 @@ pub fn plan() -> MigrationPlan {
                 "replaced by the composite (tenant_id, ...) foreign key this migration adds",
             );
         }
+    }
+    // The unchanged application looks rows up by `id`: keep an index leading with it before the
+    // key becomes `(tenant_id, id)`, so its updates never scan (m0008 finds it built and skips).
+    for table in &tables {
+        plan.extend(table.legacy_key_index_plan());
     }
     for table in &tables {
         plan.extend(table.key_plan_with(true));
