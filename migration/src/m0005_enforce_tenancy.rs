@@ -3,8 +3,9 @@
 //! Runs outside a transaction, one short step at a time, each skipped when already done, so a
 //! run that fails (for instance on `lock_timeout`) resumes where it stopped:
 //! `CHECK (tenant_id IS NOT NULL) NOT VALID` → `VALIDATE` (writers go on) → `SET NOT NULL`
-//! (no scan: the valid check proves it) → default to the current tenant → validate the
-//! reference to `tenants` → primary keys `(tenant_id, id)` from concurrently built indexes →
+//! (no scan: the valid check proves it) → default to the current tenant → the reference to
+//! `tenants`, `NOT VALID` then validated (after the backfill, so it is checked in one scan, not
+//! once per backfilled row) → primary keys `(tenant_id, id)` from concurrently built indexes →
 //! composite foreign keys between tenant tables → `(tenant_id)` and
 //! `(tenant_id, created_at DESC)` indexes → every existing user becomes a member of the default
 //! tenant.
@@ -82,6 +83,14 @@ pub fn plan() -> MigrationPlan {
             "SET DEFAULT is idempotent: a rerun sets the same default",
         );
         let fk = table.tenant_fk();
+        let fk_not_valid = table.tenant_fk().not_valid();
+        plan.push(SqlStep {
+            label: format!("{schema}.{name}: tenant_id references tenants (NOT VALID)"),
+            up: vec![pg(&fk_not_valid)],
+            down: vec![pg(&fk_not_valid.reverse())],
+            done_when: Some(probes::constraint_exists(schema, name, fk.name())),
+            transactional: true,
+        });
         plan.push(SqlStep {
             label: format!("{schema}.{name}: VALIDATE tenant_id references tenants"),
             up: vec![pg(&fk.validate())],
