@@ -298,7 +298,7 @@ impl TenantTable {
     /// Makes a backfilled, nullable `tenant_id` binding without blocking writers for long, each
     /// step skipped when already done: `CHECK (tenant_id IS NOT NULL) NOT VALID` → `VALIDATE`
     /// → `SET NOT NULL` (no scan: the valid check proves it) → default to the current tenant →
-    /// validate the reference to `tenants`.
+    /// the reference to `tenants`, `NOT VALID` then validated.
     pub fn enforce_column_plan(&self) -> MigrationPlan {
         let (schema, name) = (self.schema.as_str(), self.table.as_str());
         let mut plan = MigrationPlan::new();
@@ -356,7 +356,17 @@ impl TenantTable {
             &["prefer-robust-stmts"],
             "SET DEFAULT is idempotent: a rerun sets the same default",
         );
+        // The reference comes after the backfill: present during it, its check would run once
+        // per updated row; `VALIDATE` checks every row in one scan.
         let fk = self.tenant_fk();
+        let fk_not_valid = self.tenant_fk().not_valid();
+        plan.push(SqlStep {
+            label: format!("{schema}.{name}: tenant_id references tenants (NOT VALID)"),
+            up: vec![pg(&fk_not_valid)],
+            down: vec![pg(&fk_not_valid.reverse())],
+            done_when: Some(probes::constraint_exists(schema, name, fk.name())),
+            transactional: true,
+        });
         plan.push(SqlStep {
             label: format!("{schema}.{name}: VALIDATE tenant_id references tenants"),
             up: vec![pg(&fk.validate())],

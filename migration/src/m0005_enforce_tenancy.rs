@@ -3,8 +3,10 @@
 //! Runs outside a transaction, one short step at a time, each skipped when already done, so a
 //! run that fails (for instance on `lock_timeout`) resumes where it stopped:
 //! `CHECK (tenant_id IS NOT NULL) NOT VALID` → `VALIDATE` (writers go on) → `SET NOT NULL`
-//! (no scan: the valid check proves it) → default to the current tenant → validate the
-//! reference to `tenants` → a non-unique `(id)` index for the legacy key → primary keys `(tenant_id, id)` from concurrently built indexes →
+//! (no scan: the valid check proves it) → default to the current tenant → the reference to
+//! `tenants`, `NOT VALID` then validated (after the backfill, so it is checked in one scan, not
+//! once per backfilled row) → a non-unique `(id)` index for the legacy key → primary keys
+//! `(tenant_id, id)` from concurrently built indexes →
 //! composite foreign keys between tenant tables → `(tenant_id)` and
 //! `(tenant_id, created_at DESC)` indexes → every existing user becomes a member of the default
 //! tenant.

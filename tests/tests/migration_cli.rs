@@ -10,7 +10,7 @@ use sea_orm::ConnectionTrait;
 use tenantry_tests::logins::LoginRole;
 
 /// Every migration's rendered `up` is non-empty, and together they contain the statements that
-/// make tenancy safe: NOT VALID constraints (m0003), their validation (m0005), forced row level
+/// make tenancy safe: NOT VALID constraints and their validation (m0005), forced row level
 /// security and policies (m0006).
 #[test]
 fn every_plan_renders_its_sql() {
@@ -25,9 +25,14 @@ fn every_plan_renders_its_sql() {
         );
         let text = up.join("\n");
         let expect: &[&str] = match m.name() {
-            "m0003_tenant_columns" => &["NOT VALID", "ADD COLUMN"],
+            "m0003_tenant_columns" => &["ADD COLUMN", "SET DEFAULT"],
             "m0004_backfill" => &["-- backfill public.projects.tenant_id", "UPDATE"],
-            "m0005_enforce_tenancy" => &["VALIDATE CONSTRAINT", "SET NOT NULL", "CONCURRENTLY"],
+            "m0005_enforce_tenancy" => &[
+                "NOT VALID",
+                "VALIDATE CONSTRAINT",
+                "SET NOT NULL",
+                "CONCURRENTLY",
+            ],
             "m0006_security" => &[
                 "CREATE POLICY",
                 "FORCE ROW LEVEL SECURITY",
