@@ -1210,6 +1210,74 @@ async fn usage_of_an_api_key_carries_the_key_and_counts_per_key() -> Result<()> 
 }
 
 #[tokio::test]
+async fn usage_batches_are_for_background_work_and_stay_in_the_tenant() -> Result<()> {
+    let f = fixture(2).await?;
+    let (a, b) = (&f.tenants[0], &f.tenants[1]);
+    let mut keys = Vec::new();
+    for t in [a, b] {
+        let tx = f.tenantry.begin(&t.ctx).await?;
+        let issued = api_keys::issue(
+            &tx,
+            NewApiKey {
+                name: "metered".into(),
+                scopes: vec![],
+                expires_at: None,
+                rate_limit_per_minute: None,
+                monthly_quota: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        keys.push(issued.key.id);
+    }
+    let batch = |key: Uuid, n: usize| -> Vec<usage::MeteredEvent> {
+        (0..n)
+            .map(|_| usage::MeteredEvent {
+                api_key_id: Some(key),
+                input: event("request", 1),
+            })
+            .collect()
+    };
+    let count = "SELECT count(*) FROM tenancy.usage_events WHERE tenant_id = $1";
+
+    // A request's own context may not attribute events to keys.
+    let tx = f.tenantry.begin(&a.ctx).await?;
+    assert!(matches!(
+        usage::record_batch(&tx, batch(keys[0], 2)).await,
+        Err(ServiceError::Forbidden(_))
+    ));
+    tx.rollback().await?;
+
+    // The meter's job context writes a batch in one statement per chunk, all for its tenant.
+    let job = a.ctx.for_job("usage.meter");
+    let tx = f.tenantry.begin(&job).await?;
+    ensure!(usage::record_batch(&tx, batch(keys[0], 3)).await? == 3);
+    tx.commit().await?;
+    ensure!(scalar_i64(&f.su, count, vec![a.id.into()]).await? == 3);
+
+    // A key of another tenant is refused by the database, and nothing of the batch is written.
+    let tx = f.tenantry.begin(&job).await?;
+    let mut mixed = batch(keys[0], 1);
+    mixed.extend(batch(keys[1], 1));
+    assert!(usage::record_batch(&tx, mixed).await.is_err());
+    tx.rollback().await?;
+    ensure!(scalar_i64(&f.su, count, vec![a.id.into()]).await? == 3);
+    ensure!(scalar_i64(&f.su, count, vec![b.id.into()]).await? == 0);
+
+    // One invalid event refuses the whole batch before anything is written.
+    let tx = f.tenantry.begin(&job).await?;
+    let mut bad = batch(keys[0], 2);
+    bad[1].input.quantity = -1;
+    assert!(matches!(
+        usage::record_batch(&tx, bad).await,
+        Err(ServiceError::InvalidInput { .. })
+    ));
+    tx.rollback().await?;
+    ensure!(scalar_i64(&f.su, count, vec![a.id.into()]).await? == 3);
+    Ok(())
+}
+
+#[tokio::test]
 async fn usage_input_is_validated_field_by_field() -> Result<()> {
     let f = fixture(1).await?;
     let a = &f.tenants[0];

@@ -57,7 +57,9 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
             read.push(r);
         }
     }
-    let bad = format!("{}0", &secret[..secret.len() - 1]);
+    // The same key with its last hex digit changed (never to itself).
+    let last = if secret.ends_with('0') { '1' } else { '0' };
+    let bad = format!("{}{last}", &secret[..secret.len() - 1]);
     let mut rejected = Vec::with_capacity(n / 4);
     for _ in 0..(n / 4).max(5) {
         let t = Instant::now();

@@ -173,6 +173,31 @@ async fn service_insert(tenantry: &Tenantry, ctx: &TenantContext, i: u64) -> any
     Ok(())
 }
 
+/// What ours is compared with.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Baseline {
+    /// Plain SeaORM without a transaction, on a superuser pool.
+    Plain,
+    /// The same tenant transaction written by hand with sqlx, on the app login.
+    ByHand,
+}
+
+impl Baseline {
+    fn side(self) -> &'static str {
+        match self {
+            Baseline::Plain => "baseline",
+            Baseline::ByHand => "by hand",
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Baseline::Plain => "",
+            Baseline::ByHand => ": vs the same transaction by hand (sqlx)",
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Op {
     Read,
@@ -247,112 +272,71 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
 
     let round = Duration::from_secs_f64(p.seconds / ROUNDS as f64);
     let max_ops = 5_000_000;
-    for op in [Op::Read, Op::Insert] {
-        for &c in &p.concurrency {
-            tracing::info!(concurrency = c, read = (op == Op::Read), "scenario 2");
-            let t = tenantry.clone();
-            let x = ctxs.clone();
-            let ours = move |task: usize, i: u64| {
-                let t = t.clone();
-                let ctx = x[(task * 7 + i as usize) % x.len()].clone();
-                async move {
-                    match op {
-                        Op::Read => service_read(&t, &ctx).await.map(|_| ()),
-                        Op::Insert => service_insert(&t, &ctx, i).await,
-                    }
-                }
-            };
-            let db = plain.clone();
-            let ts = tenants.clone();
-            let base = move |task: usize, i: u64| {
-                let db = db.clone();
-                let tenant = ts[(task * 7 + i as usize) % ts.len()];
-                async move {
-                    match op {
-                        Op::Read => plain_read(&db, tenant).await.map(|_| ()),
-                        Op::Insert => plain_insert(&db, tenant, i).await,
-                    }
-                }
-            };
-            // Warm both pools to `c` connections.
-            let warm = Duration::from_secs_f64((p.seconds / 8.0).min(0.5));
-            closed_loop(c, warm, max_ops, base.clone()).await;
-            closed_loop(c, warm, max_ops, ours.clone()).await;
-            let (b, o) = alternate(c, round, ROUNDS, max_ops, base, ours).await;
-            check_errors(&mut sc, &b, "baseline");
-            check_errors(&mut sc, &o, "ours");
-            let what = match op {
-                Op::Read => "read: list 50 most recent",
-                Op::Insert => "insert one project",
-            };
-            sc.rows.push(
-                Row::throughput(
-                    format!("{what}, {c} task(s)"),
-                    o.rate(),
-                    &o.stat(),
-                    b.rate(),
-                    &b.stat(),
-                )
-                .target_ratio(Cmp::Ge, 0.85),
-            );
-        }
-    }
-
     // The second baseline: the same tenant transaction written by hand with sqlx.
     let hand = hand_pool(&fx.db.url(LoginRole::App), p.pool).await?;
-    for op in [Op::Read, Op::Insert] {
-        for &c in &p.concurrency {
-            tracing::info!(
-                concurrency = c,
-                read = (op == Op::Read),
-                "scenario 2: by hand"
-            );
-            let t = tenantry.clone();
-            let x = ctxs.clone();
-            let ours = move |task: usize, i: u64| {
-                let t = t.clone();
-                let ctx = x[(task * 7 + i as usize) % x.len()].clone();
-                async move {
-                    match op {
-                        Op::Read => service_read(&t, &ctx).await.map(|_| ()),
-                        Op::Insert => service_insert(&t, &ctx, i).await,
+    for baseline in [Baseline::Plain, Baseline::ByHand] {
+        for op in [Op::Read, Op::Insert] {
+            for &c in &p.concurrency {
+                tracing::info!(
+                    concurrency = c,
+                    read = (op == Op::Read),
+                    ?baseline,
+                    "scenario 2"
+                );
+                let t = tenantry.clone();
+                let x = ctxs.clone();
+                let ours = move |task: usize, i: u64| {
+                    let t = t.clone();
+                    let ctx = x[(task * 7 + i as usize) % x.len()].clone();
+                    async move {
+                        match op {
+                            Op::Read => service_read(&t, &ctx).await.map(|_| ()),
+                            Op::Insert => service_insert(&t, &ctx, i).await,
+                        }
                     }
-                }
-            };
-            let pool = hand.clone();
-            let ts = tenants.clone();
-            let by_hand = move |task: usize, i: u64| {
-                let pool = pool.clone();
-                let tenant = ts[(task * 7 + i as usize) % ts.len()];
-                async move {
-                    match op {
-                        Op::Read => hand_read(&pool, tenant).await.map(|_| ()),
-                        Op::Insert => hand_insert(&pool, tenant, i).await,
+                };
+                let (db, pool, ts) = (plain.clone(), hand.clone(), tenants.clone());
+                let base = move |task: usize, i: u64| {
+                    let (db, pool) = (db.clone(), pool.clone());
+                    let tenant = ts[(task * 7 + i as usize) % ts.len()];
+                    async move {
+                        match (baseline, op) {
+                            (Baseline::Plain, Op::Read) => {
+                                plain_read(&db, tenant).await.map(|_| ())
+                            }
+                            (Baseline::Plain, Op::Insert) => plain_insert(&db, tenant, i).await,
+                            (Baseline::ByHand, Op::Read) => {
+                                hand_read(&pool, tenant).await.map(|_| ())
+                            }
+                            (Baseline::ByHand, Op::Insert) => hand_insert(&pool, tenant, i).await,
+                        }
                     }
-                }
-            };
-            let warm = Duration::from_secs_f64((p.seconds / 8.0).min(0.5));
-            closed_loop(c, warm, max_ops, by_hand.clone()).await;
-            let (b, o) = alternate(c, round, ROUNDS, max_ops, by_hand, ours).await;
-            check_errors(&mut sc, &b, "by hand");
-            check_errors(&mut sc, &o, "ours");
-            let what = match op {
-                Op::Read => "read",
-                Op::Insert => "insert",
-            };
-            sc.rows.push(
-                Row::throughput(
-                    format!("{what}, {c} task(s): ours vs the same transaction by hand (sqlx)"),
+                };
+                // Warm both pools to `c` connections.
+                let warm = Duration::from_secs_f64((p.seconds / 8.0).min(0.5));
+                closed_loop(c, warm, max_ops, base.clone()).await;
+                closed_loop(c, warm, max_ops, ours.clone()).await;
+                let (b, o) = alternate(c, round, ROUNDS, max_ops, base, ours).await;
+                check_errors(&mut sc, &b, baseline.side());
+                check_errors(&mut sc, &o, "ours");
+                let what = match op {
+                    Op::Read => "read: list 50 most recent",
+                    Op::Insert => "insert one project",
+                };
+                let row = Row::throughput(
+                    format!("{what}, {c} task(s){}", baseline.suffix()),
                     o.rate(),
                     &o.stat(),
                     b.rate(),
                     &b.stat(),
-                )
-                .target_ratio(Cmp::Ge, 0.95)
-                .note(
-                    "baseline: BEGIN; SET LOCAL; the statement; COMMIT with sqlx on the app login",
-                ),
-            );
+                );
+                sc.rows.push(match baseline {
+                    Baseline::Plain => row.target_ratio(Cmp::Ge, 0.85),
+                    Baseline::ByHand => row.target_ratio(Cmp::Ge, 0.95).note(
+                        "baseline: BEGIN; SET LOCAL; the statement; COMMIT with sqlx on the app login",
+                    ),
+                });
+            }
         }
     }
     hand.close().await;
