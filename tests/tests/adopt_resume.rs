@@ -145,15 +145,28 @@ async fn a_migrator_killed_during_the_backfill_resumes_on_rerun() -> anyhow::Res
         .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
     let mut seen = false;
     for line in std::io::BufReader::new(stdout).lines() {
-        if line?.contains("backfilling") {
-            // The first table's backfill has started: kill -9, mid-adoption.
+        let line = line?;
+        if line.contains("backfilling") && line.contains("seed001.uploads") {
             seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the migrator never reported the backfill of uploads");
+    // Synchronise on observed progress: kill -9 once the first batches are committed.
+    let mut assigned = 0;
+    while child.try_wait()?.is_none() {
+        assigned = count(&su, "SELECT count(tenant_id) FROM seed001.uploads").await?;
+        if assigned > 0 {
             break;
         }
     }
     child.kill()?;
     child.wait()?;
-    assert!(seen, "the migrator never reported a backfill");
+    let at_kill = count(&su, "SELECT count(tenant_id) FROM seed001.uploads").await?;
+    assert!(
+        assigned > 0 && at_kill < 20_003,
+        "not killed mid-backfill ({at_kill} of 20003 assigned)"
+    );
     let rerun = common::run_cli(&db.url(LoginRole::Owner), &args)?;
     assert!(
         rerun.success,
