@@ -110,8 +110,21 @@ async fn every_blocker_is_reported_refused_and_changes_nothing() -> anyhow::Resu
             fixed.blockers
         );
     }
+    // Phase 2 before phase 1 is refused too, with nothing changed.
+    let plan = adoption::plan(&owner, &Adoption::new("b_nokey")).await?;
+    let err = record::apply(&SchemaManager::new(&owner), &plan, Phase::Enforce)
+        .await
+        .expect_err("phase 2 ran without phase 1");
+    assert!(err.to_string().contains("needs phase 1"), "{err}");
     // Nothing was recorded either.
-    assert!(record::list(&owner).await?.is_empty());
+    assert_eq!(
+        count(
+            &su,
+            "SELECT count(*) FROM pg_class WHERE relname = 'adoptions'"
+        )
+        .await?,
+        0
+    );
     assert_eq!(tenant_columns(&su, "b_nokey").await?, 0);
     owner.close().await?;
     su.close().await?;

@@ -3,6 +3,9 @@
 //! rerun: no row lost or changed, and every row's tenant is the one its rule gives, for the
 //! default-tenant rule (seed 001) and the tenant-root rule (seed 003, inherited through FKs).
 //!
+//! The same through the CLI with `kill -9`: the migrator is killed as soon as it reports the
+//! backfill of the large table started; a rerun finishes with every row intact and assigned.
+//!
 //! Alone in its binary: it sets the process-wide hook and `TENANTRY_BACKFILL_BATCH`.
 
 mod adopt_support;
@@ -20,6 +23,9 @@ use migration::backfill::INTERRUPT_AFTER_BATCHES;
 use sea_orm_migration::SchemaManager;
 use tenantry_tests::logins::LoginRole;
 
+/// The two tests run one at a time: one sets the process environment, the other spawns.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Plans and applies `declaration` as the owner on a single connection, like the CLI.
 async fn adopt(db: &tenantry_tests::TestDb, declaration: &Adoption) -> anyhow::Result<()> {
     let conn = migration::run::connect(&db.url(LoginRole::Owner)).await?;
@@ -31,6 +37,7 @@ async fn adopt(db: &tenantry_tests::TestDb, declaration: &Adoption) -> anyhow::R
 
 #[tokio::test]
 async fn an_interrupted_backfill_resumes_for_both_rules() -> anyhow::Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
     // SAFETY: set before any backfill is built, and this binary runs this one test.
     unsafe { std::env::set_var("TENANTRY_BACKFILL_BATCH", "100") };
 
@@ -110,6 +117,87 @@ async fn an_interrupted_backfill_resumes_for_both_rules() -> anyhow::Result<()> 
         .await?,
         2
     );
+    su.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_migrator_killed_during_the_backfill_resumes_on_rerun() -> anyhow::Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
+    use std::io::BufRead;
+    let more = "INSERT INTO seed001.uploads (user_id, filename) SELECT 1 + g % 3, 'bulk-' || g FROM generate_series(1, 20000) g;";
+    let db = fixture(SEED001, &format!("{SEED001_DATA}{more}")).await?;
+    let su = db.connect_superuser().await?;
+    let before = checksums(&su, &SEED001_TABLES).await?;
+    let args = ["adopt", "--schema", "seed001", "--global", "countries"];
+    let mut child = std::process::Command::new(common::migration_binary()?)
+        .args(args)
+        .env("DATABASE_URL", db.url(LoginRole::Owner))
+        .env("TENANTRY_BACKFILL_BATCH", "100")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut seen = false;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line?;
+        if line.contains("backfilling") && line.contains("seed001.uploads") {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the migrator never reported the backfill of uploads");
+    // Synchronise on observed progress: kill -9 once the first batches are committed.
+    let mut assigned = 0;
+    while child.try_wait()?.is_none() {
+        assigned = count(&su, "SELECT count(tenant_id) FROM seed001.uploads").await?;
+        if assigned > 0 {
+            break;
+        }
+    }
+    child.kill()?;
+    child.wait()?;
+    let at_kill = count(&su, "SELECT count(tenant_id) FROM seed001.uploads").await?;
+    assert!(
+        assigned > 0 && at_kill < 20_003,
+        "not killed mid-backfill ({at_kill} of 20003 assigned)"
+    );
+    let rerun = common::run_cli(&db.url(LoginRole::Owner), &args)?;
+    assert!(
+        rerun.success,
+        "rerun after kill -9 failed: {}",
+        rerun.stderr
+    );
+    assert_eq!(
+        checksums(&su, &SEED001_TABLES).await?,
+        before,
+        "a row changed"
+    );
+    for (table, _) in &SEED001_TABLES[1..] {
+        let wrong = count(
+            &su,
+            &format!(
+                "SELECT count(*) FROM {table} WHERE tenant_id IS DISTINCT FROM '{DEFAULT_TENANT}'"
+            ),
+        )
+        .await?;
+        assert_eq!(
+            wrong, 0,
+            "{table}: rows outside the default tenant after the rerun"
+        );
+    }
+    let owner = db.connect(LoginRole::Owner, 1).await?;
+    let audit = migration::audit::audit_default(&owner).await?;
+    assert!(
+        audit.passed(),
+        "catalog audit after the resumed adoption:\n{audit}"
+    );
+    owner.close().await?;
     su.close().await?;
     Ok(())
 }

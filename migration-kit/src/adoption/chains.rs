@@ -224,3 +224,93 @@ pub async fn disagreements<C: ConnectionTrait>(
         .and_where(ka.ne(kb));
     count(db, &q).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fk(table: &str, column: &str, parent: &str) -> CatForeignKey {
+        CatForeignKey {
+            name: format!("{table}_{column}_fkey"),
+            schema: "s".into(),
+            table: table.into(),
+            columns: vec![column.into()],
+            ref_schema: "s".into(),
+            ref_table: parent.into(),
+            ref_columns: vec!["id".into()],
+            on_delete: "a".into(),
+        }
+    }
+
+    fn adopted(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn follows_the_shortest_path_parents_first_and_keeps_the_other_for_checking() {
+        let fks = [
+            fk("projects", "org_id", "orgs"),
+            fk("workflows", "project_id", "projects"),
+            fk("workflows", "org_id", "orgs"),
+            fk("steps", "workflow_id", "workflows"),
+        ];
+        let tree = tree(
+            "s",
+            &adopted(&["orgs", "projects", "workflows", "steps", "notes"]),
+            "orgs",
+            &fks,
+            &[],
+        );
+        assert_eq!(tree.chosen["workflows"].fk.columns, ["org_id"]);
+        assert_eq!(tree.alternatives["workflows"][0].columns, ["project_id"]);
+        let pos = |t: &str| tree.order.iter().position(|o| o == t);
+        assert!(pos("projects") < pos("steps") && pos("workflows") < pos("steps"));
+        assert_eq!(tree.unconnected, ["notes"]);
+        assert!(tree.problems.is_empty());
+    }
+
+    #[test]
+    fn a_tenant_path_overrides_and_an_unknown_one_is_a_problem() {
+        let fks = [
+            fk("projects", "org_id", "orgs"),
+            fk("workflows", "project_id", "projects"),
+            fk("workflows", "org_id", "orgs"),
+        ];
+        let all = adopted(&["orgs", "projects", "workflows"]);
+        let picked = tree(
+            "s",
+            &all,
+            "orgs",
+            &fks,
+            &[("workflows".into(), "project_id".into())],
+        );
+        assert_eq!(picked.chosen["workflows"].fk.columns, ["project_id"]);
+        assert_eq!(
+            picked.order.iter().position(|t| t == "projects"),
+            Some(0),
+            "the chosen parent comes first"
+        );
+        let unknown = tree(
+            "s",
+            &all,
+            "orgs",
+            &fks,
+            &[("workflows".into(), "state".into())],
+        );
+        assert!(unknown.problems[0].contains("--tenant-path workflows.state"));
+    }
+
+    #[test]
+    fn foreign_keys_to_tables_outside_the_adoption_are_not_paths() {
+        let fks = [
+            fk("projects", "org_id", "orgs"),
+            fk("projects", "country_id", "countries"),
+        ];
+        let tree = tree("s", &adopted(&["orgs", "projects"]), "orgs", &fks, &[]);
+        assert!(
+            !tree.alternatives["projects"]
+                .iter()
+                .any(|f| f.ref_table == "countries")
+        );
+    }
+}

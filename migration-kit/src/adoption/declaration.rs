@@ -132,3 +132,23 @@ impl Adoption {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_declaration_round_trips_as_rust_source() {
+        let adoption = Adoption::new("shop")
+            .global(&["countries"])
+            .tenant_root("stores", "name")
+            .tenant_path("orders", "store_id")
+            .orphans_to_default();
+        assert_eq!(
+            adoption.to_rust(),
+            "Adoption::new(\"shop\")\n        .global(&[\"countries\"])\n        .tenant_root(\"stores\", \"name\")\n        .tenant_path(\"orders\", \"store_id\")\n        .orphans_to_default()"
+        );
+        assert_eq!(Adoption::new("shop").to_rust(), "Adoption::new(\"shop\")");
+        assert_eq!(adoption.record_name(), "adopt_shop");
+    }
+}

@@ -116,9 +116,18 @@ pub async fn apply(
     let Some(adoption) = &plan.adoption else {
         return Ok(());
     };
-    ensure_table(db).await?;
     let name = adoption.record_name();
     let existing = list(db).await?.into_iter().find(|r| r.name == name);
+    if phase == Phase::Enforce
+        && !existing
+            .as_ref()
+            .is_some_and(|r| r.phase == "columns" || r.phase == "all" || r.phase == "applying-all")
+    {
+        return Err(AdoptionError::Blocked(vec![format!(
+            "phase 2 of {name} needs phase 1 (columns and backfill) completed first: run `adopt ... --phase 1`"
+        )]));
+    }
+    ensure_table(db).await?;
     // Down statements of the phases not yet recorded go first: down runs phase 2's undo, then
     // phase 1's. A resumed phase keeps the statements recorded when it first started (the
     // catalog it was planned from then still held the legacy keys).
