@@ -16,11 +16,13 @@ use crate::backfill::{Backfill, KeyType, ParentValue};
 use crate::ddl::{ColumnAlter, ConstraintAdd, ConstraintDrop, ConstraintKind, ViewSecurityInvoker};
 use crate::dsl::{Grant, GrantObject, Privilege, RowLevelSecurity};
 use crate::guards::Guard;
-use crate::names::{APP_ROLE, DEFAULT_TENANT_ID, SUPERADMIN_ROLE, TENANCY_SCHEMA, TENANT_COLUMN};
+use crate::names::{
+    APP_ROLE, DEFAULT_TENANT_ID, LEGACY_ROLE, SUPERADMIN_ROLE, TENANCY_SCHEMA, TENANT_COLUMN,
+};
 use crate::plan::{MigrationPlan, SqlStep, pg};
 use crate::probes;
 use crate::tables::t;
-use crate::tenant_table::{TenantTable, default_tenant};
+use crate::tenant_table::{TenantTable, current_tenant_id, default_tenant};
 
 /// One table's part of the plan, for the report.
 #[derive(Debug, Clone, Default)]
@@ -885,7 +887,26 @@ fn build_phase2(
     let mut plan = MigrationPlan::new();
     plan.guard(Guard::no_long_transactions());
     for table in tables {
-        plan.extend(TenantTable::new(schema, &table.name).enforce_column_plan());
+        let tt = TenantTable::new(schema, &table.name);
+        plan.extend(tt.enforce_column_plan());
+        // The unchanged application inserts without naming tenant_id through the legacy role:
+        // `row_tenant_id()` gives it the default tenant and everyone else the current one.
+        let to_row =
+            ColumnAlter::set_default(schema, &table.name, TENANT_COLUMN, tt.tenant_default());
+        let to_current =
+            ColumnAlter::set_default(schema, &table.name, TENANT_COLUMN, current_tenant_id());
+        plan.step(
+            format!(
+                "{schema}.{}: a legacy login's rows default to the default tenant",
+                table.name
+            ),
+            &to_row,
+            &to_current,
+        );
+        plan.lint_ignore(
+            &["prefer-robust-stmts"],
+            "SET DEFAULT is idempotent: a rerun sets the same default",
+        );
     }
     let inner: Vec<&CatForeignKey> = cat
         .foreign_keys
@@ -1112,10 +1133,11 @@ fn build_phase2(
             });
         }
     }
-    // The app and superadmin roles reach the schema, and the sequences of serial keys.
+    // The app, superadmin and legacy roles reach the schema, and the sequences of serial keys
+    // (the unchanged application keeps inserting through the legacy role).
     let mut access = MigrationPlan::new();
     if !cat.app_has_usage {
-        for role in [APP_ROLE, SUPERADMIN_ROLE] {
+        for role in [APP_ROLE, SUPERADMIN_ROLE, LEGACY_ROLE] {
             let usage = Grant::privileges([Privilege::Usage])
                 .on(GrantObject::schema(Alias::new(schema)))
                 .to(role)
@@ -1128,7 +1150,7 @@ fn build_phase2(
         }
     }
     for (table, sequence) in cat.sequences.iter().filter(|(t, _)| adopted.contains(t)) {
-        for role in [APP_ROLE, SUPERADMIN_ROLE] {
+        for role in [APP_ROLE, SUPERADMIN_ROLE, LEGACY_ROLE] {
             let usage = Grant::privileges([Privilege::Usage])
                 .on(GrantObject::sequence(t(schema, Alias::new(sequence))))
                 .to(role)
