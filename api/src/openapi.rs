@@ -103,7 +103,9 @@ fn kinds_for(access: Access, verb: Verb) -> Vec<ProblemKind> {
         kinds.extend([PayloadTooLarge, UnsupportedMediaType, ValidationFailed]);
     }
     match access {
-        Access::Public => {}
+        // The per-address limit, and `/readyz` or a sign-in finding no database or no password
+        // worker.
+        Access::Public => kinds.extend([RateLimited, Unavailable]),
         Access::Tenant => kinds.extend([
             Unauthenticated,
             Forbidden,
@@ -167,7 +169,11 @@ impl Modify for SharedErrors {
             let Some(op) = operation_mut(item, route.verb) else {
                 continue;
             };
+            let exempt = crate::auth::rate_limit::ADDRESS_LIMIT_EXEMPT.contains(&route.path);
             for kind in kinds_for(route.access, route.verb) {
+                if exempt && kind == ProblemKind::RateLimited {
+                    continue;
+                }
                 let status = kind.status().as_u16().to_string();
                 op.responses.responses.entry(status).or_insert_with(|| {
                     RefOr::Ref(Ref::from_response_name(problem_response_name(kind)))

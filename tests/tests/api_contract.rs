@@ -5,7 +5,7 @@
 //! authentication ignored. `/admin` is left out: it needs the superadmin token, and its
 //! operations (suspend, offboard) would end the run's own tenant.
 //!
-//! The run is bounded (`SCHEMATHESIS_MAX_EXAMPLES` per operation, default 25; a fixed seed, so a
+//! The run is bounded (`SCHEMATHESIS_MAX_EXAMPLES` per operation, default 15; a fixed seed, so a
 //! failure reproduces). Without schemathesis the test fails and says how to install it.
 
 mod api_support;
@@ -43,7 +43,7 @@ async fn schemathesis_finds_nothing() -> Result<()> {
             json!({ "name": "schemathesis", "scopes": ["admin"] }),
         )
         .await?;
-    let examples = std::env::var("SCHEMATHESIS_MAX_EXAMPLES").unwrap_or_else(|_| "25".into());
+    let examples = std::env::var("SCHEMATHESIS_MAX_EXAMPLES").unwrap_or_else(|_| "15".into());
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/schemathesis.toml");
     let output = tokio::process::Command::new(&program)
         .args(["--config-file", config])
