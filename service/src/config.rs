@@ -27,6 +27,10 @@ pub struct TenantryConfig {
     /// [`TenantryConfig::new`]): how long a successful API-key authentication is cached at
     /// most. Changes end it at once through `LISTEN tenantry_auth` ([`crate::auth_cache`]).
     pub auth_cache_ttl: Option<Duration>,
+    /// `TENANTRY_AUTH_LISTEN_DATABASE_URL` (default: the app URL): where the cache's listener
+    /// connects. Point it at PostgreSQL itself when the app URL goes through PgBouncer in
+    /// transaction mode, where `LISTEN` does not work.
+    pub auth_listen_url: Option<String>,
 }
 
 impl TenantryConfig {
@@ -41,6 +45,7 @@ impl TenantryConfig {
             statement_timeout: Duration::from_millis(30_000),
             last_used_interval: Duration::from_secs(60),
             auth_cache_ttl: None,
+            auth_listen_url: None,
         }
     }
 
@@ -63,6 +68,9 @@ impl TenantryConfig {
             Duration::from_secs(env_num("TENANTRY_LAST_USED_INTERVAL_SECS", 60)?);
         let ttl = env_num("TENANTRY_AUTH_CACHE_SECS", 30)?;
         config.auth_cache_ttl = (ttl > 0).then(|| Duration::from_secs(ttl));
+        config.auth_listen_url = std::env::var("TENANTRY_AUTH_LISTEN_DATABASE_URL")
+            .ok()
+            .filter(|s| !s.is_empty());
         Ok(config)
     }
 

@@ -61,7 +61,8 @@ impl Tenantry {
         };
         let auth_cache = config.auth_cache_ttl.map(|ttl| {
             let cache = AuthCache::new(ttl);
-            cache.listen(config.app_url.clone(), AUTH_CHANNEL);
+            let url = config.auth_listen_url.as_ref().unwrap_or(&config.app_url);
+            cache.listen(url.clone(), AUTH_CHANNEL);
             cache
         });
         Ok(Self {

@@ -170,3 +170,37 @@ async fn one_statement_unit_of_work_costs_three_round_trips() -> Result<()> {
     svc.close().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_transaction_dropped_or_failed_leaves_a_clean_connection() -> Result<()> {
+    let env = env().await?;
+    let [a, b, _] = three_tenants(&env.svc).await?;
+    project(&env.svc, &a.ctx, "a's").await?;
+    let svc =
+        Tenantry::connect(TenantryConfig::new(env.db.url(LoginRole::App)).with_pool(1)).await?;
+    // Dropped without commit: rolled back before the only connection is reused.
+    {
+        let tx = svc.begin(&a.ctx).await?;
+        service_support::insert_project(&tx, "dropped").await?;
+    }
+    // A statement that fails inside a transaction, then an explicit rollback.
+    let tx = svc.begin(&a.ctx).await?;
+    ensure!(
+        tx.conn().execute_unprepared("SELECT 1 / 0").await.is_err(),
+        "division by zero fails"
+    );
+    tx.rollback().await?;
+    // The connection is clean: b's transaction sees only b's (no) rows, a sees one project.
+    let bs = svc
+        .with_tenant(&b.ctx, async |tx| tx.count::<projects::Entity>(all()).await)
+        .await?;
+    let as_ = svc
+        .with_tenant(&a.ctx, async |tx| tx.count::<projects::Entity>(all()).await)
+        .await?;
+    ensure!(
+        bs == 0 && as_ == 1,
+        "b sees {bs}, a sees {as_} (the dropped insert is gone)"
+    );
+    svc.close().await?;
+    Ok(())
+}
