@@ -41,8 +41,9 @@ async fn an_interrupted_backfill_resumes_for_both_rules() -> anyhow::Result<()> 
     // SAFETY: set before any backfill is built, and this binary runs this one test.
     unsafe { std::env::set_var("TENANTRY_BACKFILL_BATCH", "100") };
 
-    // Default tenant: 1,000 more uploads, killed after 3 batches.
-    let more = "INSERT INTO seed001.uploads (user_id, filename) SELECT 1 + g % 3, 'bulk-' || g FROM generate_series(1, 1000) g;";
+    // Default tenant: 20,000 more uploads (a batch is a range of heap pages, growing from 8),
+    // killed after 3 batches.
+    let more = "INSERT INTO seed001.uploads (user_id, filename) SELECT 1 + g % 3, 'bulk-' || g FROM generate_series(1, 20000) g;";
     let db = fixture(SEED001, &format!("{SEED001_DATA}{more}")).await?;
     let su = db.connect_superuser().await?;
     let before = checksums(&su, &SEED001_TABLES).await?;
@@ -58,7 +59,7 @@ async fn an_interrupted_backfill_resumes_for_both_rules() -> anyhow::Result<()> 
     );
     let filled = count(&su, "SELECT count(tenant_id) FROM seed001.uploads").await?;
     assert!(
-        (300..1003).contains(&filled),
+        (1..20003).contains(&filled),
         "{filled} uploads filled when interrupted"
     );
     adopt(&db, &declaration).await?;
@@ -75,11 +76,11 @@ async fn an_interrupted_backfill_resumes_for_both_rules() -> anyhow::Result<()> 
     assert_eq!(wrong, 0);
     su.close().await?;
 
-    // Tenant root: 600 more knowledge-base rows under both organizations, killed after 2 batches
+    // Tenant root: 20,000 more knowledge-base rows under both organizations, killed after 2 batches
     // of the inheritance.
     let more = "INSERT INTO seed003.knowledge_base (project_id, slug) SELECT \
                 (ARRAY['b0000000-0000-0000-0000-000000000001', 'b0000000-0000-0000-0000-000000000003'])[1 + g % 2]::uuid, \
-                'bulk-' || g FROM generate_series(1, 600) g;";
+                'bulk-' || g FROM generate_series(1, 20000) g;";
     let db = fixture(SEED003, &format!("{SEED003_DATA}{more}")).await?;
     let su = db.connect_superuser().await?;
     let before = checksums(&su, &SEED003_TABLES).await?;
