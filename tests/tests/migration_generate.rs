@@ -66,9 +66,19 @@ fn scratch_workspace(dir: &Path) -> anyhow::Result<PathBuf> {
                 l
             }
         })
-        // Path dependencies of the other members do not exist in the copy.
-        .filter(|l| !l.contains("{ path = "))
-        .map(|l| format!("{l}\n"))
+        // Path dependencies of the other members do not exist in the copy; the kit is used where
+        // it is (outside the copy, so it is not a member whose artifacts the copy would share).
+        .filter(|l| !l.contains("{ path = ") || l.starts_with("migration-kit "))
+        .map(|l| {
+            if l.starts_with("migration-kit ") {
+                format!(
+                    "migration-kit = {{ path = {:?} }}\n",
+                    root.join("migration-kit").display().to_string()
+                )
+            } else {
+                format!("{l}\n")
+            }
+        })
         .collect();
     std::fs::write(dir.join("Cargo.toml"), manifest)?;
     let crate_manifest = dir.join("migration/Cargo.toml");
