@@ -204,7 +204,7 @@ impl Tenantry {
             MemberRole::Member,
         );
         let written = async {
-            let tx = TenantTx::begin(&self.app, ctx).await?;
+            let tx = TenantTx::begin(&self.app_pg, ctx).await?;
             api_keys::Entity::update_many()
                 .col_expr(api_keys::Column::LastUsedAt, Expr::cust("now()"))
                 .filter(api_keys::Column::TenantId.eq(tenant_id))
@@ -252,7 +252,7 @@ impl Tenantry {
             // Read-only probe in the tenant's own context: RLS shows the membership and the
             // tenant row only there. The role is a placeholder until the membership is read.
             let probe = TenantContext::new(tenant_id, Actor::User { user_id }, MemberRole::Viewer);
-            let tx = TenantTx::begin(&self.app, probe).await?;
+            let tx = TenantTx::begin(&self.app_pg, probe).await?;
             let membership = tx
                 .select::<tenant_users::Entity>()
                 .filter(tenant_users::Column::UserId.eq(user_id))

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 use tracing::Instrument;
 
 use crate::ServiceError;
@@ -18,6 +18,8 @@ use crate::tx::TenantTx;
 #[derive(Clone)]
 pub struct Tenantry {
     pub(crate) app: DatabaseConnection,
+    /// The same pool as sqlx sees it: tenant transactions open on it in one message.
+    pub(crate) app_pg: sqlx::PgPool,
     pub(crate) superadmin: Option<DatabaseConnection>,
     pub(crate) config: std::sync::Arc<TenantryConfig>,
     pub(crate) last_used: std::sync::Arc<Mutex<HashMap<uuid::Uuid, Instant>>>,
@@ -46,12 +48,17 @@ impl Tenantry {
     /// Connects both pools.
     pub async fn connect(config: TenantryConfig) -> Result<Self> {
         let app = pool(&config.app_url, &config, config.pool_max).await?;
+        if app.get_database_backend() != DbBackend::Postgres {
+            return Err(ServiceError::invalid("app_url", "must be a PostgreSQL URL"));
+        }
+        let app_pg = app.get_postgres_connection_pool().clone();
         let superadmin = match &config.superadmin_url {
             Some(url) => Some(pool(url, &config, 4).await?),
             None => None,
         };
         Ok(Self {
             app,
+            app_pg,
             superadmin,
             config: std::sync::Arc::new(config),
             last_used: Default::default(),
@@ -60,7 +67,7 @@ impl Tenantry {
 
     /// Begins a tenant-bound transaction for `ctx`.
     pub async fn begin(&self, ctx: &TenantContext) -> Result<TenantTx> {
-        TenantTx::begin(&self.app, ctx.clone())
+        TenantTx::begin(&self.app_pg, ctx.clone())
             .instrument(tracing::debug_span!("tenant_tx", tenant_id = %ctx.tenant_id()))
             .await
     }
@@ -74,7 +81,7 @@ impl Tenantry {
     ) -> Result<T> {
         let span = tracing::info_span!("tenant", tenant_id = %ctx.tenant_id());
         async {
-            let tx = TenantTx::begin(&self.app, ctx.clone()).await?;
+            let tx = TenantTx::begin(&self.app_pg, ctx.clone()).await?;
             let out = work(&tx).await;
             match out {
                 Ok(value) => {

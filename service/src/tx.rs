@@ -1,23 +1,24 @@
 //! Tenant-bound transactions and scoped CRUD for any [`TenantScoped`] entity.
 //!
-//! Every statement of the app path runs inside a [`TenantTx`]: a transaction that first sets
-//! `tenantry.tenant_id` (and `tenantry.user_id`) with `SET LOCAL`, in one message rendered from
-//! typed `Uuid`s. Each scoped operation also carries `tenant_id` in its own WHERE clause, so
+//! Every statement of the app path runs inside a [`TenantTx`]: a transaction opened by one
+//! message, `BEGIN` followed by `SET LOCAL tenantry.tenant_id` (and `tenantry.user_id`) rendered
+//! from typed `Uuid`s ([`crate::tenant_conn`]), so a one-statement unit of work costs three
+//! round trips: the begin with its context, the statement, `COMMIT`. Each scoped operation also carries `tenant_id` in its own WHERE clause, so
 //! the application filter and row level security each hold on their own.
 
 use entity::TenantScoped;
 use sea_orm::IdenStatic;
 use sea_orm::sea_query::{IntoCondition, Value};
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseConnection, DatabaseTransaction, DeleteMany, EntityTrait, IntoActiveModel, Iterable,
-    Order, PaginatorTrait, PrimaryKeyToColumn, QueryFilter, QueryOrder, QuerySelect, Select,
-    TransactionTrait, UpdateMany,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, Condition, DeleteMany, EntityTrait,
+    IntoActiveModel, Iterable, Order, PaginatorTrait, PrimaryKeyToColumn, QueryFilter, QueryOrder,
+    QuerySelect, Select, UpdateMany,
 };
 use uuid::Uuid;
 
 use crate::context::TenantContext;
 use crate::error::{Result, ServiceError};
+use crate::tenant_conn::TenantConn;
 
 /// The largest page a list returns.
 pub const MAX_PAGE: u64 = 1000;
@@ -42,11 +43,11 @@ impl Default for Page {
 
 /// A transaction bound to one tenant. Dropped without [`TenantTx::commit`], it rolls back.
 pub struct TenantTx {
-    txn: DatabaseTransaction,
+    txn: TenantConn,
     ctx: TenantContext,
 }
 
-/// The `SET LOCAL` message for a context. Only typed `Uuid`s are rendered, and a `Uuid` can
+/// The `SET LOCAL` statements for a context. Only typed `Uuid`s are rendered, and a `Uuid` can
 /// only print as hex digits and dashes, so the literal is always safe. `SET LOCAL` (rather than
 /// `set_config(..., true)`) is also the form Citus propagates to worker nodes.
 pub fn set_local_sql(ctx: &TenantContext) -> String {
@@ -57,11 +58,16 @@ pub fn set_local_sql(ctx: &TenantContext) -> String {
     sql
 }
 
+/// The one message that opens a tenant-bound transaction: `BEGIN; SET LOCAL ...`.
+pub fn begin_sql(ctx: &TenantContext) -> String {
+    format!("BEGIN; {}", set_local_sql(ctx))
+}
+
 impl TenantTx {
-    /// Begins a transaction on `pool` and sets the context; if setting it fails, nothing runs.
-    pub(crate) async fn begin(pool: &DatabaseConnection, ctx: TenantContext) -> Result<Self> {
-        let txn = pool.begin().await?;
-        txn.execute_unprepared(&set_local_sql(&ctx)).await?;
+    /// Begins a transaction on `pool` with the context set, in one message; if setting it
+    /// fails, there is no transaction and nothing runs.
+    pub(crate) async fn begin(pool: &sqlx::PgPool, ctx: TenantContext) -> Result<Self> {
+        let txn = TenantConn::begin(pool, begin_sql(&ctx)).await?;
         Ok(Self { txn, ctx })
     }
 
@@ -77,7 +83,7 @@ impl TenantTx {
 
     /// The underlying transaction, for raw SQL and SeaORM queries. Row level security still
     /// applies: this is the only way to reach the app pool, and it is tenant-bound.
-    pub fn conn(&self) -> &DatabaseTransaction {
+    pub fn conn(&self) -> &TenantConn {
         &self.txn
     }
 

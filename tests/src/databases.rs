@@ -61,6 +61,11 @@ impl TestDb {
         self.url_for(BOOTSTRAP_SUPERUSER)
     }
 
+    /// The cluster's TCP port on 127.0.0.1 (for a proxy in front of it).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     fn url_for(&self, login: &str) -> String {
         format!("postgres://{login}@127.0.0.1:{}/{}", self.port, self.name)
     }

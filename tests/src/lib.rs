@@ -11,6 +11,7 @@ pub mod databases;
 pub mod isolation;
 pub mod logins;
 pub mod os_user;
+pub mod proxy;
 
 pub use cluster::{Cluster, Lifetime};
 pub use databases::{TestDb, empty_db, migrated_db, shared_cluster};

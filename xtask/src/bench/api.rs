@@ -27,10 +27,10 @@ use uuid::Uuid;
 
 use super::Params;
 use super::load::{alternate, closed_loop};
-use super::proxy::RoundTripProxy;
 use super::report::{Cmp, Row, Scenario};
 use super::service_tx::contexts;
 use super::setup::{Fixture, rows};
+use tenantry_tests::proxy::RoundTripProxy;
 
 /// Alternating rounds per side and cell (the order flips every round).
 const ROUNDS: usize = 4;

@@ -7,11 +7,11 @@ use service::{NewApiKey, Tenantry, TenantryConfig};
 use tenantry_tests::logins::LoginRole;
 
 use super::Params;
-use super::proxy::RoundTripProxy;
 use super::report::{Row, Scenario, Status};
 use super::service_tx::{contexts, service_read};
 use super::setup::Fixture;
 use super::stats::Stat;
+use tenantry_tests::proxy::RoundTripProxy;
 
 pub const TITLE: &str = "API-key authentication cost; test-isolation wall time";
 

@@ -12,7 +12,6 @@ mod api;
 mod auth;
 mod backfill;
 mod load;
-mod proxy;
 mod report;
 mod rls;
 mod service_tx;

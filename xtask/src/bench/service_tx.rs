@@ -20,10 +20,10 @@ use uuid::Uuid;
 
 use super::Params;
 use super::load::{LoadResult, alternate, closed_loop};
-use super::proxy::RoundTripProxy;
 use super::report::{Cmp, Explain, Row, Scenario};
 use super::setup::{BENCH_OWNER, Fixture, exec_text, snippet, tenant_uuid, text_lines};
 use super::stats::Stat;
+use tenantry_tests::proxy::RoundTripProxy;
 
 /// Alternating rounds per side and cell (the order flips every round).
 const ROUNDS: usize = 4;

@@ -20,7 +20,7 @@ pub struct RoundTripProxy {
 
 impl RoundTripProxy {
     /// Listens on a free port of 127.0.0.1 and forwards to `127.0.0.1:upstream_port`.
-    pub async fn start(upstream_port: u16) -> anyhow::Result<Self> {
+    pub async fn start(upstream_port: u16) -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let port = listener.local_addr()?.port();
         let ready = Arc::new(AtomicU64::new(0));
