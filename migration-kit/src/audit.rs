@@ -224,19 +224,9 @@ pub async fn audit<C: ConnectionTrait>(db: &C, app_role: &str) -> Result<Report,
     let mut report = Report::default();
     for (check, sql) in CHECKS {
         let query = format!("WITH tenant_tables AS ({TENANT_TABLES_SQL}) {sql}");
-        let stmt = Statement::from_sql_and_values(DbBackend::Postgres, query, [app_role.into()]);
-        for row in db.query_all_raw(stmt).await? {
-            report.findings.push(Finding {
-                check: (*check).to_owned(),
-                subject: row
-                    .try_get_by_index::<Option<String>>(0)?
-                    .unwrap_or_default(),
-                ok: row.try_get_by_index::<Option<bool>>(1)?.unwrap_or(false),
-                detail: row
-                    .try_get_by_index::<Option<String>>(2)?
-                    .unwrap_or_default(),
-            });
-        }
+        report
+            .findings
+            .extend(findings(db, check, query, app_role).await?);
     }
     let tables = tenant_tables(db).await?;
     if tables.is_empty() {
@@ -248,6 +238,30 @@ pub async fn audit<C: ConnectionTrait>(db: &C, app_role: &str) -> Result<Report,
         });
     }
     Ok(report)
+}
+
+/// Runs one check: `query` returns `(subject, ok, detail)` rows and may use `$1`, the app role.
+pub async fn findings<C: ConnectionTrait>(
+    db: &C,
+    check: &str,
+    query: String,
+    app_role: &str,
+) -> Result<Vec<Finding>, DbErr> {
+    let stmt = Statement::from_sql_and_values(DbBackend::Postgres, query, [app_role.into()]);
+    let mut out = Vec::new();
+    for row in db.query_all_raw(stmt).await? {
+        out.push(Finding {
+            check: check.to_owned(),
+            subject: row
+                .try_get_by_index::<Option<String>>(0)?
+                .unwrap_or_default(),
+            ok: row.try_get_by_index::<Option<bool>>(1)?.unwrap_or(false),
+            detail: row
+                .try_get_by_index::<Option<String>>(2)?
+                .unwrap_or_default(),
+        });
+    }
+    Ok(out)
 }
 
 /// Runs the audit for the standard app role.

@@ -49,6 +49,7 @@ pub struct TenantTable {
     parents: Vec<Parent>,
     unique: Vec<Vec<String>>,
     app_privileges: Vec<Privilege>,
+    app_grantee: Option<String>,
 }
 
 impl TenantTable {
@@ -67,7 +68,15 @@ impl TenantTable {
                 Privilege::Update,
                 Privilege::Delete,
             ],
+            app_grantee: None,
         }
+    }
+
+    /// Grant the app's DML to `role` instead of the app role itself (a dedicated tenant's
+    /// own role, a member of the app role, so the app role's policies still apply to it).
+    pub fn grant_app_privileges_to(mut self, role: &str) -> Self {
+        self.app_grantee = Some(role.into());
+        self
     }
 
     /// The table's own key column (default `id`).
@@ -435,12 +444,15 @@ impl TenantTable {
             Privilege::Delete,
         ];
         for (role, privileges) in [
-            (APP_ROLE, self.app_privileges.clone()),
+            (
+                self.app_grantee.as_deref().unwrap_or(APP_ROLE),
+                self.app_privileges.clone(),
+            ),
             (SUPERADMIN_ROLE, all),
         ] {
             let grant = Grant::privileges(privileges)
                 .on(GrantObject::table(table.clone()))
-                .to(role)
+                .to(Alias::new(role))
                 .to_owned();
             plan.step(
                 format!("grant DML on {}.{} to {role}", self.schema, self.table),

@@ -14,6 +14,7 @@
 pub use migration_kit::{
     audit, backfill, cli, ddl, dsl, guards, names, plan, planned, probes, tenant_table,
 };
+pub mod dedicated;
 pub mod tables;
 
 /// The runner ([`migration_kit::run`]) bound to Tenantry's [`Migrator`].
@@ -40,6 +41,7 @@ pub mod m0004_backfill;
 pub mod m0005_enforce_tenancy;
 pub mod m0006_security;
 pub mod m0007_permissions;
+pub mod m0010_dedicated_tenants;
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -83,6 +85,11 @@ pub fn planned() -> Vec<Planned> {
         Planned {
             name: "m0007_permissions",
             plan: m0007_permissions::plan,
+            transactional: true,
+        },
+        Planned {
+            name: "m0010_dedicated_tenants",
+            plan: m0010_dedicated_tenants::plan,
             transactional: true,
         },
     ]

@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use migration::cli::{Cli, CliCommand};
 use migration::run::{self, Command};
-use migration::{audit, guards, planned};
+use migration::{guards, planned};
 use sea_orm::ConnectionTrait;
 
 #[tokio::main(flavor = "current_thread")]
@@ -94,7 +94,7 @@ async fn plan(
 async fn verify(db: &sea_orm::DatabaseConnection, app_role: &str) -> anyhow::Result<()> {
     db.execute_unprepared("SET default_transaction_read_only = on")
         .await?;
-    let report = audit::audit(db, app_role).await?;
+    let report = migration::dedicated::audit::audit_all(db, app_role).await?;
     println!("{report}");
     if !report.passed() {
         bail!("verify: {} invariant(s) failed", report.failures().count());

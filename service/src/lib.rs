@@ -14,6 +14,7 @@ pub mod auth;
 pub mod background;
 pub mod config;
 pub mod context;
+pub mod dedicated;
 pub mod error;
 pub mod members;
 pub mod permissions;

@@ -58,9 +58,16 @@ pub fn set_local_sql(ctx: &TenantContext) -> String {
     sql
 }
 
-/// The one message that opens a tenant-bound transaction: `BEGIN; SET LOCAL ...`.
+/// Enters a dedicated tenant's schema (nothing for a shared tenant): `SET LOCAL ROLE t_<hex>`
+/// and `SET LOCAL search_path = t_<hex>, public, pg_temp`, the name read from the tenant's row
+/// and validated in the database; a missing schema raises `TN001` (503, never another
+/// tenant's rows). It reads the context the `SET LOCAL`s before it just set.
+pub const ENTER_TENANT_SCHEMA_SQL: &str = "SELECT tenancy.enter_tenant_schema()";
+
+/// The one message that opens a tenant-bound transaction:
+/// `BEGIN; SET LOCAL ...; SELECT tenancy.enter_tenant_schema()`.
 pub fn begin_sql(ctx: &TenantContext) -> String {
-    format!("BEGIN; {}", set_local_sql(ctx))
+    format!("BEGIN; {}; {ENTER_TENANT_SCHEMA_SQL}", set_local_sql(ctx))
 }
 
 impl TenantTx {

@@ -81,7 +81,7 @@ pub async fn run(target: &IsolationTarget) -> Result<IsolationReport, HarnessErr
         .extend(login::definer_functions(&app, &superuser, &tables, &seeded).await?);
     superuser.close().await.map_err(HarnessError::from)?;
     app.close().await.map_err(HarnessError::from)?;
-    report.catalog = migration::audit::audit(&owner, &target.app_role)
+    report.catalog = migration::dedicated::audit::audit_all(&owner, &target.app_role)
         .await
         .map_err(HarnessError::from)?
         .findings;
