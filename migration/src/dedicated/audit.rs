@@ -10,7 +10,7 @@
 //! `tenantry_dedicated`; functions pin `search_path`; no object of one tenant's schema refers
 //! to another tenant's schema.
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::audit::Report;
 
@@ -118,15 +118,7 @@ const CHECKS: &[(&str, &str)] = &[
 pub async fn audit<C: ConnectionTrait>(db: &C, app_role: &str) -> Result<Report, DbErr> {
     let mut report = Report::default();
     // Before m0010 there are no tenant schemas to audit.
-    let migrated = db
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT to_regclass('tenancy.tenant_schema_versions') IS NOT NULL",
-        ))
-        .await?
-        .map(|r| r.try_get_by_index::<bool>(0))
-        .transpose()?
-        .unwrap_or(false);
+    let migrated = super::migrate::migrated(db).await?;
     if !migrated {
         return Ok(report);
     }
