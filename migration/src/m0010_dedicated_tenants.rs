@@ -145,9 +145,26 @@ fn template_tables(plan: &mut MigrationPlan) {
 
     for migration in tenant_schema_migrations() {
         // A plan that cannot be a template is a programming error caught by the unit test.
-        let statements = template(&migration).unwrap_or_default();
-        for (ordinal, sql) in statements.iter().enumerate() {
-            let insert = Query::insert()
+        for (ordinal, insert) in template_rows(&migration)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            plan.forward_only(format!("template {} #{ordinal}", migration.name), insert);
+        }
+    }
+}
+
+/// The `tenancy.tenant_schema_steps` rows of `migration`: its template, one row per statement.
+pub fn template_rows(
+    migration: &crate::dedicated::TenantSchemaMigration,
+) -> Result<Vec<sea_orm::sea_query::InsertStatement>, crate::dedicated::schema_plan::TemplateError>
+{
+    Ok(template(migration)?
+        .iter()
+        .enumerate()
+        .map(|(ordinal, sql)| {
+            Query::insert()
                 .into_table(t(STEPS_TABLE.0, Alias::new(STEPS_TABLE.1)))
                 .columns([
                     Alias::new("migration"),
@@ -159,10 +176,9 @@ fn template_tables(plan: &mut MigrationPlan) {
                     Expr::val(ordinal as i32),
                     Expr::val(sql.as_str()),
                 ])
-                .to_owned();
-            plan.forward_only(format!("template {} #{ordinal}", migration.name), &insert);
-        }
-    }
+                .to_owned()
+        })
+        .collect())
 }
 
 /// Raises 42501 unless the transaction is a superadmin one with a reason.

@@ -13,7 +13,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, 
 use tokio::sync::Semaphore;
 
 use super::{TenantSchema, TenantSchemaMigration, template};
-use crate::m0010_dedicated_tenants::{STEPS_TABLE, VERSIONS_TABLE};
+use crate::m0010_dedicated_tenants::{VERSIONS_TABLE, template_rows};
 use crate::plan::pg;
 use crate::tables::t;
 
@@ -147,22 +147,9 @@ pub async fn store_templates<C: ConnectionTrait>(
         if stored {
             continue;
         }
-        let statements = template(m).map_err(|e| DbErr::Custom(e.to_string()))?;
-        for (ordinal, sql) in statements.iter().enumerate() {
-            let insert = Query::insert()
-                .into_table(t(STEPS_TABLE.0, Alias::new(STEPS_TABLE.1)))
-                .columns([
-                    Alias::new("migration"),
-                    Alias::new("ordinal"),
-                    Alias::new("statement"),
-                ])
-                .values_panic([
-                    Expr::val(m.name),
-                    Expr::val(ordinal as i32),
-                    Expr::val(sql.as_str()),
-                ])
-                .to_owned();
-            db.execute(&insert).await?;
+        let rows = template_rows(m).map_err(|e| DbErr::Custom(e.to_string()))?;
+        for insert in &rows {
+            db.execute(insert).await?;
         }
     }
     Ok(())
