@@ -3,7 +3,8 @@
 //! SeaORM's `begin()` sends `BEGIN` and waits for the answer before anything else can be sent,
 //! so setting the tenant context cost a second round trip. Here the transaction is opened with
 //! sqlx's `begin_with`, whose custom statement is one simple-protocol message:
-//! `BEGIN; SET LOCAL tenantry.tenant_id = '<uuid>'[; SET LOCAL tenantry.user_id = '<uuid>']`.
+//! `SET LOCAL tenantry.tenant_id = '<uuid>'[; SET LOCAL tenantry.user_id = '<uuid>']; SELECT
+//! tenancy.enter_tenant_schema(); BEGIN` (see `tx::begin_sql` for why `BEGIN` comes last).
 //! PostgreSQL runs the statements of one message in order and stops at the first error, so a
 //! failed `SET LOCAL` leaves no transaction (sqlx then reports the begin as failed) and no work
 //! runs. The settings stay transaction-local and in the `SET LOCAL` form Citus propagates.

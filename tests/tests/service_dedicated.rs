@@ -489,3 +489,31 @@ async fn the_catalog_audit_covers_tenant_schemas_and_its_checks_can_fail() -> an
     }
     Ok(())
 }
+
+/// A failed opening (a missing schema) leaves the pooled connection clean: on a pool of ONE
+/// connection, the next tenant's transaction works.
+#[tokio::test]
+async fn a_failed_opening_leaves_the_connection_clean() -> anyhow::Result<()> {
+    let env = env_with(|c| c.with_pool(1)).await?;
+    let o1 = user(&env.svc, "o1@clean.test", "O1").await?;
+    let o2 = user(&env.svc, "o2@clean.test", "O2").await?;
+    let (gone, gone_ctx) = tenant_with(&env.svc, "clean-gone", o1, Isolation::Dedicated).await?;
+    let (_, ok_ctx) = tenant_with(&env.svc, "clean-ok", o2, Isolation::Shared).await?;
+    project(&env.svc, &ok_ctx, "still here").await?;
+    env.su
+        .execute_unprepared(&format!(
+            "DROP SCHEMA {} CASCADE",
+            TenantSchema::for_tenant(gone)
+        ))
+        .await?;
+    for _ in 0..3 {
+        ensure!(matches!(
+            env.svc.begin(&gone_ctx).await,
+            Err(ServiceError::Unavailable(_))
+        ));
+        let tx = env.svc.begin(&ok_ctx).await?;
+        ensure!(tx.count::<projects::Entity>(service::tx::all()).await? == 1);
+        tx.commit().await?;
+    }
+    Ok(())
+}
