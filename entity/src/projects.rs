@@ -8,7 +8,9 @@ use crate::tenant_scoped::tenant_scoped;
 
 /// A row of `public.projects`.
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
-#[sea_orm(schema_name = "public", table_name = "projects")]
+// No schema: the name resolves through `search_path`, to `public.projects` for a shared tenant and
+// to the tenant's own schema for a dedicated one (the transaction sets it).
+#[sea_orm(table_name = "projects")]
 pub struct Model {
     /// The tenant the project belongs to.
     #[sea_orm(primary_key, auto_increment = false)]

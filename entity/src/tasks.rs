@@ -7,7 +7,9 @@ use crate::tenant_scoped::tenant_scoped;
 
 /// A row of `public.tasks`.
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
-#[sea_orm(schema_name = "public", table_name = "tasks")]
+// No schema: the name resolves through `search_path`, to `public.tasks` for a shared tenant and
+// to the tenant's own schema for a dedicated one (the transaction sets it).
+#[sea_orm(table_name = "tasks")]
 pub struct Model {
     /// The tenant the task belongs to.
     #[sea_orm(primary_key, auto_increment = false)]

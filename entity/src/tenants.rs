@@ -32,6 +32,12 @@ pub struct Model {
     /// Free-form settings (`jsonb`, default `{}`).
     #[sea_orm(column_type = "JsonBinary")]
     pub settings: Json,
+    /// `shared` (rows in the shared tables) or `dedicated` (its own schema).
+    #[sea_orm(column_type = "Text")]
+    pub isolation: String,
+    /// A dedicated tenant's schema, `t_<32 hex of the id>`; `None` for a shared tenant.
+    #[sea_orm(column_type = "Text")]
+    pub schema_name: Option<String>,
     /// When the row was inserted.
     pub created_at: DateTimeWithTimeZone,
     /// When the row was last updated (kept by a trigger).

@@ -264,8 +264,9 @@ pub async fn audit<C: ConnectionTrait>(db: &C, app_role: &str) -> Result<Report,
     let mut report = Report::default();
     for (check, sql) in CHECKS {
         let query = format!("WITH tenant_tables AS ({TENANT_TABLES_SQL}) {sql}");
-        let stmt = Statement::from_sql_and_values(DbBackend::Postgres, query, [app_role.into()]);
-        push_rows(&mut report, check, db.query_all_raw(stmt).await?)?;
+        report
+            .findings
+            .extend(findings(db, check, query, app_role).await?);
     }
     legacy_checks(db, &mut report).await?;
     let tables = tenant_tables(db).await?;
@@ -312,18 +313,29 @@ async fn legacy_checks<C: ConnectionTrait>(db: &C, report: &mut Report) -> Resul
             query,
             [LEGACY_ROLE.into(), legacy_policy_expression().into()],
         );
-        push_rows(report, check, db.query_all_raw(stmt).await?)?;
+        report
+            .findings
+            .extend(to_findings(check, db.query_all_raw(stmt).await?)?);
     }
     Ok(())
 }
 
-fn push_rows(
-    report: &mut Report,
+/// Runs one check: `query` returns `(subject, ok, detail)` rows and may use `$1`, the app role.
+pub async fn findings<C: ConnectionTrait>(
+    db: &C,
     check: &str,
-    rows: Vec<sea_orm::QueryResult>,
-) -> Result<(), DbErr> {
+    query: String,
+    app_role: &str,
+) -> Result<Vec<Finding>, DbErr> {
+    let stmt = Statement::from_sql_and_values(DbBackend::Postgres, query, [app_role.into()]);
+    to_findings(check, db.query_all_raw(stmt).await?)
+}
+
+/// `(subject, ok, detail)` rows as findings of `check`.
+fn to_findings(check: &str, rows: Vec<sea_orm::QueryResult>) -> Result<Vec<Finding>, DbErr> {
+    let mut out = Vec::new();
     for row in rows {
-        report.findings.push(Finding {
+        out.push(Finding {
             check: check.to_owned(),
             subject: row
                 .try_get_by_index::<Option<String>>(0)?
@@ -334,7 +346,7 @@ fn push_rows(
                 .unwrap_or_default(),
         });
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Runs the audit for the standard app role.

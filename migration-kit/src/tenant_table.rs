@@ -58,6 +58,7 @@ pub struct TenantTable {
     unique: Vec<Vec<String>>,
     app_privileges: Vec<Privilege>,
     legacy: bool,
+    app_grantee: Option<String>,
 }
 
 impl TenantTable {
@@ -78,6 +79,7 @@ impl TenantTable {
                 Privilege::Delete,
             ],
             legacy: true,
+            app_grantee: None,
         }
     }
 
@@ -92,6 +94,13 @@ impl TenantTable {
     /// Whether the legacy role gets policies and grants on this table.
     pub fn has_legacy(&self) -> bool {
         self.legacy
+    }
+
+    /// Grant the app's DML to `role` instead of the app role itself (a dedicated tenant's
+    /// own role, a member of the app role, so the app role's policies still apply to it).
+    pub fn grant_app_privileges_to(mut self, role: &str) -> Self {
+        self.app_grantee = Some(role.into());
+        self
     }
 
     /// The table's own key column (default `id`).
@@ -594,12 +603,15 @@ impl TenantTable {
             Privilege::Delete,
         ];
         for (role, privileges) in [
-            (APP_ROLE, self.app_privileges.clone()),
+            (
+                self.app_grantee.as_deref().unwrap_or(APP_ROLE),
+                self.app_privileges.clone(),
+            ),
             (SUPERADMIN_ROLE, all),
         ] {
             let grant = Grant::privileges(privileges)
                 .on(GrantObject::table(table.clone()))
-                .to(role)
+                .to(Alias::new(role))
                 .to_owned();
             plan.step(
                 format!("grant DML on {}.{} to {role}", self.schema, self.table),

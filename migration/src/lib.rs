@@ -14,6 +14,7 @@
 pub use migration_kit::{
     adoption, audit, backfill, cli, ddl, dsl, guards, names, plan, planned, probes, tenant_table,
 };
+pub mod dedicated;
 pub mod generate;
 pub mod tables;
 
@@ -43,6 +44,7 @@ pub mod m0006_security;
 pub mod m0007_permissions;
 pub mod m0008_legacy_role;
 pub mod m0009_auth_notify;
+pub mod m0010_dedicated_tenants;
 // generate: new migration modules above this line
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -97,6 +99,11 @@ pub fn planned() -> Vec<Planned> {
         Planned {
             name: "m0009_auth_notify",
             plan: m0009_auth_notify::plan,
+            transactional: true,
+        },
+        Planned {
+            name: "m0010_dedicated_tenants",
+            plan: m0010_dedicated_tenants::plan,
             transactional: true,
         },
         // generate: new migrations above this line

@@ -79,41 +79,17 @@ pub fn set_updated_at_function(body: &str) -> crate::dsl::FunctionCreateStatemen
 }
 
 /// The plan of this migration.
-pub fn plan() -> MigrationPlan {
-    let mut plan = MigrationPlan::new();
-    extension(&mut plan, "pgcrypto", false);
-    extension(&mut plan, "citext", false);
-    extension(&mut plan, "vector", true);
-
-    let set_updated_at = set_updated_at_function(LEGACY_SET_UPDATED_AT);
-    plan.step(
-        "function set_updated_at()",
-        &set_updated_at,
-        &set_updated_at.reverse(),
-    );
-
-    let mut users = Table::create();
-    users
-        .table(t(APP_SCHEMA, Users::Table))
-        .col(id_column())
-        .col(
-            ColumnDef::new(Users::Email)
-                .custom("citext")
-                .not_null()
-                .unique_key(),
-        )
-        .col(
-            ColumnDef::new(Users::FullName)
-                .text()
-                .not_null()
-                .default(""),
-        )
-        .col(ColumnDef::new(Users::PasswordHash).text().null());
-    timestamps(&mut users);
-
+/// `projects`, `documents` and `tasks` as `CREATE TABLE`s in `schema` (keyed by `id`, before
+/// tenancy). With `legacy_references` documents and tasks reference `projects (id)` the way
+/// the single-tenant schema did; a dedicated tenant's schema leaves them out, since
+/// `TenantTable` adds the composite `(tenant_id, project_id)` keys right after.
+pub fn app_tables(
+    schema: &str,
+    legacy_references: bool,
+) -> Vec<(&'static str, sea_orm::sea_query::TableCreateStatement)> {
     let mut projects = Table::create();
     projects
-        .table(t(APP_SCHEMA, Projects::Table))
+        .table(t(schema, Projects::Table))
         .col(id_column())
         .col(ColumnDef::new(Projects::OwnerId).uuid().null())
         .col(ColumnDef::new(Projects::Name).text().not_null())
@@ -146,7 +122,7 @@ pub fn plan() -> MigrationPlan {
 
     let mut documents = Table::create();
     documents
-        .table(t(APP_SCHEMA, Documents::Table))
+        .table(t(schema, Documents::Table))
         .col(id_column())
         .col(ColumnDef::new(Documents::ProjectId).uuid().not_null())
         .col(ColumnDef::new(Documents::Title).text().not_null())
@@ -161,19 +137,21 @@ pub fn plan() -> MigrationPlan {
                 .array(sea_orm::sea_query::ColumnType::Text)
                 .not_null()
                 .default(Expr::cust("'{}'::text[]")),
-        )
-        .foreign_key(
+        );
+    if legacy_references {
+        documents.foreign_key(
             ForeignKey::create()
                 .name("documents_project_id_fkey")
                 .from_col(Documents::ProjectId)
-                .to(t(APP_SCHEMA, Projects::Table), Projects::Id)
+                .to(t(schema, Projects::Table), Projects::Id)
                 .on_delete(ForeignKeyAction::Cascade),
         );
+    }
     timestamps(&mut documents);
 
     let mut tasks = Table::create();
     tasks
-        .table(t(APP_SCHEMA, Tasks::Table))
+        .table(t(schema, Tasks::Table))
         .col(id_column())
         .col(ColumnDef::new(Tasks::ProjectId).uuid().not_null())
         .col(ColumnDef::new(Tasks::Title).text().not_null())
@@ -191,26 +169,63 @@ pub fn plan() -> MigrationPlan {
         )
         .foreign_key(
             ForeignKey::create()
-                .name("tasks_project_id_fkey")
-                .from_col(Tasks::ProjectId)
-                .to(t(APP_SCHEMA, Projects::Table), Projects::Id)
-                .on_delete(ForeignKeyAction::Cascade),
-        )
-        .foreign_key(
-            ForeignKey::create()
                 .name("tasks_assignee_id_fkey")
                 .from_col(Tasks::AssigneeId)
                 .to(t(APP_SCHEMA, Users::Table), Users::Id)
                 .on_delete(ForeignKeyAction::SetNull),
         );
+    if legacy_references {
+        tasks.foreign_key(
+            ForeignKey::create()
+                .name("tasks_project_id_fkey")
+                .from_col(Tasks::ProjectId)
+                .to(t(schema, Projects::Table), Projects::Id)
+                .on_delete(ForeignKeyAction::Cascade),
+        );
+    }
     timestamps(&mut tasks);
 
-    for (name, create) in [
-        ("users", users),
+    vec![
         ("projects", projects),
         ("documents", documents),
         ("tasks", tasks),
-    ] {
+    ]
+}
+
+/// The legacy baseline.
+pub fn plan() -> MigrationPlan {
+    let mut plan = MigrationPlan::new();
+    extension(&mut plan, "pgcrypto", false);
+    extension(&mut plan, "citext", false);
+    extension(&mut plan, "vector", true);
+
+    let set_updated_at = set_updated_at_function(LEGACY_SET_UPDATED_AT);
+    plan.step(
+        "function set_updated_at()",
+        &set_updated_at,
+        &set_updated_at.reverse(),
+    );
+
+    let mut users = Table::create();
+    users
+        .table(t(APP_SCHEMA, Users::Table))
+        .col(id_column())
+        .col(
+            ColumnDef::new(Users::Email)
+                .custom("citext")
+                .not_null()
+                .unique_key(),
+        )
+        .col(
+            ColumnDef::new(Users::FullName)
+                .text()
+                .not_null()
+                .default(""),
+        )
+        .col(ColumnDef::new(Users::PasswordHash).text().null());
+    timestamps(&mut users);
+
+    for (name, create) in std::iter::once(("users", users)).chain(app_tables(APP_SCHEMA, true)) {
         let drop = Table::drop().table(t(APP_SCHEMA, name)).to_owned();
         plan.step(format!("table {name}"), &create, &drop);
         let trigger = TriggerCreate::before_update(

@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use migration::cli::{AdoptArgs, Cli, CliCommand};
 use migration::run::{self, Command};
-use migration::{audit, generate, guards, planned};
+use migration::{generate, guards, planned};
 use migration_kit::adoption::{self, Adoption, Phase, record};
 use sea_orm::ConnectionTrait;
 
@@ -44,7 +44,9 @@ async fn main() -> anyhow::Result<()> {
     let db = run::connect(&url)
         .await
         .context("cannot connect to the database")?;
-    let command = match cli.command.unwrap_or(CliCommand::Up { num: None }) {
+    let command = cli.command.unwrap_or(CliCommand::Up { num: None });
+    let tenant_schemas = matches!(command, CliCommand::Up { num: None } | CliCommand::Status);
+    let command = match command {
         CliCommand::Up { num } => Command::Up(num),
         CliCommand::Down { num, force } => {
             guards::FORCE_DOWN.store(force, std::sync::atomic::Ordering::SeqCst);
@@ -66,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
                     rec.tables.join(", ")
                 );
             }
-            return Ok(());
+            return schemas(&url, true).await;
         }
         CliCommand::Fresh => Command::Fresh,
         CliCommand::Refresh => Command::Refresh,
@@ -76,9 +78,55 @@ async fn main() -> anyhow::Result<()> {
         CliCommand::Adopt(args) => return adopt(&db, &args).await,
         CliCommand::Generate { .. } | CliCommand::Init { .. } => return Ok(()),
     };
+    let status = matches!(command, Command::Status);
     run::run(&db, command)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if tenant_schemas {
+        schemas(&url, status).await?;
+    }
+    Ok(())
+}
+
+/// `TENANTRY_SCHEMA_CONCURRENCY`: schemas migrated at once (default 4).
+fn schema_concurrency() -> usize {
+    std::env::var("TENANTRY_SCHEMA_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(4)
+}
+
+/// After `up`: every dedicated tenant's schema; after `status`: their versions at a glance.
+async fn schemas(url: &str, status_only: bool) -> anyhow::Result<()> {
+    use migration::dedicated::{migrate, tenant_schema_migrations};
+    let concurrency = schema_concurrency();
+    let mut opts = sea_orm::ConnectOptions::new(url);
+    opts.max_connections(concurrency as u32).sqlx_logging(false);
+    let pool = sea_orm::Database::connect(opts)
+        .await
+        .context("cannot connect to the database")?;
+    if status_only {
+        let applied = migrate::applied(&pool).await?;
+        println!("tenant schemas: {}", migrate::summary(&applied));
+        return Ok(());
+    }
+    let report = migrate::up(&pool, &tenant_schema_migrations(), concurrency).await?;
+    println!(
+        "tenant schemas: {} migrated, {} already current, {} failed",
+        report.migrated,
+        report.current,
+        report.failed.len()
+    );
+    for f in &report.failed {
+        eprintln!("  {} at {}: {}", f.schema, f.migration, f.error);
+    }
+    if !report.failed.is_empty() {
+        bail!(
+            "{} tenant schema(s) failed; they are unchanged, rerun `up` to retry",
+            report.failed.len()
+        );
+    }
     Ok(())
 }
 
@@ -111,6 +159,18 @@ async fn plan(
     if selected.is_empty() {
         println!("-- nothing to {}", if down { "roll back" } else { "apply" });
     }
+    if !down && num.is_none() && pending.is_empty() {
+        let applied = migration::dedicated::migrate::applied(db).await?;
+        let all = migration::dedicated::tenant_schema_migrations();
+        for (name, schemas) in migration::dedicated::migrate::pending(&all, &applied) {
+            let names: Vec<_> = schemas.iter().map(|s| s.as_str()).collect();
+            println!(
+                "-- tenant-schema migration {name} would run in {}: {}",
+                names.len(),
+                names.join(", ")
+            );
+        }
+    }
     for m in selected {
         for line in m.render(down) {
             println!("{line}");
@@ -122,7 +182,7 @@ async fn plan(
 async fn verify(db: &sea_orm::DatabaseConnection, app_role: &str) -> anyhow::Result<()> {
     db.execute_unprepared("SET default_transaction_read_only = on")
         .await?;
-    let report = audit::audit(db, app_role).await?;
+    let report = migration::dedicated::audit::audit_all(db, app_role).await?;
     println!("{report}");
     if !report.passed() {
         bail!("verify: {} invariant(s) failed", report.failures().count());

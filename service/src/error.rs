@@ -58,6 +58,10 @@ impl From<DbErr> for ServiceError {
             _ => {}
         }
         match sqlstate(&err).as_deref() {
+            Some(migration::dedicated::SCHEMA_UNAVAILABLE_SQLSTATE) => {
+                tracing::warn!(error = %err, "a dedicated tenant's schema is missing");
+                Self::Unavailable("the tenant's schema is unavailable".into())
+            }
             Some("42501") => {
                 Self::Forbidden("the database refused this for the current tenant".into())
             }

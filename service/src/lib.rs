@@ -15,6 +15,7 @@ pub mod auth_cache;
 pub mod background;
 pub mod config;
 pub mod context;
+pub mod dedicated;
 pub mod error;
 pub mod members;
 pub mod permissions;

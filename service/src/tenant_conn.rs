@@ -2,13 +2,13 @@
 //!
 //! SeaORM's `begin()` sends `BEGIN` and waits for the answer before anything else can be sent,
 //! so setting the tenant context cost a second round trip. Here the transaction is opened by one
-//! simple-protocol message on a pooled connection:
-//! `BEGIN; SET LOCAL tenantry.tenant_id = '<uuid>'[; SET LOCAL tenantry.user_id = '<uuid>']`.
-//! PostgreSQL runs the statements of one message in order and stops at the first error, so if a
-//! `SET LOCAL` fails no work runs; the transaction the `BEGIN` opened is then rolled back before
-//! the connection goes back to the pool (sqlx's own `begin_with` would return it inside the
-//! aborted transaction, breaking every later use of that connection). The settings stay
-//! transaction-local and in the `SET LOCAL` form Citus propagates.
+//! simple-protocol message on a pooled connection (built by `tx::begin_sql`):
+//! `SET LOCAL tenantry.tenant_id = '<uuid>'; SET LOCAL tenantry.user_id = '<uuid>'; SELECT
+//! tenancy.enter_tenant_schema(); BEGIN`. The statements of one message form an implicit
+//! transaction block that the trailing `BEGIN` turns into the transaction itself, so the
+//! settings are part of it; PostgreSQL stops at the first error, so a failed `SET LOCAL` (or a
+//! dedicated tenant's missing schema) leaves no transaction open and no work runs. The settings
+//! stay transaction-local and in the `SET LOCAL` form Citus propagates.
 //!
 //! [`TenantConn`] implements SeaORM's [`ConnectionTrait`] exactly as `DatabaseTransaction`
 //! does for PostgreSQL (the same persistent prepared statements, the same error mapping), so

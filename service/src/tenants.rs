@@ -11,10 +11,11 @@ use std::str::FromStr;
 
 use entity::{tenant_users, tenants, users};
 use migration::ddl::qualified;
+use migration::dedicated::TenantSchema;
 use migration::names::DEFAULT_TENANT_ID;
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, Statement, Value,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, Statement, Value,
 };
 use tracing::Instrument;
 use uuid::Uuid;
@@ -25,6 +26,8 @@ use crate::error::{Result, ServiceError};
 use crate::members::is_unique_violation;
 use crate::superadmin::SuperadminTx;
 use crate::tx::TenantTx;
+
+pub use crate::dedicated::Isolation;
 
 /// The longest accepted e-mail address, in bytes.
 pub const MAX_EMAIL_BYTES: usize = 320;
@@ -411,6 +414,20 @@ impl SuperadminTx {
         new: NewTenant,
         owner_user_id: Uuid,
     ) -> Result<(tenants::Model, TenantContext)> {
+        self.provision_tenant_with(new, owner_user_id, Isolation::Shared)
+            .await
+    }
+
+    /// [`Self::provision_tenant`] with a chosen [`Isolation`]. A dedicated tenant also gets its
+    /// schema `t_<hex of its id>` and role, every tenant-schema migration and its reference
+    /// data, all in this transaction: if anything fails, nothing is left behind. An existing
+    /// schema or role of that name is [`ServiceError::Conflict`].
+    pub async fn provision_tenant_with(
+        &self,
+        new: NewTenant,
+        owner_user_id: Uuid,
+        isolation: Isolation,
+    ) -> Result<(tenants::Model, TenantContext)> {
         let name = check_name("name", &new.name)?;
         let slug = TenantSlug::parse(&new.slug)?;
         if !matches!(new.plan.as_str(), "free" | "pro" | "enterprise") {
@@ -446,13 +463,19 @@ impl SuperadminTx {
         {
             return Err(ServiceError::NotFound("user"));
         }
+        let id = Uuid::new_v4();
         let tenant = tenants::ActiveModel {
-            id: ActiveValue::Set(Uuid::new_v4()),
+            id: ActiveValue::Set(id),
             name: ActiveValue::Set(name),
             slug: ActiveValue::Set(slug.into_string()),
             plan: ActiveValue::Set(new.plan),
             region: ActiveValue::Set(new.region),
             admin_email: ActiveValue::Set(admin_email),
+            isolation: ActiveValue::Set(isolation.as_str().to_owned()),
+            schema_name: ActiveValue::Set(match isolation {
+                Isolation::Shared => None,
+                Isolation::Dedicated => Some(TenantSchema::for_tenant(id).to_string()),
+            }),
             ..Default::default()
         };
         let tenant = match tenant.insert(self.conn()).await {
@@ -470,10 +493,17 @@ impl SuperadminTx {
         }
         .insert(self.conn())
         .await?;
+        let schema = match isolation {
+            Isolation::Shared => None,
+            Isolation::Dedicated => Some(crate::dedicated::create_schema(self, tenant.id).await?),
+        };
         self.audit(
             "tenant.provision",
             Some(tenant.id),
-            serde_json::json!({ "slug": tenant.slug, "plan": tenant.plan, "owner": owner_user_id }),
+            serde_json::json!({
+                "slug": tenant.slug, "plan": tenant.plan, "owner": owner_user_id,
+                "isolation": isolation, "schema": schema.as_ref().map(TenantSchema::as_str),
+            }),
         )
         .await?;
         tracing::info!(tenant_id = %tenant.id, slug = %tenant.slug, "tenant provisioned");
@@ -545,6 +575,19 @@ impl SuperadminTx {
         tenant_id: Uuid,
         out: &mut (dyn std::io::Write + Send),
     ) -> Result<OffboardReport> {
+        self.offboard_with(tenant_id, false, out).await
+    }
+
+    /// [`Self::offboard`]; for a dedicated tenant, the export also covers its schema's tables,
+    /// and the schema and its role are then dropped in this transaction. A dedicated tenant
+    /// that still has members is refused ([`ServiceError::Conflict`]) unless `force` (seed
+    /// 004's rule; a shared tenant's members are purged with its rows, as before).
+    pub async fn offboard_with(
+        &self,
+        tenant_id: Uuid,
+        force: bool,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<OffboardReport> {
         async {
             if tenant_id.to_string() == DEFAULT_TENANT_ID {
                 return Err(ServiceError::Conflict(
@@ -555,7 +598,27 @@ impl SuperadminTx {
                 .one(self.conn())
                 .await?
                 .ok_or(ServiceError::NotFound("tenant"))?;
-            let tables = migration::audit::tenant_tables(self.conn()).await?;
+            let own_schema = crate::dedicated::schema_of(&tenant)?;
+            if own_schema.is_some() && !force {
+                let members = tenant_users::Entity::find()
+                    .filter(tenant_users::Column::TenantId.eq(tenant_id))
+                    .count(self.conn())
+                    .await?;
+                if members > 0 {
+                    return Err(ServiceError::Conflict(format!(
+                        "the tenant still has {members} member(s): remove them first, or force"
+                    )));
+                }
+            }
+            // Shared tables, and the tenant's own schema: never another tenant's schema.
+            let tables: Vec<_> = migration::audit::tenant_tables(self.conn())
+                .await?
+                .into_iter()
+                .filter(|(schema, _)| {
+                    TenantSchema::parse(schema).is_err()
+                        || own_schema.as_ref().is_some_and(|s| s.as_str() == schema)
+                })
+                .collect();
             let order = parents_first(&tables, &foreign_key_edges(self.conn()).await?);
             let mut report = OffboardReport::default();
 
@@ -591,7 +654,18 @@ impl SuperadminTx {
                 ServiceError::Unavailable("writing the export failed".into())
             })?;
 
+            if let Some(schema) = &own_schema {
+                for (name, rows) in &report.exported {
+                    if name.starts_with(&format!("{schema}.")) {
+                        report.purged.push((name.clone(), *rows));
+                    }
+                }
+                crate::dedicated::drop_schema(self, tenant_id).await?;
+            }
             for (schema, table) in order.iter().rev() {
+                if own_schema.as_ref().is_some_and(|s| s.as_str() == schema) {
+                    continue;
+                }
                 let deleted = self
                     .conn()
                     .execute_raw(Statement::from_sql_and_values(

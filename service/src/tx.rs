@@ -58,9 +58,23 @@ pub fn set_local_sql(ctx: &TenantContext) -> String {
     sql
 }
 
-/// The one message that opens a tenant-bound transaction: `BEGIN; SET LOCAL ...`.
+/// Enters a dedicated tenant's schema (nothing for a shared tenant): `SET LOCAL ROLE t_<hex>`
+/// and `SET LOCAL search_path = t_<hex>, public, pg_temp`, the name read from the tenant's row
+/// and validated in the database; a missing schema raises `TN001` (503, never another
+/// tenant's rows). It reads the context the `SET LOCAL`s before it just set.
+pub const ENTER_TENANT_SCHEMA_SQL: &str = "SELECT tenancy.enter_tenant_schema()";
+
+/// The one message that opens a tenant-bound transaction:
+/// `SET LOCAL ...; SELECT tenancy.enter_tenant_schema(); BEGIN`.
+///
+/// The context comes before `BEGIN`: the statements of one simple-query message before a
+/// `BEGIN` run in an implicit transaction block that `BEGIN` turns into the explicit one (so
+/// the `SET LOCAL`s, the role and the search_path hold for the whole transaction), while an
+/// error before `BEGIN` (a dedicated tenant's missing schema, `TN001`) ends that implicit
+/// block and leaves the connection idle and clean. With `BEGIN` first, the same error would
+/// leave an aborted transaction open on a connection sqlx returns to the pool.
 pub fn begin_sql(ctx: &TenantContext) -> String {
-    format!("BEGIN; {}", set_local_sql(ctx))
+    format!("{}; {ENTER_TENANT_SCHEMA_SQL}; BEGIN", set_local_sql(ctx))
 }
 
 impl TenantTx {

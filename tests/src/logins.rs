@@ -3,7 +3,7 @@
 //! | login | member of | used for |
 //! |---|---|---|
 //! | `tenantry_owner` | (owns the database and every object; CREATEROLE) | migrations |
-//! | `tenantry_app_login` | `tenantry_app` | the application (service, api) |
+//! | `tenantry_app_login` | `tenantry_app`, `tenantry_dedicated` (NOINHERIT: `SET ROLE` only) | the application (service, api) |
 //! | `tenantry_superadmin_login` | `tenantry_superadmin` | the audited superadmin escape |
 //! | `tenantry_legacy_login` | `tenantry_legacy` | the unchanged single-tenant application, pinned to the default tenant |
 //!
@@ -11,6 +11,7 @@
 //! created by the migrations; logins are deployment-specific, so the harness and `cargo xtask db`
 //! create them here. Passwords are not used: the harness's clusters trust loopback only.
 
+use migration::dedicated::DEDICATED_ROLE;
 use migration::dsl::Grant;
 use migration::names::{APP_ROLE, LEGACY_ROLE, SUPERADMIN_ROLE};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
@@ -81,5 +82,22 @@ pub async fn grant_logins(owner: &DatabaseConnection) -> Result<(), sea_orm::DbE
     owner
         .execute(Grant::role(LEGACY_ROLE).to(LEGACY_LOGIN))
         .await?;
+    // The app login may SET ROLE to a dedicated tenant's role, inheriting none of its rights
+    // (the role is NOINHERIT); absent before m0010 (`up -n N` in migration tests).
+    let dedicated = owner
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)",
+            [DEDICATED_ROLE.into()],
+        ))
+        .await?
+        .map(|r| r.try_get_by_index::<bool>(0))
+        .transpose()?
+        .unwrap_or(false);
+    if dedicated {
+        owner
+            .execute(Grant::role(DEDICATED_ROLE).to(APP_LOGIN))
+            .await?;
+    }
     Ok(())
 }

@@ -386,3 +386,141 @@ async fn a_global_table_open_to_the_legacy_role_is_reported() -> anyhow::Result<
     );
     Ok(())
 }
+
+/// Provisions two dedicated tenants, applies the break rendered for their schemas `(a, b)`,
+/// then runs the matrix.
+async fn broken_dedicated(
+    sql: impl Fn(&str, &str) -> String,
+) -> anyhow::Result<(IsolationReport, String)> {
+    let db = migrated_db().await?;
+    let su = db.connect_superuser().await?;
+    let d = isolation::schemas::discover(&su).await?;
+    let (a, b) = (d.a.1.to_string(), d.b.1.to_string());
+    su.execute_unprepared(&sql(&a, &b)).await?;
+    su.close().await?;
+    Ok((
+        isolation::run(&target(&db, ContextMode::Local, None)).await?,
+        a,
+    ))
+}
+
+/// `(check)` of every failure in the dedicated rows of schema `a`.
+fn dedicated_failures(report: &IsolationReport, a: &str) -> BTreeSet<String> {
+    report
+        .failures()
+        .into_iter()
+        .filter(|(s, _, _)| s.starts_with(a))
+        .map(|(_, c, _)| c)
+        .collect()
+}
+
+#[tokio::test]
+async fn dedicated_tenants_are_attacked_across_schemas() -> anyhow::Result<()> {
+    let (report, a) = broken_dedicated(|_, _| String::new()).await?;
+    assert!(report.passed(), "{report}");
+    let projects = format!("{a}.projects (dedicated)");
+    for attack in [
+        "own_rows",
+        "outside_tx",
+        "qualified_read",
+        "qualified_write",
+        "search_path",
+        "set_role",
+        "pg_temp",
+        "view_across",
+        "truncate",
+        "move_row",
+    ] {
+        assert!(
+            matches!(
+                report.cell(&projects, attack),
+                Some(isolation::Cell::Pass(_))
+            ),
+            "{attack} did not pass on {projects}:\n{report}"
+        );
+    }
+    let cloud = format!("{a}.cloud_providers (dedicated)");
+    assert!(
+        report.cell(&cloud, "own_rows").is_some(),
+        "reference tables attacked too"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_tenant_schema_open_to_the_app_role_is_reported() -> anyhow::Result<()> {
+    let (report, a) = broken_dedicated(|_, b| {
+        format!(
+            "GRANT USAGE ON SCHEMA {b} TO tenantry_app; \
+             GRANT SELECT, DELETE ON ALL TABLES IN SCHEMA {b} TO tenantry_app"
+        )
+    })
+    .await?;
+    let failed = dedicated_failures(&report, &a);
+    assert!(
+        failed.contains("qualified_read") && failed.contains("qualified_write"),
+        "{report}"
+    );
+    assert!(
+        report
+            .failures()
+            .iter()
+            .any(|(_, c, _)| c == "tenant_schema_grants"),
+        "{report}"
+    );
+    Ok(())
+}
+
+/// Roles are cluster-wide and tests run concurrently in one cluster: breaks touch only this
+/// database's own tenant roles and schemas, never `tenantry_dedicated` itself.
+#[tokio::test]
+async fn a_tenant_schema_usable_outside_a_transaction_is_reported() -> anyhow::Result<()> {
+    let (report, a) = broken_dedicated(|a, _| {
+        format!(
+            "GRANT USAGE ON SCHEMA {a} TO tenantry_app; \
+             GRANT SELECT ON ALL TABLES IN SCHEMA {a} TO tenantry_app; \
+             REVOKE {a} FROM tenantry_dedicated"
+        )
+    })
+    .await?;
+    let failed = dedicated_failures(&report, &a);
+    assert!(failed.contains("outside_tx"), "{report}");
+    for check in ["tenant_role", "tenant_table_grants", "tenant_schema_grants"] {
+        assert!(
+            report.failures().iter().any(|(_, c, _)| c == check),
+            "{check}: {report}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_search_path_with_pg_temp_first_is_reported_for_dedicated_tenants() -> anyhow::Result<()>
+{
+    let (report, a) = broken_dedicated(|_, _| {
+        "DO $$ DECLARE d text; BEGIN \
+           SELECT pg_get_functiondef('tenancy.enter_tenant_schema()'::regprocedure) INTO d; \
+           EXECUTE replace(d, '%I, public, pg_temp', 'pg_temp, %I, public'); END $$"
+            .into()
+    })
+    .await?;
+    assert_eq!(
+        dedicated_failures(&report, &a)
+            .into_iter()
+            .collect::<Vec<_>>(),
+        vec!["pg_temp".to_owned()],
+        "{report}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_tenant_role_that_may_create_views_is_reported() -> anyhow::Result<()> {
+    let (report, a) = broken_dedicated(|a, b| {
+        format!("GRANT CREATE ON SCHEMA {a} TO {a}; GRANT USAGE ON SCHEMA {b} TO {a}")
+    })
+    .await?;
+    let failed = dedicated_failures(&report, &a);
+    assert!(failed.contains("view_across"), "{report}");
+    Ok(())
+}

@@ -17,7 +17,7 @@ use api::{ApiConfig, AppState};
 use entity::{documents, projects, tasks, users};
 use sea_orm::{ActiveValue, ColumnTrait, EntityTrait, QueryFilter};
 use service::api_keys::{self, NewApiKey};
-use service::tenants::{NewTenant, TenantStatus};
+use service::tenants::{Isolation, NewTenant, TenantStatus};
 use service::{
     MemberRole, SuperadminGrant, TenantContext, TenantTx, Tenantry, TenantryConfig, members,
 };
@@ -50,6 +50,8 @@ struct TenantSpec {
     owner: UserSpec,
     members: &'static [(&'static str, &'static str, MemberRole)],
     projects: &'static [ProjectSpec],
+    /// Healthcare Co asks for its own schema (a dedicated tenant); the others share tables.
+    isolation: Isolation,
 }
 
 /// Seed 002's organisations and people, with a little work in each.
@@ -84,6 +86,7 @@ const TENANTS: &[TenantSpec] = &[
                 tasks: &[("Export usage", "todo"), ("Draft report", "todo")],
             },
         ],
+        isolation: Isolation::Shared,
     },
     TenantSpec {
         name: "Tech Startup Inc",
@@ -115,6 +118,7 @@ const TENANTS: &[TenantSpec] = &[
                 tasks: &[("Collect metrics", "todo")],
             },
         ],
+        isolation: Isolation::Shared,
     },
     TenantSpec {
         name: "Healthcare Co",
@@ -138,6 +142,7 @@ const TENANTS: &[TenantSpec] = &[
                 ("Pilot clinic", "todo"),
             ],
         }],
+        isolation: Isolation::Dedicated,
     },
 ];
 
@@ -158,6 +163,8 @@ pub struct SeededTenant {
     pub key_secret: String,
     /// The id of the tenant's first sample project.
     pub first_project: Option<Uuid>,
+    /// `shared`, or `dedicated (schema t_...)`.
+    pub isolation: String,
 }
 
 fn random_hex(bytes: usize) -> Result<String> {
@@ -193,7 +200,11 @@ async fn ensure_user(tenantry: &Tenantry, spec: &UserSpec, hash: &str) -> Result
 
 /// The tenant with `spec.slug` (provisioned with `owner` when absent, reactivated when
 /// suspended by an earlier session's experiments).
-async fn ensure_tenant(tenantry: &Tenantry, spec: &TenantSpec, owner: Uuid) -> Result<Uuid> {
+async fn ensure_tenant(
+    tenantry: &Tenantry,
+    spec: &TenantSpec,
+    owner: Uuid,
+) -> Result<(Uuid, String)> {
     let sa = tenantry
         .superadmin(SuperadminGrant {
             actor: "xtask-demo",
@@ -207,12 +218,20 @@ async fn ensure_tenant(tenantry: &Tenantry, spec: &TenantSpec, owner: Uuid) -> R
         .await?
         .into_iter()
         .find(|t| t.slug == spec.slug);
-    let id = match found {
+    let tenant = match found {
         Some(t) => {
             if t.status != "active" {
                 sa.set_tenant_status(t.id, TenantStatus::Active).await?;
             }
-            t.id
+            if t.isolation != spec.isolation.as_str() {
+                tracing::warn!(
+                    slug = spec.slug,
+                    "kept as {} from an earlier run (moving between modes is not built yet; \
+                     `cargo run -p migration -- fresh` reseeds)",
+                    t.isolation
+                );
+            }
+            t
         }
         None => {
             let new = NewTenant {
@@ -222,11 +241,17 @@ async fn ensure_tenant(tenantry: &Tenantry, spec: &TenantSpec, owner: Uuid) -> R
                 region: "eu".into(),
                 admin_email: Some(spec.owner.email.into()),
             };
-            sa.provision_tenant(new, owner).await?.0.id
+            sa.provision_tenant_with(new, owner, spec.isolation)
+                .await?
+                .0
         }
     };
     sa.commit().await?;
-    Ok(id)
+    let isolation = match &tenant.schema_name {
+        Some(schema) => format!("{} (schema {schema})", tenant.isolation),
+        None => tenant.isolation.clone(),
+    };
+    Ok((tenant.id, isolation))
 }
 
 async fn ensure_project(tx: &TenantTx, spec: &ProjectSpec, owner: Uuid) -> service::Result<Uuid> {
@@ -318,7 +343,7 @@ pub async fn seed(tenantry: &Tenantry) -> Result<Vec<SeededTenant>> {
     let mut out = Vec::new();
     for spec in TENANTS {
         let owner = ensure_user(tenantry, &spec.owner, &hash).await?;
-        let tenant = ensure_tenant(tenantry, spec, owner).await?;
+        let (tenant, isolation) = ensure_tenant(tenantry, spec, owner).await?;
         let mut member_ids = Vec::new();
         for (email, name, role) in spec.members {
             let id = ensure_user(tenantry, &UserSpec { email, name }, &hash).await?;
@@ -358,6 +383,7 @@ pub async fn seed(tenantry: &Tenantry) -> Result<Vec<SeededTenant>> {
                 .collect(),
             key_secret: issued.secret,
             first_project,
+            isolation,
         });
     }
     Ok(out)
@@ -370,7 +396,11 @@ fn banner(base: &str, seeded: &[SeededTenant], jwt_secret: &str, admin_token: &s
         "\nTenantry demo API on {base}  (Ctrl-C stops it; the data stays for the next run)\n"
     );
     for t in seeded {
-        let _ = writeln!(s, "{} ({}), tenant {}", t.name, t.slug, t.id);
+        let _ = writeln!(
+            s,
+            "{} ({}), tenant {}, isolation: {}",
+            t.name, t.slug, t.id, t.isolation
+        );
         let _ = writeln!(s, "  API key (new this run): {}", t.key_secret);
         let _ = writeln!(
             s,
@@ -491,6 +521,16 @@ mod tests {
         let first = seed(&tenantry).await?;
         let second = seed(&tenantry).await?;
         assert_eq!(first.len(), 3);
+        let healthcare = second
+            .iter()
+            .find(|t| t.slug == "healthcare-co")
+            .context("hc")?;
+        assert!(
+            healthcare.isolation.starts_with("dedicated (schema t_"),
+            "{}",
+            healthcare.isolation
+        );
+        assert!(second.iter().filter(|t| t.isolation == "shared").count() == 2);
         for (a, b) in first.iter().zip(&second) {
             assert_eq!(a.id, b.id);
             assert_ne!(a.key_secret, b.key_secret);

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::admin::{ADMIN_ACTOR, AdminGrant};
 use crate::auth::password::{MAX_PASSWORD_CHARS, hash_off_thread};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::problem::{Problem, ProblemKind};
 use crate::routes::tenant::TenantView;
 use crate::routes::{Items, check_text};
@@ -47,6 +47,38 @@ pub struct CreateTenant {
     pub owner_full_name: String,
     /// The new owner's password (when the user is created; argon2id-hashed).
     pub owner_password: Option<String>,
+    /// `shared` (default: rows in the shared tables) or `dedicated` (its own schema).
+    #[serde(default)]
+    pub isolation: IsolationMode,
+}
+
+/// How a tenant is isolated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IsolationMode {
+    /// Rows in the shared tables, kept apart by `tenant_id` and row level security.
+    #[default]
+    Shared,
+    /// Its own schema and database role (the same tables and policies inside).
+    Dedicated,
+}
+
+impl From<IsolationMode> for service::tenants::Isolation {
+    fn from(m: IsolationMode) -> Self {
+        match m {
+            IsolationMode::Shared => Self::Shared,
+            IsolationMode::Dedicated => Self::Dedicated,
+        }
+    }
+}
+
+/// Query parameters of the offboarding call.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OffboardQuery {
+    /// Offboard a dedicated tenant that still has members (they are removed with it).
+    #[serde(default)]
+    pub force: bool,
 }
 
 fn free() -> String {
@@ -150,7 +182,7 @@ pub async fn create_tenant(
         }
     };
     let (tenant, _) = sa
-        .provision_tenant(
+        .provision_tenant_with(
             NewTenant {
                 name: body.name.trim().to_owned(),
                 slug: body.slug.trim().to_owned(),
@@ -159,6 +191,7 @@ pub async fn create_tenant(
                 admin_email: body.admin_email.map(|e| e.trim().to_owned()),
             },
             owner,
+            body.isolation.into(),
         )
         .await?;
     sa.commit().await?;
@@ -227,16 +260,17 @@ pub async fn reactivate(
 /// the purge commits, and if the purge fails nothing is deleted and a problem is returned
 /// instead. Row counts are in `X-Tenantry-Exported-Rows` and `X-Tenantry-Purged-Rows`.
 #[utoipa::path(post, path = "/admin/tenants/{id}/offboard", tag = "admin", security(("admin" = [])),
-    params(("id" = Uuid, Path, description = "The tenant"), ("X-Tenantry-Reason" = String, Header, description = "Why (audited)")),
-    responses((status = 200, description = "The export, one JSON object per line; the tenant is gone", content_type = "application/x-ndjson", body = String)))]
+    params(("id" = Uuid, Path, description = "The tenant"), OffboardQuery, ("X-Tenantry-Reason" = String, Header, description = "Why (audited)")),
+    responses((status = 200, description = "The export, one JSON object per line; the tenant (and a dedicated tenant's schema) is gone", content_type = "application/x-ndjson", body = String)))]
 pub async fn offboard(
     State(state): State<AppState>,
     grant: AdminGrant,
     ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<OffboardQuery>,
 ) -> Result<Response, Problem> {
     let sa = open(&state, &grant, "tenant.offboard", Some(id)).await?;
     let mut export: Vec<u8> = Vec::new();
-    let report = sa.offboard(id, &mut export).await?;
+    let report = sa.offboard_with(id, q.force, &mut export).await?;
     sa.commit().await?;
     let exported: u64 = report.exported.iter().map(|(_, n)| n).sum();
     let purged: u64 = report.purged.iter().map(|(_, n)| n).sum();

@@ -33,6 +33,8 @@ pub struct TenantView {
     /// Free-form settings.
     #[schema(value_type = Object)]
     pub settings: serde_json::Value,
+    /// `shared` or `dedicated` (its own schema).
+    pub isolation: String,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -50,6 +52,7 @@ impl From<entity::tenants::Model> for TenantView {
             status: m.status,
             admin_email: m.admin_email,
             settings: m.settings,
+            isolation: m.isolation,
             created_at: m.created_at.with_timezone(&Utc),
             updated_at: m.updated_at.with_timezone(&Utc),
         }

@@ -68,7 +68,7 @@ pub async fn discover<C: ConnectionTrait>(db: &C) -> Result<Vec<Table>, DbErr> {
             DbBackend::Postgres,
             "SELECT n.nspname::text, c.relname::text, c.oid::bigint, quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') \
-               AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2",
+               AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname !~ '^t_[0-9a-f]{32}$' ORDER BY 1, 2",
         ))
         .await?;
     let mut tables = Vec::new();

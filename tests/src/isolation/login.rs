@@ -11,7 +11,9 @@ use super::seed::Seeded;
 /// Global tables the app may write, each with the reason. Anything else writable is a finding.
 pub const GLOBAL_WRITE_ALLOW_LIST: &[(&str, &str)] = &[];
 
-/// `SET ROLE` to every privileged role must be refused for the app login.
+/// `SET ROLE` to every privileged role must be refused for the app login. Not tried:
+/// `tenantry_dedicated` (NOINHERIT, owns and may do nothing: the app login's door to the
+/// tenant roles, attacked by [`super::schemas`]) and the tenant roles themselves.
 pub async fn set_role(
     app: &DatabaseConnection,
     app_login: &str,
@@ -20,13 +22,17 @@ pub async fn set_role(
     let rows = app
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT DISTINCT r.rolname::text FROM pg_roles r WHERE r.rolname NOT IN ($1, $2) AND r.rolname NOT LIKE 'pg\\_%' AND ( \
+            "SELECT DISTINCT r.rolname::text FROM pg_roles r WHERE r.rolname NOT IN ($1, $2, $3) AND r.rolname NOT LIKE 'pg\\_%' AND ( \
                r.rolsuper OR r.rolbypassrls OR r.rolcreaterole \
                OR r.oid IN (SELECT c.relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                             WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_%') \
                OR r.oid IN (SELECT p.proowner FROM pg_proc p WHERE p.prosecdef) \
                OR r.rolname LIKE 'tenantry\\_%') ORDER BY 1",
-            [app_login.into(), app_role.into()],
+            [
+                app_login.into(),
+                app_role.into(),
+                migration::dedicated::DEDICATED_ROLE.into(),
+            ],
         ))
         .await?;
     let mut cells = Vec::new();

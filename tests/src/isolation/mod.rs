@@ -15,6 +15,7 @@ pub mod login;
 pub mod outcome;
 pub mod pool;
 pub mod report;
+pub mod schemas;
 pub mod seed;
 
 pub use outcome::ContextMode;
@@ -121,9 +122,15 @@ pub async fn run(target: &IsolationTarget) -> Result<IsolationReport, HarnessErr
     report
         .other
         .extend(login::definer_functions(&app, &superuser, &tables, &seeded).await?);
+    // Dedicated tenants: every way across schemas (after the shared attacks, whose
+    // discovery leaves tenant schemas out: their tables hold one tenant's rows only).
+    let dedicated = schemas::discover(&superuser).await?;
+    report
+        .other
+        .extend(schemas::attack(&app, &dedicated).await?);
     superuser.close().await.map_err(HarnessError::from)?;
     app.close().await.map_err(HarnessError::from)?;
-    report.catalog = migration::audit::audit(&owner, &target.app_role)
+    report.catalog = migration::dedicated::audit::audit_all(&owner, &target.app_role)
         .await
         .map_err(HarnessError::from)?
         .findings;

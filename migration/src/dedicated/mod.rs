@@ -1,0 +1,17 @@
+//! Dedicated tenants: one schema (and one NOLOGIN role) per tenant, made by replaying the
+//! tenant-schema plans ([`schema_plan`]) in it. See ARCHITECTURE.md, "Isolation modes".
+
+pub mod audit;
+pub mod migrate;
+pub mod name;
+pub mod schema_plan;
+
+pub use name::{InvalidTenantSchema, PLACEHOLDER, TenantSchema};
+pub use schema_plan::{TenantSchemaMigration, template, tenant_schema_migrations};
+
+/// The NOLOGIN, NOINHERIT role every tenant role is granted to; app logins are members of it,
+/// so they may `SET ROLE` to a tenant role but inherit none of its privileges.
+pub const DEDICATED_ROLE: &str = "tenantry_dedicated";
+/// The SQLSTATE `tenancy.enter_tenant_schema()` raises when a dedicated tenant's schema or
+/// role is missing (the service answers it with "unavailable", never another tenant's data).
+pub const SCHEMA_UNAVAILABLE_SQLSTATE: &str = "TN001";

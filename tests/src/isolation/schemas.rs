@@ -1,0 +1,282 @@
+//! The dedicated-tenant leg of the matrix: two dedicated tenants (provisioned through
+//! `tenancy.provision_dedicated` when the database has fewer), then, as the app login inside
+//! tenant A's transaction (entered exactly as the service enters it), every way across to
+//! tenant B's schema, for every table discovered in A's schema.
+//!
+//! | attack | passes when |
+//! |---|---|
+//! | `own_rows` | A sees its own rows through the unqualified name (the other cells are not vacuous) |
+//! | `outside_tx` | the app login, with no tenant transaction, reads A's schema: permission denied |
+//! | `qualified_read` / `qualified_write` | `t_b.table` from A's transaction: permission denied |
+//! | `search_path` | `SET LOCAL search_path = t_b, public`: no row of B |
+//! | `set_role` | `SET LOCAL ROLE t_b`: no row of B visible, no row of B changed |
+//! | `pg_temp` | a temporary table of the same name holding B's id does not shadow A's table |
+//! | `view_across` | `CREATE VIEW t_a.x AS SELECT ... FROM t_b.table`: permission denied |
+//! | `truncate` / `move_row` | A's own table: TRUNCATE refused; `SET tenant_id = B` refused |
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
+use uuid::Uuid;
+
+use super::outcome::{Outcome, sqlstate};
+use super::report::{Cell, Row};
+use migration::dedicated::TenantSchema;
+
+/// Two dedicated tenants and the tables of A's schema.
+pub struct Dedicated {
+    /// Tenant A and its schema.
+    pub a: (Uuid, TenantSchema),
+    /// Tenant B and its schema.
+    pub b: (Uuid, TenantSchema),
+    /// The tables with `tenant_id` in A's schema (those also exist in B's).
+    pub tables: Vec<String>,
+}
+
+/// Finds two dedicated tenants (provisioning them as the superuser when fewer exist) and
+/// gives each a project.
+pub async fn discover(superuser: &DatabaseConnection) -> Result<Dedicated, DbErr> {
+    let mut found = dedicated_tenants(superuser).await?;
+    while found.len() < 2 {
+        let id = Uuid::new_v4();
+        let schema = TenantSchema::for_tenant(id);
+        let txn = superuser.begin().await?;
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO tenancy.tenants (id, name, slug, isolation, schema_name) \
+             VALUES ($1, 'Isolation dedicated', $2, 'dedicated', $3)",
+            [
+                id.into(),
+                format!("iso-{}", &id.simple().to_string()[..12]).into(),
+                schema.as_str().into(),
+            ],
+        ))
+        .await?;
+        txn.execute_unprepared("SET LOCAL tenantry.superadmin_reason = 'test-isolation'")
+            .await?;
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT tenancy.provision_dedicated($1)",
+            [id.into()],
+        ))
+        .await?;
+        txn.execute_unprepared(&format!(
+            "INSERT INTO {schema}.projects (tenant_id, id, name) VALUES ('{id}', gen_random_uuid(), 'iso')"
+        ))
+        .await?;
+        txn.commit().await?;
+        found = dedicated_tenants(superuser).await?;
+    }
+    let (a, b) = (found[0].clone(), found[1].clone());
+    let rows = superuser
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY 1",
+            [a.1.as_str().into()],
+        ))
+        .await?;
+    let tables = rows
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0))
+        .collect::<Result<_, _>>()?;
+    Ok(Dedicated { a, b, tables })
+}
+
+async fn dedicated_tenants(
+    superuser: &DatabaseConnection,
+) -> Result<Vec<(Uuid, TenantSchema)>, DbErr> {
+    let rows = superuser
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT t.id, t.schema_name FROM tenancy.tenants t \
+             JOIN pg_namespace n ON n.nspname = t.schema_name \
+             WHERE t.isolation = 'dedicated' ORDER BY t.created_at, t.id",
+        ))
+        .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let id: Uuid = r.try_get_by_index(0)?;
+        let name: String = r.try_get_by_index(1)?;
+        if let Ok(schema) = TenantSchema::parse(&name) {
+            out.push((id, schema));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `pre` then `last` as the app login in a transaction of `tenant` (entered like the
+/// service does; no tenant: a bare transaction), then rolls back.
+async fn run_as(
+    app: &DatabaseConnection,
+    tenant: Option<Uuid>,
+    pre: &[String],
+    last: &str,
+    query: bool,
+) -> Result<Outcome, DbErr> {
+    let txn = app.begin().await?;
+    let enter = tenant.map(|t| {
+        format!("SET LOCAL tenantry.tenant_id = '{t}'; SELECT tenancy.enter_tenant_schema()")
+    });
+    let mut outcome = None;
+    for sql in enter.iter().chain(pre) {
+        if let Err(e) = txn.execute_unprepared(sql).await {
+            outcome = Some(Outcome::Refused {
+                code: sqlstate(&e),
+                message: e.to_string(),
+            });
+            break;
+        }
+    }
+    let outcome = match outcome {
+        Some(o) => o,
+        None => {
+            let stmt = Statement::from_string(DbBackend::Postgres, last.to_owned());
+            let r = if query {
+                txn.query_all_raw(stmt).await.map(Outcome::Rows)
+            } else {
+                txn.execute_raw(stmt)
+                    .await
+                    .map(|r| Outcome::Affected(r.rows_affected()))
+            };
+            r.unwrap_or_else(|e| Outcome::Refused {
+                code: sqlstate(&e),
+                message: e.to_string(),
+            })
+        }
+    };
+    txn.rollback().await?;
+    Ok(outcome)
+}
+
+/// Passes when refused with 42501.
+fn denied(o: &Outcome) -> Cell {
+    if o.refused_by_security() {
+        Cell::pass("permission denied")
+    } else {
+        Cell::fail(o.describe())
+    }
+}
+
+/// Passes when no returned row's first column is `other` (refusals pass too).
+fn none_of(o: &Outcome, other: Uuid) -> Cell {
+    match o {
+        Outcome::Rows(rows) => {
+            let leaked = rows
+                .iter()
+                .filter(|r| r.try_get_by_index::<Uuid>(0).ok() == Some(other))
+                .count();
+            if leaked == 0 {
+                Cell::pass(format!("{} row(s), none of B", rows.len()))
+            } else {
+                Cell::fail(format!("{leaked} row(s) of tenant B"))
+            }
+        }
+        Outcome::Affected(0) => Cell::pass("0 rows affected"),
+        Outcome::Affected(n) => Cell::fail(format!("{n} row(s) of B affected")),
+        Outcome::Refused { .. } => Cell::pass(o.describe()),
+    }
+}
+
+/// Every cross-schema attack on every table of A's schema.
+pub async fn attack(app: &DatabaseConnection, d: &Dedicated) -> Result<Vec<Row>, DbErr> {
+    let ((a, sa), (b, sb)) = (&d.a, &d.b);
+    let mut out = Vec::new();
+    for table in &d.tables {
+        let mut cells = Vec::new();
+        let own = run_as(
+            app,
+            Some(*a),
+            &[],
+            &format!("SELECT tenant_id FROM {table}"),
+            true,
+        )
+        .await?;
+        cells.push((
+            "own_rows",
+            match &own {
+                Outcome::Rows(r) if !r.is_empty() => Cell::pass(format!("{} own row(s)", r.len())),
+                Outcome::Rows(_) => Cell::NotApplicable,
+                other => Cell::fail(other.describe()),
+            },
+        ));
+        let read_a = format!("SELECT tenant_id FROM {sa}.{table}");
+        cells.push((
+            "outside_tx",
+            denied(&run_as(app, None, &[], &read_a, true).await?),
+        ));
+        let read_b = format!("SELECT tenant_id FROM {sb}.{table}");
+        cells.push((
+            "qualified_read",
+            denied(&run_as(app, Some(*a), &[], &read_b, true).await?),
+        ));
+        let write_b = format!("DELETE FROM {sb}.{table}");
+        cells.push((
+            "qualified_write",
+            denied(&run_as(app, Some(*a), &[], &write_b, false).await?),
+        ));
+        let path = vec![format!("SET LOCAL search_path = {sb}, public")];
+        let unq = format!("SELECT tenant_id FROM {table}");
+        cells.push((
+            "search_path",
+            none_of(&run_as(app, Some(*a), &path, &unq, true).await?, *b),
+        ));
+        let role = vec![format!("SET LOCAL ROLE {sb}")];
+        let read = run_as(app, Some(*a), &role, &read_b, true).await?;
+        let change = run_as(
+            app,
+            Some(*a),
+            &role,
+            &format!("UPDATE {sb}.{table} SET tenant_id = tenant_id"),
+            false,
+        )
+        .await?;
+        cells.push((
+            "set_role",
+            match (none_of(&read, *b), none_of(&change, *b)) {
+                (Cell::Pass(r), Cell::Pass(w)) => Cell::pass(format!("read: {r}; write: {w}")),
+                (Cell::Fail(f), _) | (_, Cell::Fail(f)) => Cell::fail(f),
+                _ => Cell::NotApplicable,
+            },
+        ));
+        let temp = vec![
+            format!("CREATE TEMP TABLE {table} (tenant_id uuid) ON COMMIT DROP"),
+            format!("INSERT INTO pg_temp.{table} VALUES ('{b}')"),
+        ];
+        cells.push((
+            "pg_temp",
+            none_of(&run_as(app, Some(*a), &temp, &unq, true).await?, *b),
+        ));
+        let view = format!("CREATE VIEW {sa}.peek_{table} AS SELECT tenant_id FROM {sb}.{table}");
+        cells.push((
+            "view_across",
+            denied(&run_as(app, Some(*a), &[], &view, false).await?),
+        ));
+        let trunc = run_as(app, Some(*a), &[], &format!("TRUNCATE {table}"), false).await?;
+        cells.push(("truncate", denied(&trunc)));
+        let mv = run_as(
+            app,
+            Some(*a),
+            &[],
+            &format!("UPDATE {table} SET tenant_id = '{b}'"),
+            false,
+        )
+        .await?;
+        cells.push((
+            "move_row",
+            match &mv {
+                Outcome::Refused { code: Some(c), .. } if c == "42501" || c == "23514" => {
+                    Cell::pass(mv.describe())
+                }
+                Outcome::Affected(0) if matches!(own, Outcome::Rows(ref r) if r.is_empty()) => {
+                    Cell::NotApplicable
+                }
+                other => Cell::fail(other.describe()),
+            },
+        ));
+        out.push(Row {
+            subject: format!("{sa}.{table} (dedicated)"),
+            cells,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,519 @@
+//! Dedicated tenants (one schema per tenant) behind the same service API, against a real
+//! PostgreSQL: the same calls give the same results as for a shared tenant; the database
+//! refuses every way across schemas (permission denied, or RLS and the tenant CHECK);
+//! provisioning is all or nothing; a missing schema is "unavailable"; offboarding drops it.
+
+mod service_support;
+
+use anyhow::{Context, ensure};
+use entity::{documents, projects, tasks};
+use migration::dedicated::TenantSchema;
+use sea_orm::ActiveValue::Set;
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Value};
+use service::tenants::Isolation;
+use service::{MemberRole, NewApiKey, NewTenant, ServiceError, TenantContext, Tenantry};
+use service_support::*;
+use uuid::Uuid;
+
+/// Provisions a tenant with `isolation` (committed).
+async fn tenant_with(
+    svc: &Tenantry,
+    slug: &str,
+    owner: Uuid,
+    isolation: Isolation,
+) -> anyhow::Result<(Uuid, TenantContext)> {
+    let sa = svc.superadmin(grant("tenant.provision", None)).await?;
+    let (t, ctx) = sa
+        .provision_tenant_with(new_tenant(slug), owner, isolation)
+        .await?;
+    sa.commit().await?;
+    Ok((t.id, ctx))
+}
+
+fn new_tenant(slug: &str) -> NewTenant {
+    NewTenant {
+        name: format!("Tenant {slug}"),
+        slug: slug.into(),
+        plan: "pro".into(),
+        region: "eu".into(),
+        admin_email: None,
+    }
+}
+
+/// What a tenant sees through the service after the same sequence of calls.
+async fn same_calls(svc: &Tenantry, ctx: &TenantContext, member: Uuid) -> anyhow::Result<String> {
+    let tx = svc.begin(ctx).await?;
+    let p = tx
+        .insert(projects::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            name: Set("Patient Portal".into()),
+            ..Default::default()
+        })
+        .await?;
+    tx.insert(documents::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        project_id: Set(p.id),
+        title: Set("Spec".into()),
+        ..Default::default()
+    })
+    .await?;
+    let task = tx
+        .insert(tasks::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            project_id: Set(p.id),
+            title: Set("Ship".into()),
+            ..Default::default()
+        })
+        .await?;
+    let mut changed: tasks::ActiveModel = task.into();
+    changed.status = Set("done".into());
+    tx.update(changed).await?;
+    service::members::add(&tx, member, MemberRole::Member).await?;
+    let key = service::api_keys::issue(
+        &tx,
+        NewApiKey {
+            name: "ci".into(),
+            scopes: vec!["read".into()],
+            expires_at: None,
+            rate_limit_per_minute: None,
+            monthly_quota: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+
+    let principal = svc.authenticate_api_key(&key.secret).await?;
+    ensure!(principal.context.tenant_id() == ctx.tenant_id());
+    let tx = svc.begin(&principal.context).await?;
+    let projects: Vec<_> = tx
+        .list::<projects::Entity>(service::tx::all(), vec![], Default::default())
+        .await?
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let docs = tx.count::<documents::Entity>(service::tx::all()).await?;
+    let done = tx
+        .list::<tasks::Entity>(service::tx::all(), vec![], Default::default())
+        .await?
+        .into_iter()
+        .map(|t| t.status)
+        .collect::<Vec<_>>();
+    let members = service::members::list(&tx).await?.len();
+    let current = service::tenants::current(&tx).await?;
+    ensure!(current.id == ctx.tenant_id());
+    let unknown = tx.find_by_id::<projects::Entity>(Uuid::new_v4()).await?;
+    ensure!(unknown.is_none(), "an unknown id finds nothing");
+    tx.commit().await?;
+    Ok(format!(
+        "projects={projects:?} documents={docs} tasks={done:?} members={members}"
+    ))
+}
+
+async fn count_in(su: &DatabaseConnection, table: &str, tenant: Uuid) -> anyhow::Result<i64> {
+    scalar(
+        su,
+        &format!("SELECT count(*) FROM {table} WHERE tenant_id = $1"),
+        [Value::from(tenant)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_same_service_calls_give_the_same_results_in_both_modes() -> anyhow::Result<()> {
+    let env = env().await?;
+    let a_owner = user(&env.svc, "owner@shared.test", "Owner S").await?;
+    let d_owner = user(&env.svc, "owner@dedicated.test", "Owner D").await?;
+    let member = user(&env.svc, "member@both.test", "Member").await?;
+    let (a, a_ctx) = tenant_with(&env.svc, "shared", a_owner, Isolation::Shared).await?;
+    let (d, d_ctx) = tenant_with(&env.svc, "dedicated", d_owner, Isolation::Dedicated).await?;
+
+    let shared = same_calls(&env.svc, &a_ctx, member).await?;
+    let dedicated = same_calls(&env.svc, &d_ctx, member).await?;
+    assert_eq!(shared, dedicated);
+
+    // Underneath: the dedicated tenant's rows are in its schema, none in the shared tables.
+    let schema = TenantSchema::for_tenant(d);
+    for table in ["projects", "documents", "tasks"] {
+        assert_eq!(count_in(&env.su, &format!("public.{table}"), a).await?, 1);
+        assert_eq!(count_in(&env.su, &format!("public.{table}"), d).await?, 0);
+        assert_eq!(count_in(&env.su, &format!("{schema}.{table}"), d).await?, 1);
+    }
+    // Seed 004's reference data, per tenant schema.
+    assert_eq!(
+        count_in(&env.su, &format!("{schema}.cloud_providers"), d).await?,
+        6
+    );
+    assert_eq!(
+        count_in(&env.su, &format!("{schema}.service_types"), d).await?,
+        7
+    );
+    Ok(())
+}
+
+/// Runs `sql` in a transaction of `ctx` and returns its SQLSTATE (or "ok").
+async fn outcome(svc: &Tenantry, ctx: &TenantContext, sql: &[&str]) -> anyhow::Result<String> {
+    let tx = svc.begin(ctx).await?;
+    for s in sql {
+        if let Err(e) = tx.conn().execute_unprepared(s).await {
+            return Ok(service::error::sqlstate(&e).unwrap_or_else(|| e.to_string()));
+        }
+    }
+    Ok("ok".into())
+}
+
+async fn count_as(
+    svc: &Tenantry,
+    ctx: &TenantContext,
+    pre: &[&str],
+    q: &str,
+) -> anyhow::Result<i64> {
+    let tx = svc.begin(ctx).await?;
+    for s in pre {
+        tx.conn().execute_unprepared(s).await?;
+    }
+    scalar(tx.conn(), q, []).await
+}
+
+#[tokio::test]
+async fn the_database_refuses_every_way_across_schemas() -> anyhow::Result<()> {
+    let env = env().await?;
+    let o1 = user(&env.svc, "o1@x.test", "O1").await?;
+    let o2 = user(&env.svc, "o2@x.test", "O2").await?;
+    let o3 = user(&env.svc, "o3@x.test", "O3").await?;
+    let (d1, c1) = tenant_with(&env.svc, "dee-one", o1, Isolation::Dedicated).await?;
+    let (d2, c2) = tenant_with(&env.svc, "dee-two", o2, Isolation::Dedicated).await?;
+    let (_s, cs) = tenant_with(&env.svc, "shared-one", o3, Isolation::Shared).await?;
+    project(&env.svc, &c1, "one's").await?;
+    project(&env.svc, &c2, "two's").await?;
+    let (s1, s2) = (TenantSchema::for_tenant(d1), TenantSchema::for_tenant(d2));
+
+    // Outside a tenant-bound transaction the app login can use no tenant schema.
+    let app = env
+        .db
+        .connect(tenantry_tests::logins::LoginRole::App, 1)
+        .await?;
+    let e = app
+        .query_one_raw(stmt(&format!("SELECT count(*) FROM {s1}.projects"), []))
+        .await
+        .expect_err("the app login reads a tenant schema");
+    assert_eq!(service::error::sqlstate(&e).as_deref(), Some("42501"));
+
+    // Inside one tenant's transaction, another's schema is permission denied: by name, by
+    // search_path, from a shared tenant, for reads and writes.
+    let read2 = format!("SELECT count(*) FROM {s2}.projects");
+    let write2 = format!("INSERT INTO {s2}.projects (id, name) VALUES (gen_random_uuid(), 'x')");
+    let path2 = format!("SET LOCAL search_path = {s2}, public");
+    for (ctx, sql) in [
+        (&c1, vec![read2.as_str()]),
+        (&c1, vec![write2.as_str()]),
+        (&cs, vec![read2.as_str()]),
+    ] {
+        assert_eq!(outcome(&env.svc, ctx, &sql).await?, "42501", "{sql:?}");
+    }
+
+    // search_path naming another tenant's schema: PostgreSQL skips a schema without USAGE,
+    // so the name falls through to public.projects, where RLS shows this tenant nothing.
+    let n = count_as(&env.svc, &c1, &[&path2], "SELECT count(*) FROM projects").await?;
+    assert_eq!(n, 0, "another tenant's schema answered through search_path");
+
+    // SET ROLE to another tenant's role reaches its tables, but RLS (tenant_id = the current
+    // tenant) shows nothing, and a write is refused (the schema's CHECK pin on tenant_id
+    // answers first, 23514; RLS's WITH CHECK would refuse it too).
+    let role2 = format!("SET LOCAL ROLE {s2}");
+    assert_eq!(count_as(&env.svc, &c1, &[&role2], &read2).await?, 0);
+    assert_eq!(outcome(&env.svc, &c1, &[&role2, &write2]).await?, "23514");
+    let steal = format!("UPDATE {s2}.projects SET name = 'stolen'");
+    let tx = env.svc.begin(&c1).await?;
+    tx.conn().execute_unprepared(&role2).await?;
+    assert_eq!(
+        tx.conn().execute_unprepared(&steal).await?.rows_affected(),
+        0
+    );
+    drop(tx);
+
+    // Even with the context rewritten by raw SQL, a row of another tenant cannot be written
+    // into a tenant's schema: the CHECK pins tenant_id.
+    let forged = format!(
+        "INSERT INTO {s1}.projects (tenant_id, id, name) VALUES ('{d2}', gen_random_uuid(), 'x')"
+    );
+    assert_eq!(
+        outcome(&env.svc, &c1, &[&forged]).await?,
+        "42501",
+        "RLS refuses it"
+    );
+    let rewrite = format!("SET LOCAL tenantry.tenant_id = '{d2}'");
+    assert_eq!(
+        outcome(&env.svc, &c1, &[&rewrite, &forged]).await?,
+        "23514",
+        "the CHECK pin refuses it even when RLS was fooled"
+    );
+
+    // pg_temp is searched last: a temporary table never shadows the tenant's own table.
+    let n = count_as(
+        &env.svc,
+        &c1,
+        &["CREATE TEMP TABLE projects (id uuid) ON COMMIT DROP"],
+        "SELECT count(*) FROM projects",
+    )
+    .await?;
+    assert_eq!(n, 1, "the tenant's real projects table answered");
+
+    // No views or functions of one's own: the tenant role may not create in its schema.
+    let view = format!("CREATE VIEW {s1}.peek AS SELECT * FROM {s2}.projects");
+    assert_eq!(outcome(&env.svc, &c1, &[&view]).await?, "42501");
+    let own_view = format!("CREATE VIEW {s1}.peek AS SELECT 1");
+    assert_eq!(outcome(&env.svc, &c1, &[&own_view]).await?, "42501");
+    Ok(())
+}
+
+async fn leftovers(su: &DatabaseConnection) -> anyhow::Result<(i64, i64, i64)> {
+    Ok((
+        scalar(
+            su,
+            "SELECT count(*) FROM pg_namespace WHERE nspname ~ '^t_[0-9a-f]{32}$'",
+            [],
+        )
+        .await?,
+        scalar(
+            su,
+            "SELECT count(*) FROM tenancy.tenants WHERE isolation = 'dedicated'",
+            [],
+        )
+        .await?,
+        scalar(
+            su,
+            "SELECT count(*) FROM tenancy.tenant_schema_versions",
+            [],
+        )
+        .await?,
+    ))
+}
+
+#[tokio::test]
+async fn provisioning_is_all_or_nothing_and_refuses_an_existing_schema() -> anyhow::Result<()> {
+    let env = env().await?;
+    let owner = user(&env.svc, "o@fail.test", "O").await?;
+
+    // A tenant-schema step that fails after the role, the schema and the tables were made.
+    env.su
+        .execute_unprepared(
+            "INSERT INTO tenancy.tenant_schema_steps VALUES ('zz_fail', 0, 'SELECT 1/0')",
+        )
+        .await?;
+    let sa = env.svc.superadmin(grant("tenant.provision", None)).await?;
+    let r = sa
+        .provision_tenant_with(new_tenant("will-fail"), owner, Isolation::Dedicated)
+        .await;
+    ensure!(r.is_err(), "provisioning went on past a failing step");
+    drop(sa);
+    assert_eq!(leftovers(&env.su).await?, (0, 0, 0));
+    env.su
+        .execute_unprepared("DELETE FROM tenancy.tenant_schema_steps WHERE migration = 'zz_fail'")
+        .await?;
+
+    // A schema of that name already there: a clear conflict, nothing changed.
+    let (d, _) = tenant_with(&env.svc, "taken", owner, Isolation::Dedicated).await?;
+    let schema = TenantSchema::for_tenant(d);
+    let sa = env.svc.superadmin(grant("tenant.provision", None)).await?;
+    let again = sa
+        .conn()
+        .query_one_raw(stmt("SELECT tenancy.provision_dedicated($1)", [d.into()]))
+        .await
+        .expect_err("provisioned twice");
+    assert_eq!(service::error::sqlstate(&again).as_deref(), Some("42P06"));
+    drop(sa);
+    assert_eq!(leftovers(&env.su).await?, (1, 1, 1));
+    ensure!(
+        scalar(
+            &env.su,
+            &format!("SELECT count(*) FROM {schema}.cloud_providers"),
+            []
+        )
+        .await?
+            == 6
+    );
+
+    // The app and superadmin logins cannot create schemas or roles themselves, nor call the
+    // provisioning function without a superadmin reason.
+    let app = env
+        .db
+        .connect(tenantry_tests::logins::LoginRole::App, 1)
+        .await?;
+    for sql in [
+        "CREATE SCHEMA t_ffffffffffffffffffffffffffffffff",
+        "CREATE ROLE t_ffffffffffffffffffffffffffffffff",
+    ] {
+        let e = app.execute_unprepared(sql).await.expect_err(sql);
+        assert_eq!(
+            service::error::sqlstate(&e).as_deref(),
+            Some("42501"),
+            "{sql}"
+        );
+    }
+    let e = app
+        .query_one_raw(stmt("SELECT tenancy.provision_dedicated($1)", [d.into()]))
+        .await
+        .expect_err("the app provisions");
+    assert_eq!(service::error::sqlstate(&e).as_deref(), Some("42501"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_missing_schema_is_unavailable_and_offboarding_drops_the_schema() -> anyhow::Result<()> {
+    let env = env().await?;
+    let o1 = user(&env.svc, "o1@gone.test", "O1").await?;
+    let o2 = user(&env.svc, "o2@gone.test", "O2").await?;
+    let (gone, gone_ctx) = tenant_with(&env.svc, "gone", o1, Isolation::Dedicated).await?;
+    let (d, d_ctx) = tenant_with(&env.svc, "leaving", o2, Isolation::Dedicated).await?;
+    project(&env.svc, &d_ctx, "keep me").await?;
+
+    env.su
+        .execute_unprepared(&format!(
+            "DROP SCHEMA {} CASCADE",
+            TenantSchema::for_tenant(gone)
+        ))
+        .await?;
+    match env.svc.begin(&gone_ctx).await {
+        Err(ServiceError::Unavailable(m)) => ensure!(m.contains("schema"), "{m}"),
+        Err(e) => anyhow::bail!("expected unavailable, got {e:?}"),
+        Ok(_) => anyhow::bail!("a transaction opened on a missing schema"),
+    }
+    // The other dedicated tenant works on.
+    ensure!(env.svc.begin(&d_ctx).await.is_ok());
+
+    let sa = env
+        .svc
+        .superadmin(grant("tenant.offboard", Some(d)))
+        .await?;
+    let mut out = Vec::new();
+    let refused = sa.offboard(d, &mut out).await;
+    ensure!(
+        matches!(&refused, Err(ServiceError::Conflict(m)) if m.contains("member")),
+        "{refused:?}"
+    );
+    drop(sa);
+    let sa = env
+        .svc
+        .superadmin(grant("tenant.offboard", Some(d)))
+        .await?;
+    let mut out = Vec::new();
+    let report = sa.offboard_with(d, true, &mut out).await?;
+    sa.commit().await?;
+    let schema = TenantSchema::for_tenant(d);
+    let export = String::from_utf8(out).context("utf-8 export")?;
+    ensure!(export.contains(&format!("\"{schema}.projects\"")) && export.contains("keep me"));
+    ensure!(
+        report
+            .purged
+            .iter()
+            .any(|(t, n)| t == &format!("{schema}.projects") && *n == 1)
+    );
+    let left = scalar(
+        &env.su,
+        "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+        [schema.as_str().into()],
+    )
+    .await?
+        + scalar(
+            &env.su,
+            "SELECT count(*) FROM pg_roles WHERE rolname = $1",
+            [schema.as_str().into()],
+        )
+        .await?;
+    assert_eq!(left, 0, "schema and role dropped");
+    ensure!(
+        entity::tenants::Entity::find_by_id(d)
+            .one(&env.su)
+            .await?
+            .is_none()
+    );
+    Ok(())
+}
+
+/// The catalog audit covers every tenant schema, and each new check can fail.
+#[tokio::test]
+async fn the_catalog_audit_covers_tenant_schemas_and_its_checks_can_fail() -> anyhow::Result<()> {
+    let env = env().await?;
+    let o1 = user(&env.svc, "o1@audit.test", "O1").await?;
+    let o2 = user(&env.svc, "o2@audit.test", "O2").await?;
+    let (d1, _) = tenant_with(&env.svc, "audit-one", o1, Isolation::Dedicated).await?;
+    let (d2, _) = tenant_with(&env.svc, "audit-two", o2, Isolation::Dedicated).await?;
+    let (s1, s2) = (TenantSchema::for_tenant(d1), TenantSchema::for_tenant(d2));
+    let owner = env
+        .db
+        .connect(tenantry_tests::logins::LoginRole::Owner, 1)
+        .await?;
+    let audit = || async { migration::dedicated::audit::audit_all(&owner, "tenantry_app").await };
+    let report = audit().await?;
+    ensure!(report.passed(), "a clean database fails:\n{report}");
+    for check in [
+        "tenant_schema_present",
+        "tenant_table_grants",
+        "tenant_role",
+        "tenant_cross_schema",
+    ] {
+        ensure!(
+            report.findings.iter().any(|f| f.check == check),
+            "{check} never ran"
+        );
+    }
+
+    // Each break makes exactly its check fail.
+    let breaks: [(&str, String); 5] = [
+        (
+            "tenant_table_grants",
+            format!("GRANT SELECT ON {s1}.projects TO PUBLIC"),
+        ),
+        (
+            "tenant_table_grants",
+            format!("GRANT SELECT ON {s1}.tasks TO tenantry_app"),
+        ),
+        (
+            "tenant_schema_grants",
+            format!("GRANT CREATE ON SCHEMA {s1} TO {s1}"),
+        ),
+        (
+            "tenant_cross_schema",
+            format!("CREATE VIEW {s1}.peek AS SELECT * FROM {s2}.projects"),
+        ),
+        ("tenant_schema_present", format!("DROP SCHEMA {s2} CASCADE")),
+    ];
+    for (check, sql) in breaks {
+        env.su.execute_unprepared(&sql).await?;
+        let report = audit().await?;
+        let failed: Vec<_> = report.failures().map(|f| f.check.clone()).collect();
+        ensure!(
+            failed.iter().any(|c| c == check),
+            "{sql}: {check} did not fail:\n{report}"
+        );
+    }
+    Ok(())
+}
+
+/// A failed opening (a missing schema) leaves the pooled connection clean: on a pool of ONE
+/// connection, the next tenant's transaction works.
+#[tokio::test]
+async fn a_failed_opening_leaves_the_connection_clean() -> anyhow::Result<()> {
+    let env = env_with(|c| c.with_pool(1)).await?;
+    let o1 = user(&env.svc, "o1@clean.test", "O1").await?;
+    let o2 = user(&env.svc, "o2@clean.test", "O2").await?;
+    let (gone, gone_ctx) = tenant_with(&env.svc, "clean-gone", o1, Isolation::Dedicated).await?;
+    let (_, ok_ctx) = tenant_with(&env.svc, "clean-ok", o2, Isolation::Shared).await?;
+    project(&env.svc, &ok_ctx, "still here").await?;
+    env.su
+        .execute_unprepared(&format!(
+            "DROP SCHEMA {} CASCADE",
+            TenantSchema::for_tenant(gone)
+        ))
+        .await?;
+    for _ in 0..3 {
+        ensure!(matches!(
+            env.svc.begin(&gone_ctx).await,
+            Err(ServiceError::Unavailable(_))
+        ));
+        let tx = env.svc.begin(&ok_ctx).await?;
+        ensure!(tx.count::<projects::Entity>(service::tx::all()).await? == 1);
+        tx.commit().await?;
+    }
+    Ok(())
+}
