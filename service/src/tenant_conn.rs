@@ -3,7 +3,7 @@
 //! SeaORM's `begin()` sends `BEGIN` and waits for the answer before anything else can be sent,
 //! so setting the tenant context cost a second round trip. Here the transaction is opened by one
 //! simple-protocol message on a pooled connection (built by `tx::begin_sql`):
-//! `SET LOCAL tenantry.tenant_id = '<uuid>'; SET LOCAL tenantry.user_id = '<uuid>'; SELECT
+//! `SET LOCAL tenantry.tenant_id = '<uuid>'; SET LOCAL tenantry.user_id = '<uuid>' (or ''); SELECT
 //! tenancy.enter_tenant_schema(); BEGIN`. The statements of one message form an implicit
 //! transaction block that the trailing `BEGIN` turns into the transaction itself, so the
 //! settings are part of it; PostgreSQL stops at the first error, so a failed `SET LOCAL` (or a
@@ -16,6 +16,13 @@
 //! [`TenantConn::commit`] or [`TenantConn::rollback`], it rolls back on a spawned task before
 //! the connection is reused (or, without a runtime, closes the connection, which the server
 //! rolls back).
+//!
+//! A begin, commit or rollback whose future is dropped while its message is in flight (a
+//! client that went away, a `TimeoutLayer`, any `timeout`) leaves the server's transaction
+//! state unknown: the server may yet run the message, and sqlx does not track a transaction it
+//! did not open. Such a connection is closed (the server rolls back a closed connection's
+//! transaction), never returned to the pool, so the next tenant's transaction can never run
+//! inside one left open by another (`InFlight`).
 
 use std::sync::Arc;
 
@@ -55,25 +62,61 @@ fn query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
     sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
 }
 
+/// A pooled connection with a transaction-control message in flight. If the future awaiting
+/// the answer is dropped before it arrives, the guard is dropped with it and marks the
+/// connection to be closed instead of returned to the pool: whether the server ran the message
+/// (and so whether a transaction is open on it, with which context) is unknown. sqlx 0.9 keeps
+/// the server's transaction status (`ReadyForQuery`) crate-private, so a pool hook could only
+/// find out with a query of its own; closing costs nothing on the normal path.
+struct InFlight<'c> {
+    conn: &'c mut PoolConnection<Postgres>,
+    answered: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// Sends `sql` on `conn` as one simple-protocol message and reads its answer; cancelled before
+/// the answer is read, `conn` is closed when dropped (`InFlight`).
+async fn send(
+    conn: &mut PoolConnection<Postgres>,
+    sql: impl sqlx::SqlSafeStr + Send,
+) -> Result<(), sqlx::Error> {
+    let mut guard = InFlight {
+        conn,
+        answered: false,
+    };
+    let result = (&mut **guard.conn).execute(sql).await;
+    guard.answered = true;
+    result.map(|_| ())
+}
+
 /// Ends the transaction on `conn` with `sql` (`COMMIT` or `ROLLBACK`); a connection that cannot
-/// end it is closed rather than returned to the pool.
+/// end it, or whose end is cancelled before it is answered, is closed rather than returned to
+/// the pool.
 async fn end(mut conn: PoolConnection<Postgres>, sql: &'static str) -> Result<(), DbErr> {
-    let result = (&mut *conn).execute(sql).await;
+    let result = send(&mut conn, sql).await;
     if result.is_err() {
         conn.close_on_drop();
     }
-    result.map(|_| ()).map_err(exec_err)
+    result.map_err(exec_err)
 }
 
 impl TenantConn {
     /// Acquires a connection and sends `begin` (a `BEGIN` followed by the context's
-    /// `SET LOCAL`s, built by the caller from typed values only) as one message.
+    /// `SET LOCAL`s, built by the caller from typed values only) as one message. Cancelled
+    /// after the acquire, the connection is closed, never pooled in an unknown state.
     pub(crate) async fn begin(pool: &PgPool, begin: String) -> Result<Self, DbErr> {
         let mut conn = pool
             .acquire()
             .await
             .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e))))?;
-        if let Err(e) = (&mut *conn).execute(sqlx::AssertSqlSafe(begin)).await {
+        if let Err(e) = send(&mut conn, sqlx::AssertSqlSafe(begin)).await {
             // The BEGIN may have opened a transaction the failed SET LOCAL aborted.
             let _ = end(conn, "ROLLBACK").await;
             return Err(query_err(e));

@@ -127,6 +127,12 @@ impl Tenantry {
         Ok(self.app.ping().await?)
     }
 
+    /// Connections idle in the app pool right now (for metrics; tests use it to know that a
+    /// released connection is back, its release ping answered).
+    pub fn idle_connections(&self) -> usize {
+        self.app_pg.num_idle()
+    }
+
     /// Closes both pools.
     pub async fn close(self) -> Result<()> {
         self.app.close().await?;

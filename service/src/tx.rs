@@ -50,12 +50,16 @@ pub struct TenantTx {
 /// The `SET LOCAL` statements for a context. Only typed `Uuid`s are rendered, and a `Uuid` can
 /// only print as hex digits and dashes, so the literal is always safe. `SET LOCAL` (rather than
 /// `set_config(..., true)`) is also the form Citus propagates to worker nodes.
+///
+/// Both settings are always set: a context without a user sets `tenantry.user_id` to `''`
+/// (which `tenancy.current_user_id()` reads as NULL), so no user id of an earlier context can
+/// survive into this transaction, even on a connection that were somehow still inside one.
 pub fn set_local_sql(ctx: &TenantContext) -> String {
-    let mut sql = format!("SET LOCAL tenantry.tenant_id = '{}'", ctx.tenant_id());
-    if let Some(user) = ctx.user_id() {
-        sql.push_str(&format!("; SET LOCAL tenantry.user_id = '{user}'"));
-    }
-    sql
+    let user = ctx.user_id().map(|u| u.to_string()).unwrap_or_default();
+    format!(
+        "SET LOCAL tenantry.tenant_id = '{}'; SET LOCAL tenantry.user_id = '{user}'",
+        ctx.tenant_id()
+    )
 }
 
 /// Enters a dedicated tenant's schema (nothing for a shared tenant): `SET LOCAL ROLE t_<hex>`
@@ -267,4 +271,49 @@ fn id_column<E: TenantScoped>() -> Result<E::Column> {
 /// A filter matching everything (for `list` without conditions).
 pub fn all() -> Condition {
     Condition::all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{Actor, MemberRole};
+
+    #[test]
+    fn set_local_sql_always_sets_tenant_and_user() {
+        let tenant = Uuid::from_u128(0xaaaa_aaaa_aaaa_4aaa_8aaa_aaaa_aaaa_aaaa);
+        let user = Uuid::from_u128(0xdddd_dddd_dddd_4ddd_8ddd_dddd_dddd_dddd);
+        let as_user = TenantContext::new(tenant, Actor::User { user_id: user }, MemberRole::Owner);
+        assert_eq!(
+            set_local_sql(&as_user),
+            format!(
+                "SET LOCAL tenantry.tenant_id = '{tenant}'; SET LOCAL tenantry.user_id = '{user}'"
+            )
+        );
+        let no_user = [
+            TenantContext::new(
+                tenant,
+                Actor::ApiKey {
+                    key_id: user,
+                    scopes: vec!["read".into()],
+                },
+                MemberRole::Viewer,
+            ),
+            as_user.for_job("test.job"),
+        ];
+        for ctx in &no_user {
+            assert_eq!(
+                set_local_sql(ctx),
+                format!(
+                    "SET LOCAL tenantry.tenant_id = '{tenant}'; SET LOCAL tenantry.user_id = ''"
+                ),
+                "{ctx:?}"
+            );
+            assert_eq!(
+                begin_sql(ctx),
+                format!(
+                    "BEGIN; SET LOCAL tenantry.tenant_id = '{tenant}'; SET LOCAL tenantry.user_id = ''"
+                )
+            );
+        }
+    }
 }
