@@ -112,6 +112,7 @@ pub fn ts0001_tables(schema: &str) -> MigrationPlan {
     plan.extend(
         TenantTable::new(schema, "projects")
             .grant_app_privileges_to(schema)
+            .without_legacy()
             .plan(),
     );
     for child in ["documents", "tasks"] {
@@ -119,6 +120,7 @@ pub fn ts0001_tables(schema: &str) -> MigrationPlan {
             TenantTable::new(schema, child)
                 .references("project_id", schema, "projects")
                 .grant_app_privileges_to(schema)
+                .without_legacy()
                 .plan(),
         );
     }
@@ -159,6 +161,7 @@ pub fn ts0001_tables(schema: &str) -> MigrationPlan {
             TenantTable::new(schema, table)
                 .unique(&["name"])
                 .grant_app_privileges_to(schema)
+                .without_legacy()
                 .plan(),
         );
     }
