@@ -144,6 +144,21 @@ impl MigrationPlan {
         self
     }
 
+    /// Says that step `index` knowingly breaks squawk's `rules`, and why (as
+    /// [`Self::lint_ignore`] does for the step added last).
+    pub fn lint_ignore_at(&mut self, index: usize, rules: &[&str], reason: &str) -> &mut Self {
+        if index < self.steps.len() {
+            self.lint_ignores.push((
+                index,
+                LintIgnore {
+                    rules: rules.iter().map(|r| (*r).to_owned()).collect(),
+                    reason: reason.into(),
+                },
+            ));
+        }
+        self
+    }
+
     /// The squawk ignore comment of step `index`, if it has one.
     fn lint_comment(&self, index: usize, probed: bool) -> Option<String> {
         let mut rules: Vec<&str> = Vec::new();

@@ -3,12 +3,21 @@
 //! comment and the reason. Without the annotations the same plans fail (so the check bites),
 //! and an ignore comment without a reason is itself a failure.
 //!
-//! Needs no database: the plans are rendered exactly as `migration plan` prints them.
+//! Our migrations' plans need no database (they are rendered exactly as `migration plan`
+//! prints them); the adoption plans of the seed 001 and seed 003 fixtures are built from their
+//! live catalogs, exactly as `migration adopt --plan` prints them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
+use migration::adoption::{self, Adoption, Phase};
+use tenantry_tests::logins::LoginRole;
+
+#[allow(dead_code)]
+mod adopt_support;
+#[allow(dead_code)]
+mod common;
 
 /// Every plan squawk must pass, as (file name, printed SQL). One line per plan.
 fn plans() -> Vec<(String, String)> {
@@ -17,9 +26,55 @@ fn plans() -> Vec<(String, String)> {
         out.push((format!("{}.up.sql", m.name()), m.render(false).join("\n")));
         out.push((format!("{}.down.sql", m.name()), m.render(true).join("\n")));
     }
-    // Adoption fixture plans (`adopt --plan`) go here, one line each, e.g.
-    // out.push(("adopt_seed001.sql".into(), fixture_plan().render_up().join("\n")));
     out
+}
+
+/// The adoption plans of the test fixtures (`adopt --plan`), one line per fixture.
+async fn adoption_plans() -> anyhow::Result<Vec<(String, String)>> {
+    use adopt_support::{SEED001, SEED001_DATA, SEED003, SEED003_DATA, fixture};
+    let mut out = Vec::new();
+    for (name, schema, data, declaration) in [
+        (
+            "adopt_seed001.sql",
+            SEED001,
+            SEED001_DATA,
+            Adoption::new("seed001").global(&["countries"]),
+        ),
+        (
+            "adopt_seed003.sql",
+            SEED003,
+            SEED003_DATA,
+            Adoption::new("seed003").tenant_root("organizations", "name"),
+        ),
+    ] {
+        let db = fixture(schema, data).await?;
+        let conn = migration::run::connect(&db.url(LoginRole::Owner)).await?;
+        let plan = adoption::plan(&conn, &declaration).await?;
+        conn.close().await?;
+        out.push((name.to_owned(), plan.render(Phase::All).join("\n")));
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn squawk_passes_the_adoption_plans_of_the_fixtures() -> anyhow::Result<()> {
+    let squawk = squawk()?;
+    let dir = std::env::temp_dir().join(format!("tenantry-squawk-adopt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut files = Vec::new();
+    for (name, sql) in adoption_plans().await? {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{sql}\n"))?;
+        files.push(path);
+    }
+    let findings = lint(&squawk, &files)?;
+    assert!(
+        findings.is_empty(),
+        "squawk warnings without an explanation in adoption plans:\n{}",
+        findings.join("\n")
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
 }
 
 /// The installed squawk, or a failure that says how to install it.

@@ -15,6 +15,7 @@
 mod catalog;
 mod chains;
 mod declaration;
+mod lint;
 mod migration;
 mod planner;
 pub mod record;

@@ -112,7 +112,26 @@ impl AdoptionPlan {
         if !self.blockers.is_empty() {
             out.push("-- refused: nothing will be changed until every blocker is resolved".into());
         }
-        out.extend(self.migration_plan(phase).render_up());
+        // The same frame `migration plan` prints (what squawk lints): the runner's session
+        // setting, then each segment as it runs, transactional ones inside BEGIN/COMMIT.
+        out.push("-- squawk-ignore-file require-statement-timeout -- no statement_timeout on purpose: VALIDATE, concurrent index builds and backfill batches must finish; lock_timeout bounds how long others wait on us".into());
+        out.push("-- set by the runner for the whole session (TENANTRY_LOCK_TIMEOUT):".into());
+        out.push(format!(
+            "SET lock_timeout = '{}';",
+            crate::run::lock_timeout().replace('\'', "''")
+        ));
+        for seg in &self.segments {
+            if phase != Phase::All && seg.phase != phase {
+                continue;
+            }
+            if seg.transactional {
+                out.push("BEGIN;".into());
+                out.extend(seg.plan.render_up_in(true));
+                out.push("COMMIT;".into());
+            } else {
+                out.extend(seg.plan.render_up_in(false));
+            }
+        }
         out
     }
 
@@ -294,6 +313,14 @@ pub async fn plan<C: ConnectionTrait>(
     }
     build_phase1(&cat, schema, &tables, adoption, tree.as_ref(), &mut out);
     build_phase2(&cat, schema, &adopted, &tables, &mut out);
+    let partitioned: Vec<String> = tables
+        .iter()
+        .filter(|t| t.partitioned)
+        .map(|t| format!("{schema}.{}", t.name))
+        .collect();
+    for seg in &mut out.segments {
+        super::lint::annotate(&mut seg.plan, &partitioned);
+    }
     for seg in &out.segments {
         match seg.phase {
             Phase::Columns => out.phase1.extend(seg.plan.clone()),
