@@ -311,7 +311,8 @@ mod tests {
             assert_eq!(
                 begin_sql(ctx),
                 format!(
-                    "BEGIN; SET LOCAL tenantry.tenant_id = '{tenant}'; SET LOCAL tenantry.user_id = ''"
+                    "SET LOCAL tenantry.tenant_id = '{tenant}'; SET LOCAL tenantry.user_id = ''; \
+                     SELECT tenancy.enter_tenant_schema(); BEGIN"
                 )
             );
         }
