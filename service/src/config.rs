@@ -31,6 +31,11 @@ pub struct TenantryConfig {
     /// connects. Point it at PostgreSQL itself when the app URL goes through PgBouncer in
     /// transaction mode, where `LISTEN` does not work.
     pub auth_listen_url: Option<String>,
+    /// `TENANTRY_AUTH_HEARTBEAT_MS` (default 5000): how often the cache proves its listener
+    /// hears, by a heartbeat notification sent through the app pool; after
+    /// [`crate::auth_cache::HEARTBEAT_MISSES`] unanswered ones the cache is flushed and unused
+    /// until the listener hears again ([`crate::auth_cache`]).
+    pub auth_heartbeat_interval: Duration,
 }
 
 impl TenantryConfig {
@@ -46,6 +51,7 @@ impl TenantryConfig {
             last_used_interval: Duration::from_secs(60),
             auth_cache_ttl: None,
             auth_listen_url: None,
+            auth_heartbeat_interval: Duration::from_millis(5000),
         }
     }
 
@@ -71,6 +77,8 @@ impl TenantryConfig {
         config.auth_listen_url = std::env::var("TENANTRY_AUTH_LISTEN_DATABASE_URL")
             .ok()
             .filter(|s| !s.is_empty());
+        config.auth_heartbeat_interval =
+            Duration::from_millis(env_num("TENANTRY_AUTH_HEARTBEAT_MS", 5000)?.max(1));
         Ok(config)
     }
 
@@ -78,6 +86,18 @@ impl TenantryConfig {
     /// [`TenantryConfig::auth_cache_ttl`]).
     pub fn with_auth_cache(mut self, ttl: Duration) -> Self {
         self.auth_cache_ttl = Some(ttl);
+        self
+    }
+
+    /// Points the cache's listener at `url` (see [`TenantryConfig::auth_listen_url`]).
+    pub fn with_auth_listen_url(mut self, url: impl Into<String>) -> Self {
+        self.auth_listen_url = Some(url.into());
+        self
+    }
+
+    /// Sets the cache's heartbeat interval (see [`TenantryConfig::auth_heartbeat_interval`]).
+    pub fn with_auth_heartbeat(mut self, interval: Duration) -> Self {
+        self.auth_heartbeat_interval = interval.max(Duration::from_millis(1));
         self
     }
 

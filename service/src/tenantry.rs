@@ -14,7 +14,6 @@ use crate::context::TenantContext;
 use crate::error::Result;
 use crate::superadmin::{SuperadminGrant, SuperadminTx};
 use crate::tx::TenantTx;
-use migration::m0009_auth_notify::AUTH_CHANNEL;
 
 /// The service's entry point. Cheap to clone.
 #[derive(Clone)]
@@ -60,9 +59,10 @@ impl Tenantry {
             None => None,
         };
         let auth_cache = config.auth_cache_ttl.map(|ttl| {
-            let cache = AuthCache::new(ttl);
+            let cache = AuthCache::new(ttl, config.auth_heartbeat_interval);
             let url = config.auth_listen_url.as_ref().unwrap_or(&config.app_url);
-            cache.listen(url.clone(), AUTH_CHANNEL);
+            // Heartbeats go through the app pool: the path other processes' changes take.
+            cache.listen(url.clone(), app_pg.clone());
             cache
         });
         Ok(Self {

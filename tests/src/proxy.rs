@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 pub struct RoundTripProxy {
     port: u16,
     ready: Arc<AtomicU64>,
+    frozen: Arc<AtomicBool>,
     accept: JoinHandle<()>,
 }
 
@@ -26,12 +27,15 @@ impl RoundTripProxy {
         let ready = Arc::new(AtomicU64::new(0));
         let upstream = SocketAddr::from(([127, 0, 0, 1], upstream_port));
         let counter = ready.clone();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let freeze = frozen.clone();
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let counter = counter.clone();
+                let freeze = freeze.clone();
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(upstream).await {
-                        let _ = pipe(client, server, counter).await;
+                        let _ = pipe(client, server, counter, freeze).await;
                     }
                 });
             }
@@ -39,6 +43,7 @@ impl RoundTripProxy {
         Ok(Self {
             port,
             ready,
+            frozen,
             accept,
         })
     }
@@ -55,6 +60,12 @@ impl RoundTripProxy {
         format!("{rewritten}{sep}sslmode=disable")
     }
 
+    /// From now on the server's bytes are read and dropped, on every connection: the client's
+    /// connection stays open and hears nothing, like a half-open TCP connection.
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+    }
+
     /// `ReadyForQuery` messages seen so far, over all connections.
     pub fn round_trips(&self) -> u64 {
         self.ready.load(Ordering::SeqCst)
@@ -67,7 +78,12 @@ impl Drop for RoundTripProxy {
     }
 }
 
-async fn pipe(client: TcpStream, server: TcpStream, ready: Arc<AtomicU64>) -> std::io::Result<()> {
+async fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    ready: Arc<AtomicU64>,
+    frozen: Arc<AtomicBool>,
+) -> std::io::Result<()> {
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
     let (mut cr, mut cw) = client.into_split();
@@ -82,6 +98,9 @@ async fn pipe(client: TcpStream, server: TcpStream, ready: Arc<AtomicU64>) -> st
         let n = sr.read(&mut buf).await?;
         if n == 0 {
             break;
+        }
+        if frozen.load(Ordering::SeqCst) {
+            continue;
         }
         let seen = counter.feed(&buf[..n]);
         if seen > 0 {

@@ -1,8 +1,10 @@
 //! Each unsafe shape is reported with what to do and refused, and a refused adoption changes
 //! nothing: a table without a primary key, a materialized view over adopted tables, a foreign key
-//! from a global table into an adopted one, a SECURITY DEFINER function reading adopted tables, a
-//! trigger writing another table, a `tenant_id` of another type. The same schemas without the
-//! offending object plan cleanly (so each blocker is what refuses).
+//! from a global table into an adopted one, a SECURITY DEFINER function reading adopted tables
+//! (also with a SQL-standard `BEGIN ATOMIC` body), a trigger writing another table (also behind
+//! a comment, by MERGE, by dynamic SQL, through a helper function), a `tenant_id` of another
+//! type. The same schemas without the offending object plan cleanly (so each blocker is what
+//! refuses).
 
 mod adopt_support;
 mod common;
@@ -15,7 +17,7 @@ use tenantry_tests::logins::LoginRole;
 
 /// `(schema, DDL creating it with one blocker, the fragment the blocker must say, DDL removing
 /// the blocker)`.
-const CASES: [(&str, &str, &str, &str); 6] = [
+const CASES: [(&str, &str, &str, &str); 11] = [
     (
         "b_nokey",
         "CREATE TABLE b_nokey.events (at timestamptz, what text);",
@@ -53,6 +55,70 @@ const CASES: [(&str, &str, &str, &str); 6] = [
          CREATE TRIGGER remember AFTER INSERT ON b_trigger.items FOR EACH ROW EXECUTE FUNCTION b_trigger.remember();",
         "trigger remember on b_trigger.items (function b_trigger.remember) writes to b_trigger.history",
         "DROP TRIGGER remember ON b_trigger.items;",
+    ),
+    (
+        // A SQL-standard body: `prosrc` is empty, the definition and pg_depend are not.
+        "b_atomic",
+        "CREATE TABLE b_atomic.secrets (id uuid PRIMARY KEY, value text);
+         CREATE FUNCTION b_atomic.peek() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+           BEGIN ATOMIC SELECT count(*) FROM b_atomic.secrets; END;",
+        "SECURITY DEFINER function b_atomic.peek reads secrets",
+        "ALTER FUNCTION b_atomic.peek() SECURITY INVOKER;",
+    ),
+    (
+        // A comment between the keywords, and a decoy in a string literal and a comment.
+        "b_trgcomment",
+        "CREATE TABLE b_trgcomment.items (id bigserial PRIMARY KEY, name text);
+         CREATE TABLE b_trgcomment.history (id bigserial PRIMARY KEY, item_id bigint, name text);
+         CREATE FUNCTION b_trgcomment.remember() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN
+             RAISE NOTICE 'insert into b_trgcomment.items'; -- insert into b_trgcomment.items
+             INSERT /* audit */ INTO b_trgcomment.history (item_id, name) VALUES (NEW.id, NEW.name);
+             RETURN NEW;
+           END$$;
+         CREATE TRIGGER remember AFTER INSERT ON b_trgcomment.items FOR EACH ROW EXECUTE FUNCTION b_trgcomment.remember();",
+        "trigger remember on b_trgcomment.items (function b_trgcomment.remember) writes to b_trgcomment.history",
+        "DROP TRIGGER remember ON b_trgcomment.items;",
+    ),
+    (
+        "b_trgmerge",
+        "CREATE TABLE b_trgmerge.items (id bigserial PRIMARY KEY, name text);
+         CREATE TABLE b_trgmerge.latest (item_id bigint PRIMARY KEY, name text);
+         CREATE FUNCTION b_trgmerge.remember() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN
+             MERGE INTO b_trgmerge.latest l USING (SELECT NEW.id AS id, NEW.name AS name) n ON l.item_id = n.id
+               WHEN MATCHED THEN UPDATE SET name = n.name
+               WHEN NOT MATCHED THEN INSERT (item_id, name) VALUES (n.id, n.name);
+             RETURN NEW;
+           END$$;
+         CREATE TRIGGER remember AFTER INSERT ON b_trgmerge.items FOR EACH ROW EXECUTE FUNCTION b_trgmerge.remember();",
+        "trigger remember on b_trgmerge.items (function b_trgmerge.remember) writes to b_trgmerge.latest",
+        "DROP TRIGGER remember ON b_trgmerge.items;",
+    ),
+    (
+        "b_trgexecute",
+        "CREATE TABLE b_trgexecute.items (id bigserial PRIMARY KEY, name text);
+         CREATE TABLE b_trgexecute.history (id bigserial PRIMARY KEY, item_id bigint);
+         CREATE FUNCTION b_trgexecute.remember() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN
+             EXECUTE format('INSERT INTO %I.%I (item_id) VALUES ($1)', 'b_trgexecute', 'history') USING NEW.id;
+             RETURN NEW;
+           END$$;
+         CREATE TRIGGER remember AFTER INSERT ON b_trgexecute.items FOR EACH ROW EXECUTE FUNCTION b_trgexecute.remember();",
+        "trigger remember on b_trgexecute.items (function b_trgexecute.remember) runs dynamic SQL",
+        "DROP TRIGGER remember ON b_trgexecute.items;",
+    ),
+    (
+        "b_trghelper",
+        "CREATE TABLE b_trghelper.items (id bigserial PRIMARY KEY, name text);
+         CREATE TABLE b_trghelper.history (id bigserial PRIMARY KEY, item_id bigint);
+         CREATE FUNCTION b_trghelper.log_item(bigint) RETURNS void LANGUAGE sql AS
+           'INSERT INTO b_trghelper.history (item_id) VALUES ($1)';
+         CREATE FUNCTION b_trghelper.remember() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN PERFORM b_trghelper.log_item(NEW.id); RETURN NEW; END$$;
+         CREATE TRIGGER remember AFTER INSERT ON b_trghelper.items FOR EACH ROW EXECUTE FUNCTION b_trghelper.remember();",
+        "trigger remember on b_trghelper.items (function b_trghelper.remember) calls the function log_item",
+        "DROP TRIGGER remember ON b_trghelper.items;",
     ),
     (
         "b_tenanttype",

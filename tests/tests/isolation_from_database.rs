@@ -1,6 +1,9 @@
 //! `test-isolation --from-database`: the matrix runs against a clone of a database that lives
 //! in another cluster (migrated there by our own migrations), passes, and leaves the source
 //! exactly as it was; an unreachable URL and a database without Tenantry's core get clear errors.
+//! A source whose trigger writes back into it through `postgres_fdw` is not written by the clone
+//! (its foreign servers and user mappings are neutralised before any row or trigger is
+//! restored), and a source with `dblink` is refused.
 
 use std::process::Command as Process;
 
@@ -99,5 +102,99 @@ async fn unreachable_and_non_tenantry_databases_get_clear_errors() -> anyhow::Re
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(err.contains("has no Tenantry core"), "{err}");
+    Ok(())
+}
+
+async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
+    Ok(db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            sql,
+        ))
+        .await?
+        .map(|r| r.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(-1))
+}
+
+#[tokio::test]
+async fn a_trigger_writing_back_through_postgres_fdw_does_not_reach_the_source_and_dblink_is_refused()
+-> anyhow::Result<()> {
+    let source = Cluster::start_ephemeral()?;
+    let su = connect(&source.url(BOOTSTRAP_SUPERUSER, "postgres"), 1).await?;
+    create_logins(&su).await?;
+    su.execute_unprepared(&format!("CREATE DATABASE app OWNER {OWNER_LOGIN}"))
+        .await?;
+    su.close().await?;
+    let owner = run::connect(&source.url(OWNER_LOGIN, "app")).await?;
+    run::run(&owner, Command::Up(None)).await?;
+    grant_logins(&owner).await?;
+    owner.close().await?;
+    let source_url = source.url(BOOTSTRAP_SUPERUSER, "app");
+    let su = connect(&source_url, 1).await?;
+    // A foreign server pointing back at the source, a mapping anyone may use, a foreign table
+    // over the source's canary, and a trigger on a tenant table writing into it.
+    // (Separate statements: the foreign write connects anew and sees only committed tables.)
+    su.execute_unprepared("CREATE TABLE public.canary (what text)")
+        .await?;
+    su.execute_unprepared(&format!(
+        "CREATE EXTENSION postgres_fdw;
+         CREATE SERVER back FOREIGN DATA WRAPPER postgres_fdw
+           OPTIONS (host '127.0.0.1', port '{port}', dbname 'app');
+         CREATE USER MAPPING FOR PUBLIC SERVER back
+           OPTIONS (user '{BOOTSTRAP_SUPERUSER}', password_required 'false');
+         CREATE FOREIGN TABLE public.canary_remote (what text) SERVER back
+           OPTIONS (schema_name 'public', table_name 'canary');
+         GRANT INSERT ON public.canary_remote TO PUBLIC;
+         CREATE FUNCTION public.tell_source() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN INSERT INTO public.canary_remote VALUES (NEW.name); RETURN NEW; END$$;
+         CREATE TRIGGER tell_source AFTER INSERT ON public.projects
+           FOR EACH ROW EXECUTE FUNCTION public.tell_source();
+         INSERT INTO tenancy.tenants (id, name, slug) VALUES ('c0000000-0000-0000-0000-00000000000c', 'Gamma', 'gamma');",
+        port = source.port()
+    ))
+    .await?;
+    su.execute_unprepared(
+        "INSERT INTO public.projects (tenant_id, name) \
+         VALUES ('c0000000-0000-0000-0000-00000000000c', 'gamma project')",
+    )
+    .await?;
+    // At the source the trigger does write back: the canary shows it.
+    assert_eq!(count(&su, "SELECT count(*) FROM public.canary").await?, 1);
+
+    let clone = clone_database(&source_url).await?;
+    let cloned = connect(&clone.db.superuser_url(), 1).await?;
+    assert_eq!(
+        count(&cloned, "SELECT count(*) FROM pg_user_mappings").await?,
+        0,
+        "user mappings survived into the clone"
+    );
+    // The trigger fires in the clone and its write fails there instead of reaching the source.
+    let write = cloned
+        .execute_unprepared(
+            "INSERT INTO public.projects (tenant_id, name) \
+             VALUES ('c0000000-0000-0000-0000-00000000000c', 'written in the clone')",
+        )
+        .await;
+    assert!(write.is_err(), "the clone's foreign write succeeded");
+    cloned.close().await?;
+    // The harness seeds and attacks the clone (the trigger now fails there, which may fail
+    // the run; what matters here is where the writes go).
+    let _ = isolation::run(&IsolationTarget::for_db(&clone.db, 40)).await;
+    assert_eq!(
+        count(&su, "SELECT count(*) FROM public.canary").await?,
+        1,
+        "the clone wrote into the source"
+    );
+
+    // dblink connects by connection string, without a server: refused before anything is copied.
+    su.execute_unprepared("CREATE EXTENSION dblink").await?;
+    let err = clone_database(&source_url)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("has dblink"), "{err}");
+    su.close().await?;
     Ok(())
 }

@@ -43,13 +43,51 @@ pub fn hash(password: &str) -> Result<String, PasswordError> {
 }
 
 /// Whether `password` matches the PHC string `phc` (false for a malformed hash).
+///
+/// A stored hash that cannot be verified (not a PHC string, not argon2, bad parameters) still
+/// costs one verification, of [`DUMMY_HASH`]: otherwise such accounts would answer faster than
+/// real ones and unknown addresses, and the response time would tell them apart.
 pub fn verify(password: &str, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
+    match check(password, phc) {
+        Check::Match => true,
+        Check::Mismatch => false,
+        Check::Unverifiable => {
+            dummy_verify(password);
+            false
+        }
     }
+}
+
+/// The outcome of one real verification attempt.
+enum Check {
+    Match,
+    Mismatch,
+    /// The hash was refused before any hashing work was done.
+    Unverifiable,
+}
+
+fn check(password: &str, phc: &str) -> Check {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return Check::Unverifiable;
+    };
+    match Argon2::default().verify_password(password.as_bytes(), &parsed) {
+        Ok(()) => Check::Match,
+        Err(argon2::password_hash::Error::Password) => Check::Mismatch,
+        Err(_) => Check::Unverifiable,
+    }
+}
+
+/// Burns one verification's worth of time against [`DUMMY_HASH`].
+fn dummy_verify(password: &str) {
+    #[cfg(test)]
+    DUMMY_VERIFICATIONS.with(|n| n.set(n.get() + 1));
+    let _ = check(password, &DUMMY_HASH);
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Dummy verifications run on this thread (tests assert the structure, never timing).
+    static DUMMY_VERIFICATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// A hash nobody's password matches, verified when there is no real one to keep timing even.
@@ -112,7 +150,7 @@ impl PasswordPermit {
             match stored {
                 Some(phc) => verify(&password, &phc),
                 None => {
-                    let _ = verify(&password, &DUMMY_HASH);
+                    dummy_verify(&password);
                     false
                 }
             }
@@ -140,6 +178,31 @@ mod tests {
         assert!(verify("demo-password", &h));
         assert!(!verify("wrong", &h));
         assert!(!verify("demo-password", "not a hash"));
+    }
+
+    fn dummies() -> u64 {
+        DUMMY_VERIFICATIONS.with(|n| n.get())
+    }
+
+    #[test]
+    fn an_unverifiable_hash_still_verifies_the_dummy() {
+        let real = hash("demo-password").unwrap();
+        let before = dummies();
+        assert!(verify("demo-password", &real));
+        assert!(!verify("wrong", &real));
+        assert_eq!(dummies(), before, "a real hash needs no dummy");
+        // Not a PHC string, a PHC string of another algorithm, argon2 with unusable parameters.
+        let pbkdf2 = "$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        let bad_params = "$argon2id$v=19$m=1,t=0,p=0$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        for stored in ["not a hash", "", pbkdf2, bad_params] {
+            let before = dummies();
+            assert!(!verify("demo-password", stored), "{stored}");
+            assert_eq!(
+                dummies(),
+                before + 1,
+                "no dummy verification for {stored:?}"
+            );
+        }
     }
 
     #[test]

@@ -86,8 +86,12 @@ pub struct CatView {
 pub struct CatFunction {
     /// `schema.name`.
     pub name: String,
-    /// Its source text.
+    /// Its source text: for a SECURITY DEFINER function its whole definition
+    /// (`pg_get_functiondef`, which also shows a SQL-standard `BEGIN ATOMIC` body, whose
+    /// `prosrc` is empty); for a trigger function its `prosrc`.
     pub body: String,
+    /// The tables its body depends on, as `pg_depend` records them (SQL-standard bodies).
+    pub depends: Vec<String>,
     /// For a trigger: the table it fires on (and the trigger's name).
     pub trigger: Option<(String, String)>,
 }
@@ -110,6 +114,9 @@ pub struct Catalog {
     /// SECURITY DEFINER functions outside Tenantry's schema, and trigger functions of the
     /// schema's tables.
     pub functions: Vec<CatFunction>,
+    /// The unqualified names of every function outside `pg_catalog`, `information_schema` and
+    /// Tenantry's schema: a trigger function calling one may write through it.
+    pub user_functions: Vec<String>,
     /// `(table, sequence)`: the sequences behind serial and identity columns.
     pub sequences: Vec<(String, String)>,
     /// Whether the app role already has USAGE on the schema.
@@ -286,11 +293,17 @@ pub async fn read<C: ConnectionTrait>(db: &C, schema: &str) -> Result<Catalog, D
     }
     let functions = db
         .query_all_raw(stmt(
-            "SELECT pn.nspname || '.' || p.proname, p.prosrc, NULL::text, NULL::text \
+            "SELECT pn.nspname || '.' || p.proname, \
+               CASE WHEN p.prokind IN ('f', 'p') THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END, \
+               NULL::text, NULL::text, \
+               (SELECT string_agg(DISTINCT t.relname::text, chr(31)) FROM pg_catalog.pg_depend d \
+                JOIN pg_catalog.pg_class t ON t.oid = d.refobjid \
+                WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid \
+                  AND d.refclassid = 'pg_catalog.pg_class'::regclass) \
              FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace \
              WHERE p.prosecdef AND pn.nspname NOT IN ('pg_catalog', 'information_schema', 'tenancy') \
              UNION ALL \
-             SELECT pn.nspname || '.' || p.proname, p.prosrc, c.relname::text, tg.tgname::text \
+             SELECT pn.nspname || '.' || p.proname, p.prosrc, c.relname::text, tg.tgname::text, NULL::text \
              FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_proc p ON p.oid = tg.tgfoid \
              JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace \
@@ -304,8 +317,22 @@ pub async fn read<C: ConnectionTrait>(db: &C, schema: &str) -> Result<Catalog, D
         cat.functions.push(CatFunction {
             name: r.try_get_by_index(0)?,
             body: r.try_get_by_index(1)?,
+            depends: list(r, 4)?,
             trigger: table.zip(trigger),
         });
+    }
+    let user_functions = db
+        .query_all_raw(stmt(
+            "SELECT DISTINCT p.proname::text FROM pg_catalog.pg_proc p \
+             JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace \
+             WHERE pn.nspname NOT IN ('pg_catalog', 'information_schema', 'tenancy') \
+               AND pn.nspname NOT LIKE 'pg\\_%' AND $1::text IS NOT NULL ORDER BY 1",
+            schema,
+        ))
+        .await?;
+    for r in &user_functions {
+        cat.user_functions
+            .push(r.try_get_by_index::<String>(0)?.to_lowercase());
     }
     let sequences = db
         .query_all_raw(stmt(
@@ -330,6 +357,126 @@ pub fn words(body: &str) -> Vec<String> {
         .filter(|w| !w.is_empty())
         .map(|w| w.replace('"', "").to_lowercase())
         .collect()
+}
+
+/// `body` with its comments (`-- ...`, nested `/* ... */`) and string literals (`'...'`,
+/// `E'...'`, `$tag$...$tag$`) replaced by spaces: what is left is code, so a keyword split by a
+/// comment (`INSERT /* x */ INTO`) is seen and a keyword inside a string is not. Quoted
+/// identifiers are kept.
+pub fn strip_comments_and_strings(body: &str) -> String {
+    let chars: Vec<char> = body.chars().collect();
+    let mut out = String::with_capacity(body.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '-' && next == Some('-') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+            out.push(' ');
+        } else if c == '/' && next == Some('*') {
+            let mut depth = 0usize;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            out.push(' ');
+        } else if c == '\'' {
+            // `E'...'` allows backslash escapes; `''` is a quote in both forms.
+            let escapes = i > 0 && matches!(chars[i - 1], 'e' | 'E');
+            i += 1;
+            while i < chars.len() {
+                if escapes && chars[i] == '\\' {
+                    i += 2;
+                } else if chars[i] == '\'' {
+                    if chars.get(i + 1) == Some(&'\'') {
+                        i += 2;
+                    } else {
+                        i += 1;
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            out.push_str(" '' ");
+        } else if c == '"' {
+            out.push(c);
+            i += 1;
+            while i < chars.len() {
+                out.push(chars[i]);
+                i += 1;
+                if chars[i - 1] == '"' {
+                    break;
+                }
+            }
+        } else if let Some(tag) = dollar_tag(&chars, i) {
+            let tag: Vec<char> = tag.chars().collect();
+            i += tag.len();
+            while i < chars.len() && !chars[i..].starts_with(&tag) {
+                i += 1;
+            }
+            i = (i + tag.len()).min(chars.len());
+            out.push_str(" '' ");
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The `$tag$` opening a dollar-quoted string at `i`, if one does (not `$1`, not inside a word).
+fn dollar_tag(chars: &[char], i: usize) -> Option<String> {
+    if chars[i] != '$' || (i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_')) {
+        return None;
+    }
+    let mut j = i + 1;
+    while j < chars.len() && (chars[j].is_alphanumeric() || chars[j] == '_') {
+        j += 1;
+    }
+    let tag: String = chars[i..=j.min(chars.len() - 1)].iter().collect();
+    let inner_ok = chars
+        .get(i + 1)
+        .is_some_and(|c| *c == '$' || c.is_alphabetic() || *c == '_');
+    (j < chars.len() && chars[j] == '$' && inner_ok).then_some(tag)
+}
+
+/// The names called in `code` (a word directly followed by `(`, after optional spaces), lowercase
+/// and unqualified.
+pub fn calls(code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut pending: Option<String> = None;
+    for c in code.chars() {
+        if c.is_alphanumeric() || c == '_' || c == '.' || c == '"' {
+            pending = None;
+            word.push(c);
+            continue;
+        }
+        if !word.is_empty() {
+            pending = Some(std::mem::take(&mut word));
+        }
+        if c == '(' {
+            if let Some(w) = pending.take() {
+                out.push(base_name(&w.replace('"', "").to_lowercase()).to_owned());
+            }
+        } else if !c.is_whitespace() {
+            pending = None;
+        }
+    }
+    out
 }
 
 /// The unqualified name of a possibly schema-qualified word.

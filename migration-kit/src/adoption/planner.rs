@@ -400,12 +400,17 @@ fn check_blockers(cat: &Catalog, schema: &str, adopted: &BTreeSet<String>, out: 
         }
     }
     for func in &cat.functions {
-        let words = catalog::words(&func.body);
         match &func.trigger {
             None => {
+                // The whole definition (a comment naming a table only errs on the safe side) and
+                // what `pg_depend` records for SQL-standard bodies.
+                let words = catalog::words(&func.body);
                 let reads: Vec<&String> = adopted
                     .iter()
-                    .filter(|t| words.iter().any(|w| catalog::base_name(w) == t.as_str()))
+                    .filter(|t| {
+                        words.iter().any(|w| catalog::base_name(w) == t.as_str())
+                            || func.depends.iter().any(|d| d == t.as_str())
+                    })
                     .collect();
                 if !reads.is_empty() {
                     out.blockers.push(format!(
@@ -417,18 +422,11 @@ fn check_blockers(cat: &Catalog, schema: &str, adopted: &BTreeSet<String>, out: 
                 }
             }
             Some((table, trigger)) if adopted.contains(table) => {
-                let written: Vec<String> = words
-                    .windows(3)
-                    .filter_map(|w| match (w[0].as_str(), w[1].as_str()) {
-                        ("insert", "into") | ("delete", "from") => Some(w[2].clone()),
-                        ("update", target) if target != "of" => Some(target.to_owned()),
-                        _ => None,
-                    })
-                    .filter(|target| catalog::base_name(target) != table.as_str())
-                    .collect();
-                if let Some(target) = written.first() {
+                if let Some(write) =
+                    trigger_write(&func.body, table, &func.name, &cat.user_functions)
+                {
                     out.blockers.push(format!(
-                        "trigger {trigger} on {schema}.{table} (function {}) writes to {target}: the row it writes \
+                        "trigger {trigger} on {schema}.{table} (function {}) {write}: the row it writes \
                          would not carry the tenant; make the function set tenant_id (then exclude it by hand) or \
                          drop the trigger",
                         func.name
@@ -438,6 +436,59 @@ fn check_blockers(cat: &Catalog, schema: &str, adopted: &BTreeSet<String>, out: 
             Some(_) => {}
         }
     }
+}
+
+/// What a trigger function on `table` does that may write elsewhere, conservatively: an
+/// `INSERT`/`UPDATE`/`DELETE`/`MERGE` of another table, any `EXECUTE` (dynamic SQL, which cannot
+/// be read), or a call of a function outside the catalog (which may write). Comments and string
+/// literals are removed first.
+fn trigger_write(
+    body: &str,
+    table: &str,
+    own_name: &str,
+    user_functions: &[String],
+) -> Option<String> {
+    let code = catalog::strip_comments_and_strings(body);
+    let words = catalog::words(&code);
+    let target_after = |i: usize| -> Option<&String> {
+        words[i..]
+            .iter()
+            .find(|w| !matches!(w.as_str(), "only" | "into" | "from"))
+    };
+    for (i, w) in words.iter().enumerate() {
+        let previous = i.checked_sub(1).map(|p| words[p].as_str());
+        let target = match w.as_str() {
+            "insert" | "merge" if words.get(i + 1).map(String::as_str) == Some("into") => {
+                target_after(i + 1)
+            }
+            "delete" if words.get(i + 1).map(String::as_str) == Some("from") => target_after(i + 1),
+            // Not `ON CONFLICT DO UPDATE SET` or a MERGE's `THEN UPDATE SET` (the statement's
+            // own target is checked), `FOR [NO KEY] UPDATE`, or `UPDATE OF` in a column list.
+            "update"
+                if !matches!(previous, Some("for" | "key"))
+                    && !matches!(
+                        words.get(i + 1).map(String::as_str),
+                        Some("of" | "set") | None
+                    ) =>
+            {
+                target_after(i + 1)
+            }
+            "execute" => {
+                return Some("runs dynamic SQL (EXECUTE), which may write anywhere".into());
+            }
+            _ => None,
+        };
+        if let Some(target) = target
+            && catalog::base_name(target) != table
+        {
+            return Some(format!("writes to {target}"));
+        }
+    }
+    let own = catalog::base_name(own_name).to_lowercase();
+    catalog::calls(&code)
+        .into_iter()
+        .find(|c| *c != own && user_functions.contains(c))
+        .map(|c| format!("calls the function {c}, which may write to another table"))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -6,9 +6,20 @@
 //! snapshot). Into a fresh database of the harness's ephemeral cluster go, in order: every role
 //! of the source with its attributes (`SUPERUSER`, `BYPASSRLS`, `CREATEROLE`, `CREATEDB`,
 //! `INHERIT`; never `LOGIN` or a password) and its memberships, so owners, grants and the
-//! audit's role checks mean what they mean at the source; then the dump (restored as the
-//! bootstrap superuser); then the harness's logins join the group roles
-//! (`tenantry_app`, `tenantry_superadmin`, and `tenantry_legacy` when the source has it).
+//! audit's role checks mean what they mean at the source; then the dump (one `pg_dump` snapshot
+//! in custom format, restored as the bootstrap superuser section by section); then the
+//! harness's logins join the group roles (`tenantry_app`, `tenantry_superadmin`, and
+//! `tenantry_legacy` when the source has it).
+//!
+//! **The clone never reaches out.** A restored foreign server still points where the source's
+//! does, often at the source itself: a trigger writing a foreign table would write into the
+//! real database while the harness seeds and attacks the clone. So after the schema (pre-data)
+//! is restored and before any row is loaded, any materialized view refreshed or any trigger
+//! created, every user mapping of the clone is dropped and every foreign server loses its
+//! options (a `postgres_fdw` one is pointed at `127.0.0.1:1`, where nothing listens): a write
+//! through them fails in the clone instead of landing anywhere. A source with `dblink` (which
+//! connects with a connection string of its own, no server needed) is refused before anything
+//! is copied.
 
 use std::process::{Command, Stdio};
 
@@ -97,6 +108,24 @@ async fn clone_from(
              role {APP_ROLE}): migrate it first (`cargo run -p migration -- up`), then run this again"
         )));
     }
+    let dblink = source
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'dblink') \
+                 OR EXISTS (SELECT FROM pg_catalog.pg_proc WHERE probin LIKE '%dblink%')",
+        ))
+        .await?
+        .map(|r| r.try_get_by_index::<bool>(0))
+        .transpose()?
+        .unwrap_or(false);
+    if dblink {
+        return Err(HarnessError::Io(format!(
+            "{shown} has dblink: a function or trigger of the clone could connect with it to the \
+             source (or anywhere) and write there while the harness seeds and attacks the clone; \
+             --from-database refuses such a source. Run it against a copy without dblink \
+             (`DROP EXTENSION dblink CASCADE` in that copy)"
+        )));
+    }
     let roles = role_statements(source).await?;
     let db = empty_db().await?;
     let su = connect(&db.superuser_url(), 1).await?;
@@ -104,7 +133,14 @@ async fn clone_from(
         su.execute_unprepared(sql).await?;
     }
     su.close().await.map_err(HarnessError::from)?;
-    dump_into(source_url, shown, &db)?;
+    let dump = Dump::take(source_url, shown, &db)?;
+    dump.restore(&db, "pre-data")?;
+    let su = connect(&db.superuser_url(), 1).await?;
+    neutralise_foreign_servers(&su).await?;
+    su.close().await.map_err(HarnessError::from)?;
+    dump.restore(&db, "data")?;
+    dump.restore(&db, "post-data")?;
+    drop(dump);
     let su = connect(&db.superuser_url(), 1).await?;
     let mut logins = vec![(APP_ROLE, APP_LOGIN), (SUPERADMIN_ROLE, SUPERADMIN_LOGIN)];
     if has_legacy_role {
@@ -160,40 +196,112 @@ async fn role_statements(source: &DatabaseConnection) -> Result<Vec<String>, Har
     Ok(out)
 }
 
-/// `pg_dump source | psql clone`, stopping at the first error.
-fn dump_into(source_url: &str, shown: &str, db: &TestDb) -> Result<(), HarnessError> {
-    let bins = shared_cluster()?.binaries().clone();
-    let mut dump = Command::new(bins.path("pg_dump"))
-        .args(["--no-password", "--quote-all-identifiers", "-d", source_url])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| HarnessError::Io(format!("running pg_dump: {e}")))?;
-    let Some(stdout) = dump.stdout.take() else {
-        return Err(HarnessError::Io("pg_dump: no output".into()));
-    };
-    let restore = Command::new(bins.path("psql"))
-        .args(["--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
-        .arg(db.superuser_url())
-        .stdin(stdout)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| HarnessError::Io(format!("running psql: {e}")))?;
-    let dumped = dump
-        .wait_with_output()
-        .map_err(|e| HarnessError::Io(format!("pg_dump: {e}")))?;
-    if !dumped.status.success() {
-        return Err(HarnessError::Command {
-            command: format!("pg_dump {shown}"),
-            detail: String::from_utf8_lossy(&dumped.stderr).trim().to_owned(),
-        });
-    }
-    if !restore.status.success() {
-        return Err(HarnessError::Command {
-            command: "psql (restoring the dump into the clone)".into(),
-            detail: String::from_utf8_lossy(&restore.stderr).trim().to_owned(),
-        });
+/// Drops every user mapping of the clone and every foreign server's options (a
+/// `postgres_fdw` server is pointed at `127.0.0.1:1`), so nothing in the clone can connect to
+/// the source or anywhere else through them; checks that none is left.
+async fn neutralise_foreign_servers(su: &DatabaseConnection) -> Result<(), HarnessError> {
+    su.execute_unprepared(
+        "DO $n$ DECLARE r record; BEGIN \
+           FOR r IN SELECT um.srvname, CASE WHEN um.umuser = 0 THEN 'PUBLIC' \
+                      ELSE quote_ident(um.usename) END AS who FROM pg_catalog.pg_user_mappings um LOOP \
+             EXECUTE format('DROP USER MAPPING FOR %s SERVER %I', r.who, r.srvname); \
+           END LOOP; \
+           FOR r IN SELECT s.srvname, o.option_name FROM pg_catalog.pg_foreign_server s, \
+                      pg_catalog.pg_options_to_table(s.srvoptions) o LOOP \
+             EXECUTE format('ALTER SERVER %I OPTIONS (DROP %I)', r.srvname, r.option_name); \
+           END LOOP; \
+           FOR r IN SELECT s.srvname FROM pg_catalog.pg_foreign_server s \
+                      JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw \
+                      WHERE w.fdwname = 'postgres_fdw' LOOP \
+             EXECUTE format('ALTER SERVER %I OPTIONS (ADD host %L, ADD port %L)', \
+                            r.srvname, '127.0.0.1', '1'); \
+           END LOOP; \
+         END $n$",
+    )
+    .await?;
+    let left = su
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT (SELECT count(*) FROM pg_catalog.pg_user_mappings) \
+                  + (SELECT count(*) FROM pg_catalog.pg_foreign_server s \
+                     JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw \
+                     WHERE w.fdwname <> 'postgres_fdw' AND s.srvoptions IS NOT NULL \
+                       AND cardinality(s.srvoptions) > 0)",
+        ))
+        .await?
+        .map(|r| r.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(0);
+    if left != 0 {
+        return Err(HarnessError::Io(
+            "the clone still has user mappings or foreign server options after neutralising them"
+                .into(),
+        ));
     }
     Ok(())
+}
+
+/// One `pg_dump` snapshot of the source in custom format, in the harness cluster's directory;
+/// removed when dropped.
+struct Dump {
+    path: std::path::PathBuf,
+}
+
+impl Drop for Dump {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Dump {
+    fn take(source_url: &str, shown: &str, db: &TestDb) -> Result<Self, HarnessError> {
+        let cluster = shared_cluster()?;
+        let dump = Self {
+            path: cluster.dir().join(format!("clone-{}.dump", db.name)),
+        };
+        let out = Command::new(cluster.binaries().path("pg_dump"))
+            .args(["--no-password", "--quote-all-identifiers", "-Fc", "-f"])
+            .arg(&dump.path)
+            .args(["-d", source_url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| HarnessError::Io(format!("running pg_dump: {e}")))?;
+        if !out.status.success() {
+            return Err(HarnessError::Command {
+                command: format!("pg_dump {shown}"),
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(dump)
+    }
+
+    /// Restores one section (`pre-data`, `data`, `post-data`) into the clone, stopping at the
+    /// first error.
+    fn restore(&self, db: &TestDb, section: &str) -> Result<(), HarnessError> {
+        let bins = shared_cluster()?.binaries().clone();
+        let out = Command::new(bins.path("pg_restore"))
+            .args([
+                "--no-password",
+                "--exit-on-error",
+                "--section",
+                section,
+                "-d",
+            ])
+            .arg(db.superuser_url())
+            .arg(&self.path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| HarnessError::Io(format!("running pg_restore: {e}")))?;
+        if !out.status.success() {
+            return Err(HarnessError::Command {
+                command: format!(
+                    "pg_restore --section {section} (restoring the dump into the clone)"
+                ),
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(())
+    }
 }
