@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use service::Tenantry;
 
-use crate::auth::meter::Meter;
 use crate::auth::login_throttle::LoginThrottle;
+use crate::auth::meter::Meter;
 use crate::auth::password::PasswordPool;
 use crate::auth::plans::PlanCache;
 use crate::auth::quota::QuotaCache;
