@@ -159,6 +159,30 @@ async fn ids(su: &sea_orm::DatabaseConnection, table: &str) -> anyhow::Result<Ve
     Ok(out)
 }
 
+/// Which tenant-bound work the read comparison times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// The 50 most recent projects (scenario 2's read).
+    List,
+    /// One project by id.
+    ById,
+    /// Nothing: the opening message (context, `enter_tenant_schema()`, `BEGIN`) and `COMMIT`.
+    Empty,
+}
+
+async fn read(
+    tenantry: &Tenantry,
+    ctx: &TenantContext,
+    what: Read,
+    id: Uuid,
+) -> anyhow::Result<()> {
+    match what {
+        Read::List => service_read(tenantry, ctx).await.map(|_| ()),
+        Read::ById => service_by_id(tenantry, ctx, id).await,
+        Read::Empty => Ok(tenantry.with_tenant(ctx, async |_tx| Ok(())).await?),
+    }
+}
+
 /// One project by id through a tenant-bound transaction.
 async fn service_by_id(tenantry: &Tenantry, ctx: &TenantContext, id: Uuid) -> anyhow::Result<()> {
     let found = tenantry
@@ -251,30 +275,18 @@ async fn measure(
     );
     let round = Duration::from_secs_f64(p.seconds / ROUNDS as f64);
     let max_ops = 5_000_000;
-    for by_id in [false, true] {
+    for what in [Read::List, Read::ById, Read::Empty] {
         let (ts, tc) = (svc.clone(), shared.clone());
         let sids = s_ids.clone();
         let base = move |_task: usize, i: u64| {
             let (ts, tc, sids) = (ts.clone(), tc.clone(), sids.clone());
-            async move {
-                if by_id {
-                    service_by_id(&ts, &tc, sids[i as usize % sids.len()]).await
-                } else {
-                    service_read(&ts, &tc).await.map(|_| ())
-                }
-            }
+            async move { read(&ts, &tc, what, sids[i as usize % sids.len()]).await }
         };
         let (td, dc) = (svc.clone(), dedicated.clone());
         let dids = d_ids.clone();
         let ours = move |_task: usize, i: u64| {
             let (td, dc, dids) = (td.clone(), dc.clone(), dids.clone());
-            async move {
-                if by_id {
-                    service_by_id(&td, &dc, dids[i as usize % dids.len()]).await
-                } else {
-                    service_read(&td, &dc).await.map(|_| ())
-                }
-            }
+            async move { read(&td, &dc, what, dids[i as usize % dids.len()]).await }
         };
         let warm = Duration::from_secs_f64((p.seconds / 8.0).min(0.5));
         closed_loop(1, warm, max_ops, base.clone()).await;
@@ -288,23 +300,25 @@ async fn measure(
                 r.first_error.clone().unwrap_or_default()
             );
         }
-        let what = if by_id {
-            "read: one project by id"
-        } else {
-            "read: list 50 most recent"
-        };
-        sc.rows.push(
+        let row = |label: &str| {
             Row::latency(
                 format!(
-                    "{what}, dedicated vs shared tenant ({} rows each)",
+                    "{label}, dedicated vs shared tenant ({} rows each)",
                     p.dedicated_rows
                 ),
                 &o.stat(),
                 &b.stat(),
             )
-            .target_ratio(Cmp::Le, 1.05)
-            .note("through Tenantry::with_tenant, 1 task, alternating rounds; baseline: a shared tenant"),
-        );
+        };
+        sc.rows.push(match what {
+            Read::List => row("read: list 50 most recent").target_ratio(Cmp::Le, 1.05).note(
+                "through Tenantry::with_tenant, 1 task, alternating rounds; baseline: a shared tenant",
+            ),
+            Read::ById => row("read: one project by id").target_ratio(Cmp::Le, 1.05),
+            Read::Empty => row("breakdown: empty tenant transaction").note(
+                "no statement: the opening message (enter_tenant_schema) and COMMIT; no target",
+            ),
+        });
     }
 
     // `up` over every schema, as `migration up` runs it.
