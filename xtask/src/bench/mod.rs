@@ -3,7 +3,8 @@
 //! Scenarios: RLS read overhead (`rls`); tenant-bound transaction overhead through the
 //! service (`service_tx`); the legacy backfill under a live writer (`backfill`); the HTTP API
 //! (`api`); API-key authentication cost and `test-isolation` wall time (`auth`); another
-//! tenant's reads during a login flood (`login_flood`).
+//! tenant's reads during a login flood (`login_flood`); dedicated tenants at scale: provisioning,
+//! `up` over every schema, reads against a shared tenant (`dedicated`).
 //!
 //! Every number is computed here from `Instant`-timed samples (medians, p95, p99 by nearest
 //! rank); every load is bounded in count and time and talks to 127.0.0.1 only. The defaults
@@ -13,6 +14,7 @@ mod api;
 mod auth;
 mod backfill;
 mod backfill_tenant_root;
+mod dedicated;
 mod load;
 mod login_flood;
 mod report;
@@ -44,7 +46,7 @@ pub struct BenchArgs {
     /// `<!-- bench:end -->`), e.g. docs/BENCHMARKS.md.
     #[arg(long, value_name = "PATH")]
     pub update_doc: Option<PathBuf>,
-    /// Run only these scenarios (comma-separated, 1-6).
+    /// Run only these scenarios (comma-separated, 1-7).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<u8>,
     /// Tenants in the read fixture (1000).
@@ -91,6 +93,12 @@ pub struct BenchArgs {
     /// Do not time `test-isolation` in scenario 5.
     #[arg(long)]
     pub no_isolation: bool,
+    /// Dedicated tenants provisioned in scenario 7 (1000).
+    #[arg(long)]
+    pub dedicated_tenants: Option<u64>,
+    /// Projects of each of the two tenants read in scenario 7 (10,000).
+    #[arg(long)]
+    pub dedicated_rows: Option<u64>,
 }
 
 /// The resolved sizes of a run.
@@ -111,6 +119,8 @@ pub struct Params {
     no_legacy_key_index: bool,
     backfill_second_size: bool,
     isolation: bool,
+    dedicated_tenants: u64,
+    dedicated_rows: u64,
     scenarios: Vec<u8>,
 }
 
@@ -139,8 +149,10 @@ impl Params {
             no_legacy_key_index: a.no_legacy_key_index,
             backfill_second_size: a.backfill_second_size,
             isolation: !a.no_isolation && !q,
+            dedicated_tenants: a.dedicated_tenants.unwrap_or(pick(1000, 20)).max(1),
+            dedicated_rows: a.dedicated_rows.unwrap_or(pick(10_000, 500)).max(1),
             scenarios: if a.only.is_empty() {
-                vec![1, 2, 3, 4, 5, 6]
+                vec![1, 2, 3, 4, 5, 6, 7]
             } else {
                 a.only.clone()
             },
@@ -232,13 +244,14 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
     let mut scenarios = vec![];
     // Scenario 3 runs last: it rewrites a million rows, and the machine should be quiet for
     // the others. The report lists them in order.
-    for id in [1u8, 2, 4, 5, 6, 3] {
+    for id in [1u8, 2, 4, 5, 6, 7, 3] {
         let title = match id {
             1 => rls::TITLE,
             2 => service_tx::TITLE,
             3 => backfill::TITLE,
             4 => api::TITLE,
             6 => login_flood::TITLE,
+            7 => dedicated::TITLE,
             _ => auth::TITLE,
         };
         if !p.wants(id) {
@@ -252,6 +265,7 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
         let t = Instant::now();
         let result = match (id, &fixture) {
             (3, _) => backfill::run(&p).await,
+            (7, _) => dedicated::run(&p).await,
             (_, None) => Err(anyhow::anyhow!(
                 "fixture: {}",
                 fixture_error.clone().unwrap_or_default()
@@ -347,5 +361,8 @@ mod tests {
         assert_eq!(full.rows, 1_000_000);
         assert_eq!(full.concurrency, vec![1, 8, 32]);
         assert!(full.isolation);
+        assert_eq!(full.dedicated_tenants, 1000);
+        assert_eq!(p.dedicated_tenants, 20);
+        assert!(full.wants(7));
     }
 }

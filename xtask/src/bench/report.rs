@@ -276,7 +276,7 @@ pub struct Explain {
 /// One scenario's results.
 #[derive(Debug, Clone, Serialize)]
 pub struct Scenario {
-    /// `1`..`5`.
+    /// `1`..`7`.
     pub id: u8,
     /// Its title.
     pub title: String,
