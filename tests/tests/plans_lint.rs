@@ -14,9 +14,7 @@ use anyhow::{Context, bail};
 use migration::adoption::{self, Adoption, Phase};
 use tenantry_tests::logins::LoginRole;
 
-#[allow(dead_code)]
 mod adopt_support;
-#[allow(dead_code)]
 mod common;
 
 /// Every plan squawk must pass, as (file name, printed SQL). One line per plan.
