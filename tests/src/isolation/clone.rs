@@ -28,6 +28,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use crate::HarnessError;
 use crate::databases::{TestDb, connect, empty_db, shared_cluster};
 use crate::logins::{APP_LOGIN, LEGACY_LOGIN, SUPERADMIN_LOGIN};
+use migration::dedicated::DEDICATED_ROLE;
 use migration::names::{APP_ROLE, LEGACY_ROLE, SUPERADMIN_ROLE};
 
 /// A clone of the source database, ready for [`super::run`].
@@ -142,7 +143,13 @@ async fn clone_from(
     dump.restore(&db, "post-data")?;
     drop(dump);
     let su = connect(&db.superuser_url(), 1).await?;
-    let mut logins = vec![(APP_ROLE, APP_LOGIN), (SUPERADMIN_ROLE, SUPERADMIN_LOGIN)];
+    // The app login also enters dedicated tenants' roles (through the NOINHERIT
+    // `tenantry_dedicated`), whether the source has dedicated tenants or the matrix provisions them.
+    let mut logins = vec![
+        (APP_ROLE, APP_LOGIN),
+        (SUPERADMIN_ROLE, SUPERADMIN_LOGIN),
+        (DEDICATED_ROLE, APP_LOGIN),
+    ];
     if has_legacy_role {
         logins.push((LEGACY_ROLE, LEGACY_LOGIN));
     }
