@@ -255,16 +255,26 @@ fn drop_body() -> String {
            USING ERRCODE = '22023'; END IF; \
          EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', s); \
          IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = s) THEN \
-           EXECUTE format('DROP ROLE %I', s); END IF; \
+           EXECUTE format('GRANT %I TO %I', s, current_user); \
+           EXECUTE format('DROP OWNED BY %I', s); \
+           BEGIN EXECUTE format('DROP ROLE %I', s); \
+           EXCEPTION WHEN dependent_objects_still_exist THEN \
+             EXECUTE format('REVOKE %I FROM {dedicated}, %I', s, current_user); \
+             EXECUTE format('REVOKE {app} FROM %I', s); \
+           END; END IF; \
          DELETE FROM tenancy.tenant_schema_versions v WHERE v.schema_name = s; \
-         RETURN s; END"
+         RETURN s; END",
+        app = ident(APP_ROLE),
+        dedicated = ident(DEDICATED_ROLE),
     )
 }
 
 fn enter_body() -> String {
     format!(
         "DECLARE s text; \
-         BEGIN SELECT t.schema_name INTO s FROM tenancy.tenants t \
+         BEGIN SET LOCAL ROLE NONE; \
+         SET LOCAL search_path = public, pg_temp; SET LOCAL row_security = on; \
+         SELECT t.schema_name INTO s FROM tenancy.tenants t \
            WHERE t.id = tenancy.current_tenant_id() AND t.isolation = 'dedicated'; \
          IF s IS NULL THEN RETURN; END IF; \
          IF s !~ {SCHEMA_NAME_PATTERN} \

@@ -108,17 +108,21 @@ async fn end(mut conn: PoolConnection<Postgres>, sql: &'static str) -> Result<()
 }
 
 impl TenantConn {
-    /// Acquires a connection and sends `begin` (a `BEGIN` followed by the context's
-    /// `SET LOCAL`s, built by the caller from typed values only) as one message. Cancelled
-    /// after the acquire, the connection is closed, never pooled in an unknown state.
+    /// Acquires a connection and sends `begin` (the context's `SET LOCAL`s, the schema entry
+    /// and `BEGIN`, built by the caller from typed values only) as one message. Cancelled
+    /// after the acquire, or failed, the connection is closed, never pooled in an unknown or
+    /// poisoned state.
     pub(crate) async fn begin(pool: &PgPool, begin: String) -> Result<Self, DbErr> {
         let mut conn = pool
             .acquire()
             .await
             .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e))))?;
         if let Err(e) = send(&mut conn, sqlx::AssertSqlSafe(begin)).await {
-            // The BEGIN may have opened a transaction the failed SET LOCAL aborted.
-            let _ = end(conn, "ROLLBACK").await;
+            // The message stops at its first error, so no transaction is open; but an opening
+            // that fails may fail because of session state an earlier transaction left behind
+            // (a session `SET row_security = off`, say), which a ROLLBACK does not undo. Such a
+            // connection is closed, never pooled: the next checkout gets a fresh session.
+            conn.close_on_drop();
             return Err(query_err(e));
         }
         Ok(Self {

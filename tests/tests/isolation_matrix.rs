@@ -427,6 +427,7 @@ async fn dedicated_tenants_are_attacked_across_schemas() -> anyhow::Result<()> {
         "search_path",
         "set_role",
         "pg_temp",
+        "pg_temp_session",
         "view_across",
         "truncate",
         "move_row",
@@ -511,6 +512,25 @@ async fn a_search_path_with_pg_temp_first_is_reported_for_dedicated_tenants() ->
         vec!["pg_temp".to_owned()],
         "{report}"
     );
+    Ok(())
+}
+
+/// Without the shared tenants' explicit `search_path` (`pg_temp` implicitly first), a
+/// temporary table a dedicated tenant leaves on the pooled connection shadows the next shared
+/// tenant's table.
+#[tokio::test]
+async fn a_session_temp_table_shadowing_the_next_tenant_is_reported() -> anyhow::Result<()> {
+    let (report, a) = broken_dedicated(|_, _| {
+        "DO $$ DECLARE d text; BEGIN \
+           SELECT pg_get_functiondef('tenancy.enter_tenant_schema()'::regprocedure) INTO d; \
+           IF strpos(d, 'SET LOCAL search_path = public, pg_temp;') = 0 THEN \
+             RAISE EXCEPTION 'the shared search_path line is not in the function'; END IF; \
+           EXECUTE replace(d, 'SET LOCAL search_path = public, pg_temp;', ''); END $$"
+            .into()
+    })
+    .await?;
+    let failed = dedicated_failures(&report, &a);
+    assert!(failed.contains("pg_temp_session"), "{report}");
     Ok(())
 }
 

@@ -127,7 +127,7 @@ pub async fn run(target: &IsolationTarget) -> Result<IsolationReport, HarnessErr
     let dedicated = schemas::discover(&superuser).await?;
     report
         .other
-        .extend(schemas::attack(&app, &dedicated).await?);
+        .extend(schemas::attack(&app, &dedicated, seeded.tenant_b).await?);
     superuser.close().await.map_err(HarnessError::from)?;
     app.close().await.map_err(HarnessError::from)?;
     report.catalog = migration::dedicated::audit::audit_all(&owner, &target.app_role)

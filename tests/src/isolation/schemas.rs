@@ -11,6 +11,7 @@
 //! | `search_path` | `SET LOCAL search_path = t_b, public`: no row of B |
 //! | `set_role` | `SET LOCAL ROLE t_b`: no row of B visible, no row of B changed |
 //! | `pg_temp` | a temporary table of the same name holding B's id does not shadow A's table |
+//! | `pg_temp_session` | a session-lived temporary table A leaves on the pooled connection (committed, granted to PUBLIC, holding A's id) does not shadow the table in the next transaction of a shared tenant on that connection (n/a for a table `public` does not have) |
 //! | `view_across` | `CREATE VIEW t_a.x AS SELECT ... FROM t_b.table`: permission denied |
 //! | `truncate` / `move_row` | A's own table: TRUNCATE refused; `SET tenant_id = B` refused |
 
@@ -148,6 +149,30 @@ async fn run_as(
     Ok(outcome)
 }
 
+/// Runs `sql` as the app login in a transaction of `tenant` (entered like the service does)
+/// and commits; the first refusal is returned (and the transaction rolled back).
+async fn commit_as(
+    app: &DatabaseConnection,
+    tenant: Option<Uuid>,
+    sql: &[String],
+) -> Result<Option<Outcome>, DbErr> {
+    let txn = app.begin().await?;
+    let enter = tenant.map(|t| {
+        format!("SET LOCAL tenantry.tenant_id = '{t}'; SELECT tenancy.enter_tenant_schema()")
+    });
+    for s in enter.iter().chain(sql) {
+        if let Err(e) = txn.execute_unprepared(s).await {
+            txn.rollback().await?;
+            return Ok(Some(Outcome::Refused {
+                code: sqlstate(&e),
+                message: e.to_string(),
+            }));
+        }
+    }
+    txn.commit().await?;
+    Ok(None)
+}
+
 /// Passes when refused with 42501.
 fn denied(o: &Outcome) -> Cell {
     if o.refused_by_security() {
@@ -178,7 +203,13 @@ fn none_of(o: &Outcome, other: Uuid) -> Cell {
 }
 
 /// Every cross-schema attack on every table of A's schema.
-pub async fn attack(app: &DatabaseConnection, d: &Dedicated) -> Result<Vec<Row>, DbErr> {
+/// `app` is a pool of ONE connection (so state a transaction leaves on its session is there for
+/// the next one); `shared` is a shared tenant.
+pub async fn attack(
+    app: &DatabaseConnection,
+    d: &Dedicated,
+    shared: Uuid,
+) -> Result<Vec<Row>, DbErr> {
     let ((a, sa), (b, sb)) = (&d.a, &d.b);
     let mut out = Vec::new();
     for table in &d.tables {
@@ -246,6 +277,48 @@ pub async fn attack(app: &DatabaseConnection, d: &Dedicated) -> Result<Vec<Row>,
             "pg_temp",
             none_of(&run_as(app, Some(*a), &temp, &unq, true).await?, *b),
         ));
+        // Session-lived (no ON COMMIT DROP): it outlives A's transaction on the connection.
+        let plant = vec![
+            format!("CREATE TEMP TABLE {table} (tenant_id uuid)"),
+            format!("INSERT INTO pg_temp.{table} VALUES ('{a}')"),
+            format!("GRANT ALL ON pg_temp.{table} TO PUBLIC"),
+        ];
+        // Only a table the shared tenant has (in public) can be shadowed: a name that is in no
+        // schema of the path before pg_temp resolves to pg_temp wherever pg_temp is listed.
+        let shared_has = run_as(
+            app,
+            None,
+            &[],
+            &format!(
+                "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+                 ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relname = '{table}'"
+            ),
+            true,
+        )
+        .await?;
+        let planted = if matches!(&shared_has, Outcome::Rows(r) if r.is_empty()) {
+            Err(Cell::NotApplicable)
+        } else {
+            Ok(commit_as(app, Some(*a), &plant).await?)
+        };
+        let cell = match planted {
+            Err(not_applicable) => not_applicable,
+            Ok(Some(refused)) => Cell::pass(format!("not planted: {}", refused.describe())),
+            Ok(None) => {
+                let next = run_as(app, Some(shared), &[], &unq, true).await?;
+                let left = commit_as(
+                    app,
+                    Some(*a),
+                    &[format!("DROP TABLE IF EXISTS pg_temp.{table}")],
+                )
+                .await?;
+                match (none_of(&next, *a), left) {
+                    (_, Some(o)) => Cell::fail(format!("cannot drop it: {}", o.describe())),
+                    (cell, None) => cell,
+                }
+            }
+        };
+        cells.push(("pg_temp_session", cell));
         let view = format!("CREATE VIEW {sa}.peek_{table} AS SELECT tenant_id FROM {sb}.{table}");
         cells.push((
             "view_across",
