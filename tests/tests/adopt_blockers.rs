@@ -17,7 +17,7 @@ use tenantry_tests::logins::LoginRole;
 
 /// `(schema, DDL creating it with one blocker, the fragment the blocker must say, DDL removing
 /// the blocker)`.
-const CASES: [(&str, &str, &str, &str); 11] = [
+const CASES: [(&str, &str, &str, &str); 15] = [
     (
         "b_nokey",
         "CREATE TABLE b_nokey.events (at timestamptz, what text);",
@@ -121,6 +121,50 @@ const CASES: [(&str, &str, &str, &str); 11] = [
         "DROP TRIGGER remember ON b_trghelper.items;",
     ),
     (
+        // `name'\'` is a typed literal (`name` then the string `'\'`), not an E'' string: the
+        // INSERT after it is code.
+        "b_typedlit",
+        r"CREATE TABLE b_typedlit.orders (id bigserial PRIMARY KEY, customer text);
+         CREATE TABLE b_typedlit.audit_log (id bigserial PRIMARY KEY, msg text);
+         CREATE FUNCTION b_typedlit.remember() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN PERFORM name'\'; INSERT INTO b_typedlit.audit_log(msg) VALUES (NEW.customer); PERFORM 'x'; RETURN NEW; END$$;
+         CREATE TRIGGER remember AFTER INSERT ON b_typedlit.orders FOR EACH ROW EXECUTE FUNCTION b_typedlit.remember();",
+        "trigger remember on b_typedlit.orders (function b_typedlit.remember) writes to b_typedlit.audit_log",
+        "DROP TRIGGER remember ON b_typedlit.orders;",
+    ),
+    (
+        // The same table name in another schema is another table.
+        "b_qual",
+        "CREATE SCHEMA b_qualarchive;
+         CREATE TABLE b_qual.orders (id bigserial PRIMARY KEY, customer text);
+         CREATE TABLE b_qualarchive.orders (id bigint, customer text);
+         CREATE FUNCTION b_qual.archive() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN INSERT INTO b_qualarchive.orders (id, customer) VALUES (NEW.id, NEW.customer); RETURN NEW; END$$;
+         CREATE TRIGGER archive AFTER INSERT ON b_qual.orders FOR EACH ROW EXECUTE FUNCTION b_qual.archive();",
+        "trigger archive on b_qual.orders (function b_qual.archive) writes to b_qualarchive.orders",
+        "DROP TRIGGER archive ON b_qual.orders;",
+    ),
+    (
+        // Dynamic SQL in a SECURITY DEFINER function: the table name is built at run time.
+        "b_defdynamic",
+        "CREATE TABLE b_defdynamic.orders (id uuid PRIMARY KEY, customer text);
+         CREATE FUNCTION b_defdynamic.customers() RETURNS SETOF text LANGUAGE plpgsql SECURITY DEFINER AS
+           $$BEGIN RETURN QUERY EXECUTE 'SELECT customer FROM b_defdynamic.ord' || 'ers'; END$$;",
+        "SECURITY DEFINER function b_defdynamic.customers runs dynamic SQL (EXECUTE)",
+        "ALTER FUNCTION b_defdynamic.customers() SECURITY INVOKER;",
+    ),
+    (
+        // A SECURITY DEFINER function reading through a helper of its own.
+        "b_defcall",
+        "CREATE TABLE b_defcall.orders (id uuid PRIMARY KEY, customer text);
+         CREATE FUNCTION b_defcall.all_customers() RETURNS SETOF text LANGUAGE sql AS
+           'SELECT customer FROM b_defcall.orders';
+         CREATE FUNCTION b_defcall.customers() RETURNS SETOF text LANGUAGE sql SECURITY DEFINER AS
+           'SELECT * FROM b_defcall.all_customers()';",
+        "SECURITY DEFINER function b_defcall.customers calls the function all_customers",
+        "ALTER FUNCTION b_defcall.customers() SECURITY INVOKER;",
+    ),
+    (
         "b_tenanttype",
         "CREATE TABLE b_tenanttype.notes (id serial PRIMARY KEY, tenant_id integer);",
         "b_tenanttype.notes: a tenant_id column of type integer already exists",
@@ -194,5 +238,50 @@ async fn every_blocker_is_reported_refused_and_changes_nothing() -> anyhow::Resu
     assert_eq!(tenant_columns(&su, "b_nokey").await?, 0);
     owner.close().await?;
     su.close().await?;
+    Ok(())
+}
+
+/// Names are compared qualified: a SECURITY DEFINER function reading `fp2.all_orders` does not
+/// block adopting `fp3` (which has its own `all_orders`), a trigger of `fp3.all_orders` writing
+/// unqualified `all_orders` under `SET search_path = fp3` writes its own table, and one under
+/// `SET search_path = fp2` writes another schema's table and is a blocker.
+#[tokio::test]
+async fn names_are_compared_qualified() -> anyhow::Result<()> {
+    let db = common::migrated_db().await?;
+    let owner = db.connect(LoginRole::Owner, 1).await?;
+    owner
+        .execute_unprepared(
+            "CREATE SCHEMA fp2; CREATE SCHEMA fp3;
+             CREATE TABLE fp2.all_orders (id bigint PRIMARY KEY, note text);
+             CREATE TABLE fp3.all_orders (id bigint PRIMARY KEY, note text);
+             CREATE FUNCTION fp2.order_count() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+               AS 'SELECT count(*) FROM fp2.all_orders';
+             CREATE FUNCTION fp3.touch() RETURNS trigger LANGUAGE plpgsql SET search_path = fp3 AS
+               $$BEGIN UPDATE all_orders SET note = 'seen' WHERE id = NEW.id; RETURN NEW; END$$;
+             CREATE TRIGGER touch AFTER INSERT ON fp3.all_orders FOR EACH ROW EXECUTE FUNCTION fp3.touch();
+             CREATE FUNCTION fp3.copy() RETURNS trigger LANGUAGE plpgsql SET search_path = fp2 AS
+               $$BEGIN INSERT INTO all_orders (id, note) VALUES (NEW.id, NEW.note); RETURN NEW; END$$;
+             CREATE TRIGGER copy AFTER INSERT ON fp3.all_orders FOR EACH ROW EXECUTE FUNCTION fp3.copy();",
+        )
+        .await?;
+    let plan = adoption::plan(&owner, &Adoption::new("fp3")).await?;
+    assert_eq!(
+        plan.blockers.len(),
+        1,
+        "expected only the fp2 write: {:?}",
+        plan.blockers
+    );
+    assert!(
+        plan.blockers[0]
+            .contains("trigger copy on fp3.all_orders (function fp3.copy) writes to all_orders"),
+        "{:?}",
+        plan.blockers
+    );
+    owner
+        .execute_unprepared("DROP TRIGGER copy ON fp3.all_orders")
+        .await?;
+    let plan = adoption::plan(&owner, &Adoption::new("fp3")).await?;
+    assert!(plan.blockers.is_empty(), "{:?}", plan.blockers);
+    owner.close().await?;
     Ok(())
 }

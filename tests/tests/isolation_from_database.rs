@@ -3,7 +3,8 @@
 //! exactly as it was; an unreachable URL and a database without Tenantry's core get clear errors.
 //! A source whose trigger writes back into it through `postgres_fdw` is not written by the clone
 //! (its foreign servers and user mappings are neutralised before any row or trigger is
-//! restored), and a source with `dblink` is refused.
+//! restored), and a source with `dblink` is refused, as is one with a file_fdw foreign table
+//! (whose `program` would run on the harness host) or a function in an untrusted language.
 
 use std::process::Command as Process;
 
@@ -195,6 +196,80 @@ async fn a_trigger_writing_back_through_postgres_fdw_does_not_reach_the_source_a
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(err.contains("has dblink"), "{err}");
+    su.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_source_whose_objects_would_run_code_on_the_host_is_refused_before_anything_is_copied()
+-> anyhow::Result<()> {
+    let source = Cluster::start_ephemeral()?;
+    let su = connect(&source.url(BOOTSTRAP_SUPERUSER, "postgres"), 1).await?;
+    create_logins(&su).await?;
+    su.execute_unprepared(&format!("CREATE DATABASE app OWNER {OWNER_LOGIN}"))
+        .await?;
+    su.close().await?;
+    let owner = run::connect(&source.url(OWNER_LOGIN, "app")).await?;
+    run::run(&owner, Command::Up(None)).await?;
+    grant_logins(&owner).await?;
+    owner.close().await?;
+    let source_url = source.url(BOOTSTRAP_SUPERUSER, "app");
+    let su = connect(&source_url, 1).await?;
+    // file_fdw's `program` runs a shell command as the cluster's system user whenever the
+    // foreign table is read: creating the materialized view reads it (at the source, which
+    // proves the marker works); a clone restoring the view would run it on the harness host.
+    let marker =
+        std::env::temp_dir().join(format!("tenantry_clone_escape_{}.txt", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    su.execute_unprepared(&format!(
+        "CREATE EXTENSION file_fdw;
+         CREATE SERVER feed_srv FOREIGN DATA WRAPPER file_fdw;
+         CREATE FOREIGN TABLE public.feed (x text) SERVER feed_srv
+           OPTIONS (program 'id > {m}; echo hi');
+         CREATE MATERIALIZED VIEW public.feed_mv AS SELECT x FROM public.feed;",
+        m = marker.display()
+    ))
+    .await?;
+    assert!(marker.exists(), "the program did not run at the source");
+    std::fs::remove_file(&marker)?;
+    let before = full_dump(&source, &source_url)?;
+    assert!(!marker.exists(), "pg_dump ran the program");
+    let err = clone_database(&source_url)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(!marker.exists(), "the clone ran the source's program");
+    assert!(
+        err.contains("foreign table public.feed (wrapper file_fdw)"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was copied"), "{err}");
+    assert!(
+        before == full_dump(&source, &source_url)?,
+        "the source database changed"
+    );
+
+    // An untrusted language (no plpython3u or plperlu here): a stub declared without TRUSTED,
+    // with PL/pgSQL's handler and no validator, so its function is never run, only seen.
+    su.execute_unprepared(
+        "DROP EXTENSION file_fdw CASCADE;
+         CREATE LANGUAGE stubu HANDLER plpgsql_call_handler;
+         CREATE FUNCTION public.shell_out() RETURNS integer LANGUAGE stubu AS 'BEGIN RETURN 1; END';",
+    )
+    .await?;
+    let err = clone_database(&source_url)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("function public.shell_out() (untrusted language stubu)"),
+        "{err}"
+    );
+    // Without them the same source clones again.
+    su.execute_unprepared("DROP LANGUAGE stubu CASCADE").await?;
+    clone_database(&source_url).await?;
     su.close().await?;
     Ok(())
 }

@@ -90,8 +90,14 @@ pub struct CatFunction {
     /// (`pg_get_functiondef`, which also shows a SQL-standard `BEGIN ATOMIC` body, whose
     /// `prosrc` is empty); for a trigger function its `prosrc`.
     pub body: String,
-    /// The tables its body depends on, as `pg_depend` records them (SQL-standard bodies).
+    /// Its `prosrc` (the code itself, without the `CREATE FUNCTION` frame; empty for a
+    /// SQL-standard body).
+    pub source: String,
+    /// The tables its body depends on, as `pg_depend` records them (SQL-standard bodies), as
+    /// `schema.table`.
     pub depends: Vec<String>,
+    /// The schemas of its own `SET search_path`, if it has one, lowercase, in order.
+    pub search_path: Option<Vec<String>>,
     /// For a trigger: the table it fires on (and the trigger's name).
     pub trigger: Option<(String, String)>,
 }
@@ -117,6 +123,8 @@ pub struct Catalog {
     /// The unqualified names of every function outside `pg_catalog`, `information_schema` and
     /// Tenantry's schema: a trigger function calling one may write through it.
     pub user_functions: Vec<String>,
+    /// The names of the relations of `public` (where an unqualified name may resolve).
+    pub public_relations: Vec<String>,
     /// `(table, sequence)`: the sequences behind serial and identity columns.
     pub sequences: Vec<(String, String)>,
     /// Whether the app role already has USAGE on the schema.
@@ -296,14 +304,19 @@ pub async fn read<C: ConnectionTrait>(db: &C, schema: &str) -> Result<Catalog, D
             "SELECT pn.nspname || '.' || p.proname, \
                CASE WHEN p.prokind IN ('f', 'p') THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END, \
                NULL::text, NULL::text, \
-               (SELECT string_agg(DISTINCT t.relname::text, chr(31)) FROM pg_catalog.pg_depend d \
+               (SELECT string_agg(DISTINCT tn.nspname || '.' || t.relname, chr(31)) FROM pg_catalog.pg_depend d \
                 JOIN pg_catalog.pg_class t ON t.oid = d.refobjid \
+                JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace \
                 WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid \
-                  AND d.refclassid = 'pg_catalog.pg_class'::regclass) \
+                  AND d.refclassid = 'pg_catalog.pg_class'::regclass), \
+               p.prosrc, \
+               (SELECT substr(c, 13) FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%' LIMIT 1) \
              FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace \
              WHERE p.prosecdef AND pn.nspname NOT IN ('pg_catalog', 'information_schema', 'tenancy') \
              UNION ALL \
-             SELECT pn.nspname || '.' || p.proname, p.prosrc, c.relname::text, tg.tgname::text, NULL::text \
+             SELECT pn.nspname || '.' || p.proname, p.prosrc, c.relname::text, tg.tgname::text, NULL::text, \
+               p.prosrc, \
+               (SELECT substr(c, 13) FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%' LIMIT 1) \
              FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_proc p ON p.oid = tg.tgfoid \
              JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace \
@@ -317,7 +330,11 @@ pub async fn read<C: ConnectionTrait>(db: &C, schema: &str) -> Result<Catalog, D
         cat.functions.push(CatFunction {
             name: r.try_get_by_index(0)?,
             body: r.try_get_by_index(1)?,
+            source: r.try_get_by_index(5)?,
             depends: list(r, 4)?,
+            search_path: r
+                .try_get_by_index::<Option<String>>(6)?
+                .map(|p| search_path(&p)),
             trigger: table.zip(trigger),
         });
     }
@@ -332,6 +349,19 @@ pub async fn read<C: ConnectionTrait>(db: &C, schema: &str) -> Result<Catalog, D
         .await?;
     for r in &user_functions {
         cat.user_functions
+            .push(r.try_get_by_index::<String>(0)?.to_lowercase());
+    }
+    let public_relations = db
+        .query_all_raw(stmt(
+            "SELECT c.relname::text FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+               AND $1::text IS NOT NULL ORDER BY 1",
+            schema,
+        ))
+        .await?;
+    for r in &public_relations {
+        cat.public_relations
             .push(r.try_get_by_index::<String>(0)?.to_lowercase());
     }
     let sequences = db
@@ -349,6 +379,16 @@ pub async fn read<C: ConnectionTrait>(db: &C, schema: &str) -> Result<Catalog, D
             .push((r.try_get_by_index(0)?, r.try_get_by_index(1)?));
     }
     Ok(cat)
+}
+
+/// The schemas of a `search_path` setting (`"$user", public` -> `["$user", "public"]`),
+/// lowercase, quotes removed.
+pub fn search_path(setting: &str) -> Vec<String> {
+    setting
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').to_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// The lowercase words of a function body (identifiers, schema-qualified names kept whole).
@@ -394,7 +434,11 @@ pub fn strip_comments_and_strings(body: &str) -> String {
             out.push(' ');
         } else if c == '\'' {
             // `E'...'` allows backslash escapes; `''` is a quote in both forms.
-            let escapes = i > 0 && matches!(chars[i - 1], 'e' | 'E');
+            // Only when the `E` is a token of its own: in `name'\'` the `e` ends a type name
+            // (a typed literal, no escapes).
+            let escapes = i > 0
+                && matches!(chars[i - 1], 'e' | 'E')
+                && (i < 2 || !(chars[i - 2].is_alphanumeric() || chars[i - 2] == '_'));
             i += 1;
             while i < chars.len() {
                 if escapes && chars[i] == '\\' {

@@ -404,14 +404,27 @@ fn check_blockers(cat: &Catalog, schema: &str, adopted: &BTreeSet<String>, out: 
             None => {
                 // The whole definition (a comment naming a table only errs on the safe side) and
                 // what `pg_depend` records for SQL-standard bodies.
+                // Names are compared qualified: `other.orders` is not the adopted `orders`; an
+                // unqualified `orders` may be (conservatively, whatever its search_path).
                 let words = catalog::words(&func.body);
                 let reads: Vec<&String> = adopted
                     .iter()
                     .filter(|t| {
-                        words.iter().any(|w| catalog::base_name(w) == t.as_str())
-                            || func.depends.iter().any(|d| d == t.as_str())
+                        let qualified = format!("{schema}.{t}");
+                        words
+                            .iter()
+                            .any(|w| *w == qualified || (!w.contains('.') && w == *t))
+                            || func.depends.contains(&qualified)
                     })
                     .collect();
+                if let Some(opaque) = definer_opaque(func, &cat.user_functions) {
+                    out.blockers.push(format!(
+                        "SECURITY DEFINER function {} {opaque}: what it reads cannot be seen, and it \
+                         would bypass row level security on the adopted tables; make it SECURITY INVOKER, \
+                         or make it check the tenant and exclude it by hand",
+                        func.name
+                    ));
+                }
                 if !reads.is_empty() {
                     out.blockers.push(format!(
                         "SECURITY DEFINER function {} reads {}: it would bypass row level security; make it \
@@ -422,8 +435,14 @@ fn check_blockers(cat: &Catalog, schema: &str, adopted: &BTreeSet<String>, out: 
                 }
             }
             Some((table, trigger)) if adopted.contains(table) => {
+                let own = Target {
+                    schema,
+                    table,
+                    search_path: func.search_path.as_deref(),
+                    public_relations: &cat.public_relations,
+                };
                 if let Some(write) =
-                    trigger_write(&func.body, table, &func.name, &cat.user_functions)
+                    trigger_write(&func.body, &own, &func.name, &cat.user_functions)
                 {
                     out.blockers.push(format!(
                         "trigger {trigger} on {schema}.{table} (function {}) {write}: the row it writes \
@@ -442,9 +461,61 @@ fn check_blockers(cat: &Catalog, schema: &str, adopted: &BTreeSet<String>, out: 
 /// `INSERT`/`UPDATE`/`DELETE`/`MERGE` of another table, any `EXECUTE` (dynamic SQL, which cannot
 /// be read), or a call of a function outside the catalog (which may write). Comments and string
 /// literals are removed first.
+/// What a SECURITY DEFINER function does that hides what it reads, conservatively: any
+/// `EXECUTE` (dynamic SQL: `'SELECT ... FROM shop.ord' || 'ers'`), or a call of a function
+/// outside `pg_catalog` and Tenantry's schema (which may read anything). Its code (`prosrc`, or
+/// the whole definition for a SQL-standard body) without comments and string literals.
+fn definer_opaque(func: &catalog::CatFunction, user_functions: &[String]) -> Option<String> {
+    let code = catalog::strip_comments_and_strings(if func.source.trim().is_empty() {
+        &func.body
+    } else {
+        &func.source
+    });
+    if catalog::words(&code).iter().any(|w| w == "execute") {
+        return Some("runs dynamic SQL (EXECUTE)".into());
+    }
+    let own = catalog::base_name(&func.name).to_lowercase();
+    catalog::calls(&code)
+        .into_iter()
+        .find(|c| *c != own && user_functions.contains(c))
+        .map(|c| format!("calls the function {c}"))
+}
+
+/// The table a trigger fires on, and how its function resolves unqualified names.
+struct Target<'a> {
+    schema: &'a str,
+    table: &'a str,
+    /// The function's own `SET search_path`, if it has one.
+    search_path: Option<&'a [String]>,
+    /// Relations of `public`, where an unqualified name may also resolve.
+    public_relations: &'a [String],
+}
+
+impl Target<'_> {
+    /// Whether `name` (as written, lowercase, maybe qualified) is surely the trigger's own table.
+    /// Unqualified: the first schema of the function's `search_path` (`pg_catalog` and
+    /// `pg_temp` aside; `$user` could be any schema, so it is not the table), else the adopted
+    /// schema, unless `public` has a relation of that name too (the caller's search_path decides).
+    fn is_own(&self, name: &str) -> bool {
+        match name.rsplit_once('.') {
+            Some((s, n)) => s == self.schema && n == self.table,
+            None if name != self.table => false,
+            None => match self.search_path {
+                Some(path) => {
+                    path.iter()
+                        .find(|s| !matches!(s.as_str(), "pg_catalog" | "pg_temp"))
+                        .map(String::as_str)
+                        == Some(self.schema)
+                }
+                None => self.schema == "public" || !self.public_relations.iter().any(|r| r == name),
+            },
+        }
+    }
+}
+
 fn trigger_write(
     body: &str,
-    table: &str,
+    own: &Target<'_>,
     own_name: &str,
     user_functions: &[String],
 ) -> Option<String> {
@@ -479,7 +550,7 @@ fn trigger_write(
             _ => None,
         };
         if let Some(target) = target
-            && catalog::base_name(target) != table
+            && !own.is_own(target)
         {
             return Some(format!("writes to {target}"));
         }

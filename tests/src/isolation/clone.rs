@@ -19,7 +19,11 @@
 //! options (a `postgres_fdw` one is pointed at `127.0.0.1:1`, where nothing listens): a write
 //! through them fails in the clone instead of landing anywhere. A source with `dblink` (which
 //! connects with a connection string of its own, no server needed) is refused before anything
-//! is copied.
+//! is copied, and so is a source with anything that would run code on the harness host:
+//! foreign tables of a wrapper other than `postgres_fdw` (file_fdw's `program` option runs a
+//! shell command, its `filename` reads a host file, when a materialized view over it is
+//! refreshed during the restore or the table is read) and functions in an untrusted language
+//! (`plpython3u`, `plperlu`: they run with the rights of the cluster's system user).
 
 use std::process::{Command, Stdio};
 
@@ -127,6 +131,17 @@ async fn clone_from(
              (`DROP EXTENSION dblink CASCADE` in that copy)"
         )));
     }
+    let runs_code = code_on_host(source).await?;
+    if !runs_code.is_empty() {
+        return Err(HarnessError::Io(format!(
+            "{shown} has objects that would run code or read files on the harness host when the \
+             clone restores, refreshes or queries them (as the cluster's system user): {}; \
+             --from-database refuses such a source (nothing was copied). Run it against a copy \
+             without them (drop those foreign tables and functions, or the extension or language, \
+             in that copy)",
+            runs_code.join(", ")
+        )));
+    }
     let roles = role_statements(source).await?;
     let db = empty_db().await?;
     let su = connect(&db.superuser_url(), 1).await?;
@@ -166,6 +181,40 @@ async fn clone_from(
         has_legacy_role,
     })
 }
+
+/// What in the source would run code (or read the host's files) with the harness host's rights
+/// once restored: foreign tables of any wrapper but `postgres_fdw` (file_fdw's `program` and
+/// `filename` options are on the foreign table, and a materialized view over one reads it while
+/// it is restored), and functions in an untrusted language (`plpython3u`, `plperlu`, ...; `c`
+/// and `internal` are PostgreSQL's and extensions' own). Each is named, e.g.
+/// `foreign table public.feed (wrapper file_fdw)`.
+pub async fn code_on_host(source: &DatabaseConnection) -> Result<Vec<String>, HarnessError> {
+    let rows = source
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            CODE_ON_HOST_SQL,
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get_by_index::<String>(0).map_err(HarnessError::from))
+        .collect()
+}
+
+/// The catalog query of [`code_on_host`].
+pub const CODE_ON_HOST_SQL: &str = "\
+    SELECT format('foreign table %I.%I (wrapper %s)', n.nspname, c.relname, w.fdwname) \
+    FROM pg_catalog.pg_foreign_table ft JOIN pg_catalog.pg_class c ON c.oid = ft.ftrelid \
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+    JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver \
+    JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw \
+    WHERE w.fdwname <> 'postgres_fdw' \
+    UNION ALL \
+    SELECT format('function %I.%I(%s) (untrusted language %s)', n.nspname, p.proname, \
+      pg_catalog.pg_get_function_identity_arguments(p.oid), l.lanname) \
+    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
+    JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+    WHERE NOT l.lanpltrusted AND l.lanname NOT IN ('internal', 'c') \
+    ORDER BY 1";
 
 /// `CREATE ROLE` (or `ALTER ROLE`, for roles the cluster has) with the source's attributes,
 /// then the memberships, for every role but PostgreSQL's own and the bootstrap superuser.
