@@ -22,7 +22,8 @@ use crate::dedicated::{
     DEDICATED_ROLE, PLACEHOLDER, SCHEMA_UNAVAILABLE_SQLSTATE, template, tenant_schema_migrations,
 };
 use crate::dsl::{
-    Function, FunctionLanguage, Grant, GrantObject, Privilege, Revoke, Role, Volatility,
+    Function, FunctionCreateStatement, FunctionLanguage, Grant, GrantObject, Privilege, Revoke,
+    Role, Volatility,
 };
 use crate::names::{APP_ROLE, SUPERADMIN_ROLE, TENANCY_SCHEMA};
 use crate::plan::MigrationPlan;
@@ -287,37 +288,24 @@ fn enter_body() -> String {
     )
 }
 
+/// A superadmin's SECURITY DEFINER function of one tenant id, its `search_path` pinned.
+fn definer(name: &'static str, returns: &'static str, body: String) -> FunctionCreateStatement {
+    Function::create()
+        .name((TENANCY_SCHEMA, name))
+        .or_replace()
+        .arg("p_tenant", "uuid")
+        .returns(returns)
+        .language(FunctionLanguage::PlPgSql)
+        .security_definer()
+        .set_search_path(["pg_catalog", "pg_temp"])
+        .body(body)
+        .to_owned()
+}
+
 fn functions(plan: &mut MigrationPlan) {
-    let pin = Function::create()
-        .name((TENANCY_SCHEMA, "pin_dedicated_tables"))
-        .or_replace()
-        .arg("p_tenant", "uuid")
-        .returns("void")
-        .language(FunctionLanguage::PlPgSql)
-        .security_definer()
-        .set_search_path(["pg_catalog", "pg_temp"])
-        .body(PIN_BODY)
-        .to_owned();
-    let provision = Function::create()
-        .name((TENANCY_SCHEMA, "provision_dedicated"))
-        .or_replace()
-        .arg("p_tenant", "uuid")
-        .returns("text")
-        .language(FunctionLanguage::PlPgSql)
-        .security_definer()
-        .set_search_path(["pg_catalog", "pg_temp"])
-        .body(provision_body())
-        .to_owned();
-    let drop = Function::create()
-        .name((TENANCY_SCHEMA, "drop_dedicated"))
-        .or_replace()
-        .arg("p_tenant", "uuid")
-        .returns("text")
-        .language(FunctionLanguage::PlPgSql)
-        .security_definer()
-        .set_search_path(["pg_catalog", "pg_temp"])
-        .body(drop_body())
-        .to_owned();
+    let pin = definer("pin_dedicated_tables", "void", PIN_BODY.to_owned());
+    let provision = definer("provision_dedicated", "text", provision_body());
+    let drop = definer("drop_dedicated", "text", drop_body());
     // No SET clause: a function with one would undo the SET LOCALs it makes on return.
     let enter = Function::create()
         .name((TENANCY_SCHEMA, "enter_tenant_schema"))
