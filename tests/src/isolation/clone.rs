@@ -223,7 +223,8 @@ async fn role_statements(source: &DatabaseConnection) -> Result<Vec<String>, Har
         .query_all_raw(Statement::from_string(
             DbBackend::Postgres,
             "SELECT format('DO $r$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = %L) THEN \
-                CREATE ROLE %I NOLOGIN; END IF; END $r$; ALTER ROLE %I %s %s %s %s %s', \
+                CREATE ROLE %I NOLOGIN; END IF; \
+                EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $r$; ALTER ROLE %I %s %s %s %s %s', \
                 rolname, rolname, rolname, \
                 CASE WHEN rolsuper THEN 'SUPERUSER' ELSE 'NOSUPERUSER' END, \
                 CASE WHEN rolbypassrls THEN 'BYPASSRLS' ELSE 'NOBYPASSRLS' END, \
