@@ -34,9 +34,9 @@ fn full_dump(cluster: &Cluster, url: &str) -> anyhow::Result<String> {
         .join("\n"))
 }
 
-#[tokio::test]
-async fn a_database_migrated_elsewhere_passes_and_is_left_untouched() -> anyhow::Result<()> {
-    // The user's database: its own cluster, migrated by our migrations, with a tenant's rows.
+/// The user's database: a cluster of its own with database `app` migrated by our migrations;
+/// returns the cluster and the bootstrap superuser's URL of `app`.
+async fn migrated_source() -> anyhow::Result<(Cluster, String)> {
     let source = Cluster::start_ephemeral()?;
     let su = connect(&source.url(BOOTSTRAP_SUPERUSER, "postgres"), 1).await?;
     create_logins(&su).await?;
@@ -47,7 +47,14 @@ async fn a_database_migrated_elsewhere_passes_and_is_left_untouched() -> anyhow:
     run::run(&owner, Command::Up(None)).await?;
     grant_logins(&owner).await?;
     owner.close().await?;
-    let source_url = source.url(BOOTSTRAP_SUPERUSER, "app");
+    let url = source.url(BOOTSTRAP_SUPERUSER, "app");
+    Ok((source, url))
+}
+
+#[tokio::test]
+async fn a_database_migrated_elsewhere_passes_and_is_left_untouched() -> anyhow::Result<()> {
+    // The user's database: its own cluster, migrated by our migrations, with a tenant's rows.
+    let (source, source_url) = migrated_source().await?;
     let su = connect(&source_url, 1).await?;
     su.execute_unprepared(
         "INSERT INTO tenancy.tenants (id, name, slug) VALUES ('c0000000-0000-0000-0000-00000000000c', 'Gamma', 'gamma');
@@ -121,17 +128,7 @@ async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> anyhow::Result<i6
 #[tokio::test]
 async fn a_trigger_writing_back_through_postgres_fdw_does_not_reach_the_source_and_dblink_is_refused()
 -> anyhow::Result<()> {
-    let source = Cluster::start_ephemeral()?;
-    let su = connect(&source.url(BOOTSTRAP_SUPERUSER, "postgres"), 1).await?;
-    create_logins(&su).await?;
-    su.execute_unprepared(&format!("CREATE DATABASE app OWNER {OWNER_LOGIN}"))
-        .await?;
-    su.close().await?;
-    let owner = run::connect(&source.url(OWNER_LOGIN, "app")).await?;
-    run::run(&owner, Command::Up(None)).await?;
-    grant_logins(&owner).await?;
-    owner.close().await?;
-    let source_url = source.url(BOOTSTRAP_SUPERUSER, "app");
+    let (source, source_url) = migrated_source().await?;
     let su = connect(&source_url, 1).await?;
     // A foreign server pointing back at the source, a mapping anyone may use, a foreign table
     // over the source's canary, and a trigger on a tenant table writing into it.
@@ -203,17 +200,7 @@ async fn a_trigger_writing_back_through_postgres_fdw_does_not_reach_the_source_a
 #[tokio::test]
 async fn a_source_whose_objects_would_run_code_on_the_host_is_refused_before_anything_is_copied()
 -> anyhow::Result<()> {
-    let source = Cluster::start_ephemeral()?;
-    let su = connect(&source.url(BOOTSTRAP_SUPERUSER, "postgres"), 1).await?;
-    create_logins(&su).await?;
-    su.execute_unprepared(&format!("CREATE DATABASE app OWNER {OWNER_LOGIN}"))
-        .await?;
-    su.close().await?;
-    let owner = run::connect(&source.url(OWNER_LOGIN, "app")).await?;
-    run::run(&owner, Command::Up(None)).await?;
-    grant_logins(&owner).await?;
-    owner.close().await?;
-    let source_url = source.url(BOOTSTRAP_SUPERUSER, "app");
+    let (source, source_url) = migrated_source().await?;
     let su = connect(&source_url, 1).await?;
     // file_fdw's `program` runs a shell command as the cluster's system user whenever the
     // foreign table is read: creating the materialized view reads it (at the source, which
