@@ -34,7 +34,7 @@ pub const STEPS_TABLE: (&str, &str) = (TENANCY_SCHEMA, "tenant_schema_steps");
 /// `tenancy.tenant_schema_versions`.
 pub const VERSIONS_TABLE: (&str, &str) = (TENANCY_SCHEMA, "tenant_schema_versions");
 
-const SCHEMA_NAME_PATTERN: &str = "'^t_[0-9a-f]{32}$'";
+pub(crate) const SCHEMA_NAME_PATTERN: &str = "'^t_[0-9a-f]{32}$'";
 
 /// The migration.
 pub fn plan() -> MigrationPlan {
@@ -270,7 +270,9 @@ fn drop_body() -> String {
     )
 }
 
-fn enter_body() -> String {
+/// The body of `tenancy.enter_tenant_schema()` as m0010 made it (m0013 replaces it and
+/// restores this one on `down`).
+pub(crate) fn enter_body() -> String {
     format!(
         "DECLARE s text; \
          BEGIN SET LOCAL ROLE NONE; \
@@ -286,6 +288,20 @@ fn enter_body() -> String {
          EXECUTE format('SET LOCAL ROLE %I', s); \
          EXECUTE format('SET LOCAL search_path = %I, public, pg_temp', s); END"
     )
+}
+
+/// `tenancy.enter_tenant_schema()` with `body`: PL/pgSQL, SECURITY INVOKER, volatile. No SET
+/// clause: a function with one would undo the SET LOCALs it makes on return.
+pub(crate) fn enter_function(body: String) -> FunctionCreateStatement {
+    Function::create()
+        .name((TENANCY_SCHEMA, "enter_tenant_schema"))
+        .or_replace()
+        .returns("void")
+        .language(FunctionLanguage::PlPgSql)
+        .volatility(Volatility::Volatile)
+        .security_invoker()
+        .body(body)
+        .to_owned()
 }
 
 /// A superadmin's SECURITY DEFINER function of one tenant id, its `search_path` pinned.
@@ -306,16 +322,7 @@ fn functions(plan: &mut MigrationPlan) {
     let pin = definer("pin_dedicated_tables", "void", PIN_BODY.to_owned());
     let provision = definer("provision_dedicated", "text", provision_body());
     let drop = definer("drop_dedicated", "text", drop_body());
-    // No SET clause: a function with one would undo the SET LOCALs it makes on return.
-    let enter = Function::create()
-        .name((TENANCY_SCHEMA, "enter_tenant_schema"))
-        .or_replace()
-        .returns("void")
-        .language(FunctionLanguage::PlPgSql)
-        .volatility(Volatility::Volatile)
-        .security_invoker()
-        .body(enter_body())
-        .to_owned();
+    let enter = enter_function(enter_body());
     for (fname, f, arg, to) in [
         ("pin_dedicated_tables", &pin, Some("uuid"), None),
         (

@@ -523,9 +523,9 @@ async fn a_session_temp_table_shadowing_the_next_tenant_is_reported() -> anyhow:
     let (report, a) = broken_dedicated(|_, _| {
         "DO $$ DECLARE d text; BEGIN \
            SELECT pg_get_functiondef('tenancy.enter_tenant_schema()'::regprocedure) INTO d; \
-           IF strpos(d, 'SET LOCAL search_path = public, pg_temp;') = 0 THEN \
+           IF strpos(d, 'done := pg_catalog.set_config(''search_path'', ''public, pg_temp'', true);') = 0 THEN \
              RAISE EXCEPTION 'the shared search_path line is not in the function'; END IF; \
-           EXECUTE replace(d, 'SET LOCAL search_path = public, pg_temp;', ''); END $$"
+           EXECUTE replace(d, 'done := pg_catalog.set_config(''search_path'', ''public, pg_temp'', true);', ''); END $$"
             .into()
     })
     .await?;
