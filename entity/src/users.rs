@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A row of `public.users`.
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
-#[sea_orm(schema_name = "public", table_name = "users")]
+#[sea_orm(schema_name = "tenancy", table_name = "users")]
 pub struct Model {
     /// The user's id (the database fills it with `gen_random_uuid()` when not set).
     #[sea_orm(primary_key, auto_increment = false)]
