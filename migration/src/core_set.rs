@@ -160,3 +160,40 @@ pub async fn detect<C: ConnectionTrait>(db: &C) -> Result<Installed, DbErr> {
         _ => Installed::Set(Set::Full),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_core_set_leaves_out_the_demo_baseline_and_keeps_the_order() {
+        let names: Vec<_> = core().iter().map(|m| m.name).collect();
+        let full: Vec<_> = crate::planned().iter().map(|m| m.name).collect();
+        for demo in full_only_names() {
+            assert!(!names.contains(&demo), "{demo} is in the core set");
+        }
+        let in_full_order: Vec<_> = full.iter().filter(|n| names.contains(n)).collect();
+        assert_eq!(in_full_order, names.iter().collect::<Vec<_>>());
+        assert_eq!(names.first(), Some(&"m0002_tenancy"));
+    }
+
+    #[test]
+    fn the_core_set_names_no_object_in_public() {
+        for m in core() {
+            let sql = m.render(false).join("\n");
+            assert!(
+                !sql.contains("\"public\"."),
+                "{} names an object in public:\n{sql}",
+                m.name
+            );
+            for down in m.render(true) {
+                assert!(!down.contains("\"public\"."), "{}: {down}", m.name);
+            }
+        }
+        let m0002 = core().into_iter().find(|m| m.name == "m0002_tenancy");
+        let sql = m0002
+            .map(|m| m.render(false).join("\n"))
+            .unwrap_or_default();
+        assert!(sql.contains("CREATE TABLE \"tenancy\".\"users\""), "{sql}");
+    }
+}

@@ -287,16 +287,29 @@ async fn adopt(db: &sea_orm::DatabaseConnection, args: &AdoptArgs) -> anyhow::Re
         println!("wrote {}", path.display());
         return Ok(());
     }
-    let bare = core_set::detect(db).await? == Installed::Nothing;
+    // The core migrations to install first: all of them on a database with none of Tenantry's
+    // objects, the rest of them on a core-only one whose install was interrupted.
+    let core_pending: Vec<String> = match core_set::detect(db).await? {
+        Installed::Nothing => core_set::core()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect(),
+        Installed::Set(core_set::Set::Core) => run::pending(db).await?,
+        Installed::Set(core_set::Set::Full) => Vec::new(),
+    };
+    let bare = !core_pending.is_empty();
     if args.plan {
         db.execute_unprepared("SET default_transaction_read_only = on")
             .await?;
         let plan = if bare {
             println!(
-                "-- This database has none of Tenantry's objects: `adopt` installs the tenancy \
-                 core first (schema tenancy; never our demo tables), then adopts."
+                "-- This database lacks Tenantry's tenancy core: `adopt` installs it first \
+                 (schema tenancy; never our demo tables), then adopts."
             );
-            for m in core_set::core() {
+            for m in core_set::core()
+                .iter()
+                .filter(|m| core_pending.iter().any(|p| p == m.name()))
+            {
                 for line in m.render(false) {
                     println!("{line}");
                 }
@@ -329,9 +342,9 @@ async fn adopt(db: &sea_orm::DatabaseConnection, args: &AdoptArgs) -> anyhow::Re
             .await
             .map_err(|e| anyhow::anyhow!("adopt: installing the tenancy core: {e}"))?;
         println!(
-            "installed the tenancy core (schema {}; {} migrations, none of the demo baseline)",
+            "installed the tenancy core (schema {}; {} migration(s), none of the demo baseline)",
             migration::names::TENANCY_SCHEMA,
-            core_set::core().len()
+            core_pending.len()
         );
     }
     let work = async {

@@ -60,7 +60,7 @@ async fn a_bare_database_gets_the_core_alone_then_its_own_tables_adopted() -> an
         plan.stderr, plan.stdout
     );
     for expected in [
-        "installs the tenancy core first",
+        "installs it first",
         "===== m0002_tenancy (up) =====",
         "CREATE TABLE \"tenancy\".\"users\"",
         "-- table public.uploads (3 rows)",
@@ -71,6 +71,19 @@ async fn a_bare_database_gets_the_core_alone_then_its_own_tables_adopted() -> an
             plan.stdout
         );
     }
+    // Phase 1 adds the tenant reference after the backfill: NOT VALID, then VALIDATE.
+    let at = |needle: &str| plan.stdout.find(needle);
+    let backfill = at("-- backfill public.uploads.tenant_id");
+    let fk = at(
+        "ALTER TABLE \"public\".\"uploads\" ADD CONSTRAINT \"uploads_tenant_id_fkey\" FOREIGN KEY (\"tenant_id\") REFERENCES \"tenancy\".\"tenants\" (\"id\") ON DELETE CASCADE NOT VALID",
+    );
+    let validate =
+        at("ALTER TABLE \"public\".\"uploads\" VALIDATE CONSTRAINT \"uploads_tenant_id_fkey\"");
+    assert!(
+        backfill.is_some() && backfill < fk && fk < validate,
+        "tenant reference not after the backfill ({backfill:?}, {fk:?}, {validate:?}):\n{}",
+        plan.stdout
+    );
     assert!(
         !plan.stdout.contains("m0001_legacy_baseline"),
         "{}",
