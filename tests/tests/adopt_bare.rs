@@ -1,5 +1,6 @@
-//! A user's own database with none of Tenantry's objects (seed 001's tables in `public`,
-//! including its own `public.users` with an integer key): `adopt --plan` changes nothing;
+//! A user's own database (owned by their own login) with none of Tenantry's objects (seed
+//! 001's tables in `public`, including its own `public.users` with an integer key): `adopt
+//! --plan` changes nothing;
 //! `adopt` installs the tenancy core alone (schema `tenancy`, identity table
 //! `tenancy.users`; never our demo tables) and adopts the user's tables, every row identical
 //! apart from `tenant_id`; `verify` passes; `status` lists the core set and the adoption; a
@@ -14,13 +15,15 @@ use common::{DEFAULT_TENANT, run_cli};
 use sea_orm::ConnectionTrait;
 use tenantry_tests::isolation::clone::clone_database;
 use tenantry_tests::isolation::{self, IsolationTarget};
-use tenantry_tests::logins::LoginRole;
 
 /// Seed 001 as its application created it in `public` (no schema of its own).
 fn in_public(sql: &str) -> String {
     sql.replace("CREATE SCHEMA seed001;", "")
         .replace("seed001.", "public.")
 }
+
+/// The login that owns the user's database and tables.
+const USER_OWNER: &str = "shop_owner";
 
 async fn exists<C: ConnectionTrait>(su: &C, relation: &str) -> anyhow::Result<bool> {
     Ok(count(
@@ -33,8 +36,18 @@ async fn exists<C: ConnectionTrait>(su: &C, relation: &str) -> anyhow::Result<bo
 
 #[tokio::test]
 async fn a_bare_database_gets_the_core_alone_then_its_own_tables_adopted() -> anyhow::Result<()> {
+    // The user's database, owned by the user's own login (not one of ours).
     let db = tenantry_tests::empty_db().await?;
-    let owner = db.connect(LoginRole::Owner, 1).await?;
+    let su = db.connect_superuser().await?;
+    su.execute_unprepared(&format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{USER_OWNER}') THEN \
+         CREATE ROLE {USER_OWNER} LOGIN CREATEROLE NOSUPERUSER NOBYPASSRLS; END IF; END $$; \
+         ALTER DATABASE {} OWNER TO {USER_OWNER}",
+        db.name
+    ))
+    .await?;
+    let url = tenantry_tests::shared_cluster()?.url(USER_OWNER, &db.name);
+    let owner = tenantry_tests::databases::connect(&url, 1).await?;
     owner.execute_unprepared(&in_public(SEED001)).await?;
     owner.execute_unprepared(&in_public(SEED001_DATA)).await?;
     owner.close().await?;
@@ -43,9 +56,7 @@ async fn a_bare_database_gets_the_core_alone_then_its_own_tables_adopted() -> an
         .map(|(t, k)| (t.replace("seed001.", "public."), *k))
         .collect();
     let tables: Vec<(&str, &str)> = tables.iter().map(|(t, k)| (t.as_str(), *k)).collect();
-    let su = db.connect_superuser().await?;
     let before = checksums(&su, &tables).await?;
-    let url = db.url(LoginRole::Owner);
     let adopt = |extra: &[&str]| {
         let mut args = vec!["adopt", "--schema", "public", "--global", "countries"];
         args.extend_from_slice(extra);
@@ -150,7 +161,7 @@ async fn a_bare_database_gets_the_core_alone_then_its_own_tables_adopted() -> an
         .await?,
         0
     );
-    let owner = db.connect(LoginRole::Owner, 1).await?;
+    let owner = tenantry_tests::databases::connect(&url, 1).await?;
     tenantry_tests::logins::grant_logins(&owner).await?;
     owner.close().await?;
 
