@@ -375,13 +375,13 @@ async fn a_legacy_write_policy_not_pinned_to_the_default_tenant_is_reported() ->
 async fn a_global_table_open_to_the_legacy_role_is_reported() -> anyhow::Result<()> {
     // users is shared by every tenant: a login pinned to one must not read all of it.
     let report = broken(
-        "GRANT SELECT ON public.users TO tenantry_legacy",
+        "GRANT SELECT ON tenancy.users TO tenantry_legacy",
         ContextMode::Local,
     )
     .await?;
     assert_eq!(
         failures(&report),
-        set(&[("public.users SELECT", "legacy_no_global_tables")]),
+        set(&[("tenancy.users SELECT", "legacy_no_global_tables")]),
         "{report}"
     );
     Ok(())
