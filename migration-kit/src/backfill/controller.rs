@@ -55,7 +55,7 @@ pub struct Observed {
 /// Something worth a warning, returned by [`Controller::observe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// One page was over budget: the walk goes on a few rows at a time.
+    /// One page was over budget (first time only): the walk goes on a few rows at a time.
     PageOverBudget,
     /// One row was over budget (first time only): the budget cannot be met.
     RowOverBudget,
@@ -69,6 +69,7 @@ pub struct Controller {
     row_cost: Option<f64>,
     hint_rows: u64,
     cut: Cut,
+    page_over_said: bool,
     budget_missed: bool,
 }
 
@@ -84,6 +85,7 @@ impl Controller {
             row_cost: None,
             hint_rows: hint_rows.max(1),
             cut: Cut::Pages(first.clamp(1, FIRST_PAGES_MAX)),
+            page_over_said: false,
             budget_missed: false,
         }
     }
@@ -147,7 +149,10 @@ impl Controller {
             match batch.cut {
                 Cut::Pages(n) if n > 1 => Cut::Pages(((n as f64 * factor) as u64).max(1)),
                 Cut::Pages(_) => {
-                    event = Some(Event::PageOverBudget);
+                    if !self.page_over_said {
+                        event = Some(Event::PageOverBudget);
+                    }
+                    self.page_over_said = true;
                     Cut::Rows(((self.density * factor) as u64).max(1))
                 }
                 Cut::Rows(r) if r > 1 => Cut::Rows(((r as f64 * factor) as u64).max(1)),
