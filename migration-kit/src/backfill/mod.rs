@@ -29,6 +29,7 @@ mod tid;
 pub use controller::{Controller, Cut, Event, Observed};
 pub use tid::Tid;
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,45 @@ use crate::plan::pg;
 /// Test hook: when non-zero, a backfill fails after this many committed batches, leaving the
 /// database exactly as a killed process would (the migration is not recorded as applied).
 pub static INTERRUPT_AFTER_BATCHES: AtomicU64 = AtomicU64::new(0);
+
+/// Summaries of the latest runs in this process, newest last (at most [`RECENT_MAX`]).
+static RECENT: Mutex<Vec<Summary>> = Mutex::new(Vec::new());
+const RECENT_MAX: usize = 64;
+
+/// What one finished run did, kept for callers that run backfills through a migrator and
+/// never see the [`BackfillReport`] (the bench's scenario 3 reads them with [`take_recent`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// `schema.table`.
+    pub table: String,
+    /// Batches run.
+    pub batches: usize,
+    /// Rows updated.
+    pub rows: u64,
+    /// The 99th percentile of batch durations.
+    pub p99_batch: Duration,
+    /// The longest batch.
+    pub max_batch: Duration,
+    /// The sweep's read-only searches.
+    pub searches: usize,
+}
+
+/// The summaries of the runs finished since the last call, oldest first.
+pub fn take_recent() -> Vec<Summary> {
+    RECENT
+        .lock()
+        .map(|mut r| std::mem::take(&mut *r))
+        .unwrap_or_default()
+}
+
+fn remember(summary: Summary) {
+    if let Ok(mut r) = RECENT.lock() {
+        if r.len() >= RECENT_MAX {
+            r.remove(0);
+        }
+        r.push(summary);
+    }
+}
 
 /// A sweep search collects at most this many rows (then searches again after updating them).
 const SWEEP_SEARCH_MAX: u64 = 100_000;
@@ -567,6 +607,14 @@ impl Backfill {
             batch_p99_ms = report.batch_quantile(0.99).as_secs_f64() * 1e3,
             batch_max_ms = report.max_batch().as_secs_f64() * 1e3,
             elapsed_ms = started.elapsed().as_millis() as u64, "backfill finished");
+        remember(Summary {
+            table: name,
+            batches: report.batches.len(),
+            rows: report.rows(),
+            p99_batch: report.batch_quantile(0.99),
+            max_batch: report.max_batch(),
+            searches: report.searches.len(),
+        });
         Ok(report)
     }
 
