@@ -342,21 +342,16 @@ mod tests {
 
     #[test]
     fn fast_rows_climb_back_to_pages() {
-        let mut c = Controller::new(BUDGET, 50.0, 5_000);
-        c.cut = Cut::Rows(10);
-        c.observe(Observed {
-            cut: Cut::Rows(10),
-            rows: 10,
-            elapsed: ms(1.0),
-        });
-        assert_eq!(c.cut(), Cut::Rows(20));
-        c.cut = Cut::Rows(30);
-        c.observe(Observed {
-            cut: Cut::Rows(30),
-            rows: 30,
-            elapsed: ms(1.0),
-        });
-        assert_eq!(c.cut(), Cut::Pages(1));
+        // Rows of one page double, and become one page once they would cover it.
+        for (rows, next) in [(10, Cut::Rows(20)), (30, Cut::Pages(1))] {
+            let mut c = Controller::new(BUDGET, 50.0, 5_000);
+            c.observe(Observed {
+                cut: Cut::Rows(rows),
+                rows,
+                elapsed: ms(1.0),
+            });
+            assert_eq!(c.cut(), next, "after {rows} fast rows");
+        }
     }
 
     #[test]
