@@ -48,7 +48,8 @@ async fn rows_in(su: &DatabaseConnection, schema: &str, tenant: Uuid) -> Result<
     .await
 }
 
-#[tokio::test]
+// Multi-threaded, as a server runs: the pipeline must still leave in one write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_and_an_insert_wait_once_on_the_wire() -> Result<()> {
     let env = env().await?;
     let [a, ..] = three_tenants(&env.svc).await?;

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::Tenant;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, nullable};
-use crate::pagination::{PageParams, page};
+use crate::pagination::{PageOf, PageParams};
 use crate::problem::Problem;
 use crate::routes::{CursorPage, check_json_object, check_long_text, check_member, check_text};
 use crate::state::AppState;
@@ -194,21 +194,17 @@ pub async fn list(
         check_text("name_prefix", prefix, 1, 200).map_err(|p| p.as_bad_request())?;
         filter = filter.add(projects::Column::Name.like(prefix_pattern(prefix)));
     }
-    let (rows, next) = state
-        .tenantry()
-        .with_tenant(&ctx, async |tx| {
-            Ok(page::<projects::Entity>(
-                tx,
-                filter,
-                projects::Column::CreatedAt,
-                projects::Column::Id,
-                |m| (m.created_at, m.id),
-                limit,
-                cursor,
-            )
-            .await)
-        })
-        .await??;
+    // One statement: the list is a unit of work of its own, in one round trip.
+    let (rows, next) = PageOf::<projects::Entity, _> {
+        filter,
+        created_col: projects::Column::CreatedAt,
+        id_col: projects::Column::Id,
+        key: |m: &projects::Model| (m.created_at, m.id),
+        limit,
+        after: cursor,
+    }
+    .read_one_trip(state.tenantry(), &ctx)
+    .await?;
     Ok(Json(CursorPage::of(rows, next)))
 }
 

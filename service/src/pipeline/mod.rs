@@ -76,15 +76,18 @@ impl Tenantry {
             .map(|(v, t)| (&**v as &(dyn ToSql + Sync), t.clone()))
             .collect();
         let opening = pipelined_opening_sql(ctx);
-        let lease = self.pipeline.acquire().await?;
-        let client = lease.client()?;
-        // Polled together: each future writes its request on its first poll, so all three are
-        // queued before any answer is awaited.
-        let (open, rows, commit) = tokio::join!(
-            client.batch_execute(&opening),
-            client.query_typed(&stmt.sql, &refs),
-            client.batch_execute("COMMIT"),
-        );
+        let mut lease = self.pipeline.acquire().await?;
+        // Polled together: each future queues its request on its first poll, so all three are
+        // queued before the connection writes them, and before any answer is awaited.
+        let (open, rows, commit) = lease
+            .drive(async |client| {
+                tokio::join!(
+                    client.batch_execute(&opening),
+                    client.query_typed(&stmt.sql, &refs),
+                    client.batch_execute("COMMIT"),
+                )
+            })
+            .await?;
         match (open, rows, commit) {
             (Ok(()), Ok(rows), Ok(())) => {
                 lease.release();
