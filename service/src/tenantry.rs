@@ -142,8 +142,9 @@ impl Tenantry {
         self.app_pg.num_idle()
     }
 
-    /// Closes both pools.
+    /// Closes the pools (the app pool, the one-round-trip path's, the superadmin pool).
     pub async fn close(self) -> Result<()> {
+        self.pipeline.close().await;
         self.app.close().await?;
         if let Some(sa) = self.superadmin {
             sa.close().await?;

@@ -21,7 +21,7 @@
 //! the `COMMIT` ends the aborted transaction as a rollback. The statement still carries its own
 //! `WHERE tenant_id = $n` (the service adds it), so the double filter holds on this path too.
 //!
-//! The connection comes from the path's own small pool ([`pool`]) and goes back only when
+//! The connection comes from the path's own small pool (`pool.rs`) and goes back only when
 //! every answer was read and none failed; any error, or the future dropped while the pipeline
 //! is in flight, closes it (the server rolls back an open transaction of a closed connection).
 
@@ -174,4 +174,32 @@ fn model<E: EntityTrait>(row: &Row) -> Result<E::Model> {
         tracing::warn!(error = %e, "a pipelined row does not fit its model");
         ServiceError::Unavailable("a row does not fit its model".into())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{Actor, MemberRole};
+    use uuid::Uuid;
+
+    #[test]
+    fn the_opening_begins_first_then_sets_both_settings_and_enters_the_schema() {
+        let tenant = Uuid::from_u128(0xaaaa_aaaa_aaaa_4aaa_8aaa_aaaa_aaaa_aaaa);
+        let key = Uuid::from_u128(0xdddd_dddd_dddd_4ddd_8ddd_dddd_dddd_dddd);
+        let ctx = TenantContext::new(
+            tenant,
+            Actor::ApiKey {
+                key_id: key,
+                scopes: vec!["read".into()],
+            },
+            MemberRole::Viewer,
+        );
+        assert_eq!(
+            pipelined_opening_sql(&ctx),
+            format!(
+                "BEGIN; SET LOCAL tenantry.tenant_id = '{tenant}'; SET LOCAL tenantry.user_id = ''; \
+                 SELECT tenancy.enter_tenant_schema()"
+            )
+        );
+    }
 }

@@ -142,6 +142,18 @@ impl PipelinePool {
         }
     }
 
+    /// Closes the pool: no new lease, and every idle connection ends politely (`Terminate`).
+    pub(crate) async fn close(&self) {
+        self.permits.close();
+        let idle = self.idle.lock().map(|mut v| std::mem::take(&mut *v));
+        for (conn, _) in idle.unwrap_or_default() {
+            let Conn { client, connection } = conn;
+            // Without a client the connection sends `Terminate` and ends.
+            drop(client);
+            let _ = connection.await;
+        }
+    }
+
     /// Idle clients right now (tests use it to see whether a connection came back).
     pub(crate) fn idle(&self) -> usize {
         self.idle.lock().map(|v| v.len()).unwrap_or(0)
