@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use entity::projects;
 use sea_orm::sea_query::LikeExpr;
-use sea_orm::{ActiveValue, ColumnTrait, Condition, IntoActiveModel};
+use sea_orm::{ActiveValue, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -269,12 +269,15 @@ pub async fn get_one(
     Tenant(ctx): Tenant,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<ProjectView>, Problem> {
+    // One statement: in one round trip (the service adds the tenant filter).
     let row = state
         .tenantry()
-        .with_tenant(&ctx, async |tx| {
-            tx.get::<projects::Entity>("project", id).await
-        })
-        .await?;
+        .fetch_one(
+            &ctx,
+            projects::Entity::find().filter(projects::Column::Id.eq(id)),
+        )
+        .await?
+        .ok_or(service::ServiceError::NotFound("project"))?;
     Ok(Json(row.into()))
 }
 
