@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::sea_query::Value;
+use sea_orm::sea_query::{ArrayType, Value};
 use sea_orm::{ProxyRow, QueryResult};
 use tokio_postgres::Row;
 use tokio_postgres::types::{ToSql, Type};
@@ -55,6 +55,7 @@ pub(crate) fn param(value: &Value) -> Result<Param> {
         Value::ChronoDateTimeLocal(v) => boxed(v, Type::TIMESTAMPTZ),
         Value::ChronoDateTimeWithTimeZone(v) => boxed(v, Type::TIMESTAMPTZ),
         Value::Uuid(v) => boxed(v, Type::UUID),
+        Value::Array(ty, items) => array_param(ty, items.map(|b| *b))?,
         other => {
             tracing::debug!(value = ?other, "no pipelined binding for this value");
             return Err(ServiceError::invalid(
@@ -63,6 +64,57 @@ pub(crate) fn param(value: &Value) -> Result<Param> {
             ));
         }
     })
+}
+
+/// An array parameter (`text[]`, `uuid[]`, `int4[]`, `int8[]`, `bool[]`): its elements as
+/// `Vec<Option<T>>`.
+fn array_param(ty: ArrayType, items: Option<Vec<Value>>) -> Result<Param> {
+    fn elements<T>(items: Option<Vec<Value>>) -> Result<Option<Vec<Option<T>>>>
+    where
+        Option<T>: sea_orm::sea_query::ValueType,
+    {
+        items
+            .map(|v| {
+                v.into_iter()
+                    .map(|e| {
+                        <Option<T> as sea_orm::sea_query::ValueType>::try_from(e).map_err(|_| {
+                            ServiceError::invalid("statement", "an array element of another type")
+                        })
+                    })
+                    .collect()
+            })
+            .transpose()
+    }
+    Ok(match ty {
+        ArrayType::String => boxed(elements::<String>(items)?, Type::TEXT_ARRAY),
+        ArrayType::Uuid => boxed(elements::<uuid::Uuid>(items)?, Type::UUID_ARRAY),
+        ArrayType::Int => boxed(elements::<i32>(items)?, Type::INT4_ARRAY),
+        ArrayType::BigInt => boxed(elements::<i64>(items)?, Type::INT8_ARRAY),
+        ArrayType::Bool => boxed(elements::<bool>(items)?, Type::BOOL_ARRAY),
+        _ => {
+            return Err(ServiceError::invalid(
+                "statement",
+                "an array of a type the one-round-trip path does not bind",
+            ));
+        }
+    })
+}
+
+/// An array column as SeaORM's `Value::Array` of `ty`, each element wrapped by `wrap`.
+fn array<T>(
+    row: &Row,
+    idx: usize,
+    ty: ArrayType,
+    wrap: fn(Option<T>) -> Value,
+) -> std::result::Result<Value, tokio_postgres::Error>
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    let items: Option<Vec<Option<T>>> = row.try_get(idx)?;
+    Ok(Value::Array(
+        ty,
+        items.map(|v| Box::new(v.into_iter().map(wrap).collect())),
+    ))
 }
 
 /// All parameters of a statement, in order.
@@ -91,6 +143,13 @@ fn column(row: &Row, idx: usize) -> std::result::Result<Value, tokio_postgres::E
         Type::TIME => Value::ChronoTime(row.try_get(idx)?),
         Type::TIMESTAMP => Value::ChronoDateTime(row.try_get(idx)?),
         Type::TIMESTAMPTZ => Value::ChronoDateTimeWithTimeZone(row.try_get(idx)?),
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => {
+            array(row, idx, ArrayType::String, Value::String)?
+        }
+        Type::UUID_ARRAY => array(row, idx, ArrayType::Uuid, Value::Uuid)?,
+        Type::INT4_ARRAY => array(row, idx, ArrayType::Int, Value::Int)?,
+        Type::INT8_ARRAY => array(row, idx, ArrayType::BigInt, Value::BigInt)?,
+        Type::BOOL_ARRAY => array(row, idx, ArrayType::Bool, Value::Bool)?,
         // `citext` (the users' e-mail) and other text-like types read as text; tokio-postgres
         // refuses any other type here with a type error, which the caller reports.
         _ => Value::String(row.try_get(idx)?),
@@ -126,6 +185,7 @@ mod tests {
             (Value::from(5_i32), Type::INT4),
             (Value::from(true), Type::BOOL),
             (Value::from(serde_json::json!({})), Type::JSONB),
+            (Value::from(vec!["a".to_owned()]), Type::TEXT_ARRAY),
         ];
         for (value, ty) in cases {
             let (_, got) = param(&value).expect("bindable");
