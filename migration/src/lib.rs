@@ -45,6 +45,7 @@ pub mod m0007_permissions;
 pub mod m0008_legacy_role;
 pub mod m0009_auth_notify;
 pub mod m0010_dedicated_tenants;
+pub mod m0012_tenant_moves;
 // generate: new migration modules above this line
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -104,6 +105,11 @@ pub fn planned() -> Vec<Planned> {
         Planned {
             name: "m0010_dedicated_tenants",
             plan: m0010_dedicated_tenants::plan,
+            transactional: true,
+        },
+        Planned {
+            name: "m0012_tenant_moves",
+            plan: m0012_tenant_moves::plan,
             transactional: true,
         },
         // generate: new migrations above this line

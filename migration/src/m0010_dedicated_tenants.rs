@@ -270,12 +270,19 @@ fn drop_body() -> String {
     )
 }
 
-fn enter_body() -> String {
+/// The body of `tenancy.enter_tenant_schema()` as m0010 created it.
+pub(crate) fn enter_body() -> String {
+    enter_body_with("")
+}
+
+/// `enter_tenant_schema()`'s body with `before_lookup` (PL/pgSQL statements, each ending in
+/// `;` and a space) run after the resets and before the tenant row is read.
+pub(crate) fn enter_body_with(before_lookup: &str) -> String {
     format!(
         "DECLARE s text; \
          BEGIN SET LOCAL ROLE NONE; \
          SET LOCAL search_path = public, pg_temp; SET LOCAL row_security = on; \
-         SELECT t.schema_name INTO s FROM tenancy.tenants t \
+         {before_lookup}SELECT t.schema_name INTO s FROM tenancy.tenants t \
            WHERE t.id = tenancy.current_tenant_id() AND t.isolation = 'dedicated'; \
          IF s IS NULL THEN RETURN; END IF; \
          IF s !~ {SCHEMA_NAME_PATTERN} \
@@ -286,6 +293,20 @@ fn enter_body() -> String {
          EXECUTE format('SET LOCAL ROLE %I', s); \
          EXECUTE format('SET LOCAL search_path = %I, public, pg_temp', s); END"
     )
+}
+
+/// `tenancy.enter_tenant_schema()` with `body`. No SET clause: a function with one would undo
+/// the SET LOCALs it makes on return.
+pub(crate) fn enter_function(body: String) -> FunctionCreateStatement {
+    Function::create()
+        .name((TENANCY_SCHEMA, "enter_tenant_schema"))
+        .or_replace()
+        .returns("void")
+        .language(FunctionLanguage::PlPgSql)
+        .volatility(Volatility::Volatile)
+        .security_invoker()
+        .body(body)
+        .to_owned()
 }
 
 /// A superadmin's SECURITY DEFINER function of one tenant id, its `search_path` pinned.
@@ -306,16 +327,7 @@ fn functions(plan: &mut MigrationPlan) {
     let pin = definer("pin_dedicated_tables", "void", PIN_BODY.to_owned());
     let provision = definer("provision_dedicated", "text", provision_body());
     let drop = definer("drop_dedicated", "text", drop_body());
-    // No SET clause: a function with one would undo the SET LOCALs it makes on return.
-    let enter = Function::create()
-        .name((TENANCY_SCHEMA, "enter_tenant_schema"))
-        .or_replace()
-        .returns("void")
-        .language(FunctionLanguage::PlPgSql)
-        .volatility(Volatility::Volatile)
-        .security_invoker()
-        .body(enter_body())
-        .to_owned();
+    let enter = enter_function(enter_body());
     for (fname, f, arg, to) in [
         ("pin_dedicated_tables", &pin, Some("uuid"), None),
         (
