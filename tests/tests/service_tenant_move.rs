@@ -501,6 +501,15 @@ async fn a_verification_mismatch_aborts_the_switch_and_changes_nothing() -> anyh
         superadmin_audits(su, "tenant.move.switched", Some(f.x)).await?,
         0
     );
+    // Offboarding waits for the move to finish (it would leave the new place behind).
+    let sa = svc.superadmin(grant("tenant.offboard", Some(f.x))).await?;
+    let mut export = Vec::new();
+    let r = sa.offboard(f.x, &mut export).await;
+    assert!(
+        matches!(&r, Err(ServiceError::Conflict(m)) if m.contains("in progress")),
+        "{r:?}"
+    );
+    drop(sa);
 
     // Meanwhile the neighbour sees nothing of the moving tenant's new schema.
     let tx = svc.begin(&f.neighbour).await?;

@@ -118,6 +118,9 @@ pub struct MoveReport {
     /// The switch transaction's time from asking for the move lock to its commit, in
     /// milliseconds: the longest any write of the tenant waited for it (when it ran).
     pub switch_ms: Option<f64>,
+    /// Where the switch's time went, in milliseconds: waiting for the lock, the delta, the
+    /// verification, the flip and commit.
+    pub switch_phases_ms: Vec<(String, f64)>,
 }
 
 #[derive(FromQueryResult)]
@@ -201,6 +204,25 @@ async fn rows_only_in_schema(
         }
     }
     Ok(lost)
+}
+
+/// Refuses (conflict) while a move of the tenant is in progress: offboarding then would leave
+/// the half-filled other place behind.
+pub(crate) async fn refuse_while_moving(sa: &SuperadminTx, tenant: Uuid) -> Result<()> {
+    let row = sa
+        .conn()
+        .query_one_raw(sql(
+            "SELECT target FROM tenancy.tenant_moves WHERE subject_tenant_id = $1",
+            vec![tenant.into()],
+        ))
+        .await?;
+    match row {
+        Some(r) => Err(ServiceError::Conflict(format!(
+            "a move of this tenant to {} is in progress: finish it first",
+            r.try_get_by_index::<String>(0)?
+        ))),
+        None => Ok(()),
+    }
 }
 
 impl Tenantry {
@@ -290,6 +312,7 @@ impl Mover<'_> {
                 })
                 .collect(),
             switch_ms: None,
+            switch_phases_ms: Vec::new(),
         }
     }
 
@@ -486,6 +509,14 @@ impl Mover<'_> {
             }
             return Err(e.into());
         }
+        let mut lap = Instant::now();
+        let mut phase = |name: &str, report: &mut MoveReport| {
+            report
+                .switch_phases_ms
+                .push((name.to_owned(), lap.elapsed().as_secs_f64() * 1000.0));
+            lap = Instant::now();
+        };
+        phase("lock", report);
         // The rows' updated_at are copied, not restamped by the tables' trigger.
         sa.conn()
             .execute_raw(sql(
@@ -497,10 +528,12 @@ impl Mover<'_> {
             report.tables[i].delta_deleted =
                 tables::count(sa.conn(), table.delta_delete(dir), self.tenant).await?;
         }
+        phase("delta deletes", report);
         for (i, table) in tables.iter().enumerate() {
             report.tables[i].delta_written =
                 tables::count(sa.conn(), table.delta_upsert(dir), self.tenant).await?;
         }
+        phase("delta writes", report);
         for (i, table) in tables.iter().enumerate() {
             let old = tables::checksum(sa.conn(), table, dir.from, self.tenant).await?;
             let new = tables::checksum(sa.conn(), table, dir.to, self.tenant).await?;
@@ -523,6 +556,7 @@ impl Mover<'_> {
             }
             report.tables[i].verified = new.n.max(0) as u64;
         }
+        phase("verify", report);
         set_mode(&sa, self.tenant, self.target).await?;
         let details = serde_json::to_value(&report.tables).unwrap_or_default();
         sa.conn()
@@ -539,6 +573,7 @@ impl Mover<'_> {
         )
         .await?;
         sa.commit().await?;
+        phase("flip and commit", report);
         let ms = asked.elapsed().as_secs_f64() * 1000.0;
         report.switch_ms = Some(ms);
         tracing::info!(switch_ms = ms, "tenant switched");

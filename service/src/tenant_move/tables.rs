@@ -27,6 +27,8 @@ pub(crate) struct MovedTable {
     /// Its name (the same in both schemas).
     pub(crate) name: String,
     columns: Vec<String>,
+    /// Each column's type (`format_type`), in the order of `columns`.
+    types: Vec<String>,
     key: String,
     key_type: String,
     parents: Vec<ParentRef>,
@@ -189,6 +191,7 @@ pub(crate) async fn discover<C: ConnectionTrait>(
         moved.push(MovedTable {
             name: table.clone(),
             columns: cols.iter().map(|(c, _)| c.clone()).collect(),
+            types: cols.iter().map(|(_, t)| t.clone()).collect(),
             key,
             key_type,
             parents: Vec::new(),
@@ -238,7 +241,48 @@ pub(crate) struct BatchCounts {
     pub(crate) written: i64,
 }
 
+/// Types whose default hash function `hash_record_extended` may use; a column of any other
+/// type is hashed by its text.
+const HASHABLE: [&str; 16] = [
+    "uuid",
+    "text",
+    "bigint",
+    "integer",
+    "smallint",
+    "boolean",
+    "numeric",
+    "date",
+    "timestamp with time zone",
+    "timestamp without time zone",
+    "jsonb",
+    "bytea",
+    "citext",
+    "character varying",
+    "text[]",
+    "uuid[]",
+];
+
 impl MovedTable {
+    /// A 64-bit hash of the row `alias` (every column, in one fixed order).
+    fn row_hash(&self, alias: &str) -> String {
+        let fields: Vec<String> = self
+            .columns
+            .iter()
+            .zip(&self.types)
+            .map(|(c, t)| {
+                if HASHABLE.contains(&t.as_str()) {
+                    format!("{alias}.{}", quote(c))
+                } else {
+                    format!("{alias}.{}::text", quote(c))
+                }
+            })
+            .collect();
+        format!(
+            "pg_catalog.hash_record_extended(ROW({}), 0)",
+            fields.join(", ")
+        )
+    }
+
     fn parents_exist(&self, alias: &str, dir: Direction<'_>) -> String {
         self.parents
             .iter()
@@ -323,24 +367,25 @@ impl MovedTable {
             "WITH x AS (INSERT INTO {dst} ({cols}) SELECT {scols} FROM {src} s \
                LEFT JOIN {dst} d ON d.tenant_id = s.tenant_id AND d.{key} = s.{key} \
                WHERE s.tenant_id = $1 AND (d.{key} IS NULL \
-                 OR ROW({scols})::text IS DISTINCT FROM ROW({dcols})::text) \
+                 OR {shash} <> {dhash}) \
                ON CONFLICT (tenant_id, {key}) DO {action} RETURNING 1) \
              SELECT count(*) AS n FROM x",
             cols = list("", &self.columns),
             scols = list("s.", &self.columns),
-            dcols = list("d.", &self.columns),
+            shash = self.row_hash("s"),
+            dhash = self.row_hash("d"),
             src = qualified(dir.from, &self.name),
             dst = qualified(dir.to, &self.name),
         )
     }
 
-    /// Row count and checksum (sum of a 64-bit hash of each row's text) of the tenant's rows
-    /// in `schema`, the columns in one fixed order.
+    /// Row count and checksum (sum of a 64-bit hash of each row, every column) of the
+    /// tenant's rows in `schema`.
     pub(crate) fn checksum(&self, schema: &str) -> String {
         format!(
-            "SELECT count(*) AS n, coalesce(sum(pg_catalog.hashtextextended( \
-               ROW({cols})::text, 0)), 0)::text AS sum FROM {t} x WHERE x.tenant_id = $1",
-            cols = list("x.", &self.columns),
+            "SELECT count(*) AS n, coalesce(sum({hash}), 0)::text AS sum \
+             FROM {t} x WHERE x.tenant_id = $1",
+            hash = self.row_hash("x"),
             t = qualified(schema, &self.name),
         )
     }
