@@ -4,6 +4,7 @@
 //! a move stopped or killed at each phase resumes; a verification mismatch changes nothing;
 //! neighbours see nothing of the moving tenant.
 
+mod common;
 mod service_support;
 
 use std::collections::BTreeMap;
@@ -534,5 +535,62 @@ async fn a_verification_mismatch_aborts_the_switch_and_changes_nothing() -> anyh
     move_to(svc, f.x, Isolation::Dedicated, &until(MoveUntil::Done)).await?;
     assert_eq!(fingerprint(su, &schema, f.x).await?, rows);
     assert_eq!(view(svc, &f.x_ctx).await?, seen);
+    Ok(())
+}
+
+/// `api move-tenant`, the operator's command: moves, reruns as a no-op, refuses bad input.
+#[tokio::test]
+async fn the_operator_command_moves_a_tenant_and_reruns_as_a_no_op() -> anyhow::Result<()> {
+    use tenantry_tests::logins::LoginRole;
+    let f = fixture(3).await?;
+    let bin = tokio::task::spawn_blocking(|| common::build_binary("api", "api")).await??;
+    let (app, sa) = (
+        f.env.db.url(LoginRole::App),
+        f.env.db.url(LoginRole::Superadmin),
+    );
+    let run = |args: Vec<String>| {
+        let (bin, app, sa) = (bin.clone(), app.clone(), sa.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(bin)
+                .args(args)
+                .env("TENANTRY_APP_DATABASE_URL", app)
+                .env("TENANTRY_SUPERADMIN_DATABASE_URL", sa)
+                .env("RUST_LOG", "warn")
+                .output()
+        })
+    };
+    let args = |to: &str, extra: &[&str]| {
+        let mut a = vec!["move-tenant".to_owned(), f.x.to_string(), to.to_owned()];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let seen = view(&f.env.svc, &f.x_ctx).await?;
+    let out = run(args(
+        "dedicated",
+        &["--reason", "enterprise asked", "--batch-rows", "2"],
+    ))
+    .await??;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(stdout.contains("\"outcome\": \"done\""), "{stdout}");
+    assert!(isolation_of(&f.env.su, f.x).await?.starts_with("dedicated"));
+    assert_eq!(view(&f.env.svc, &f.x_ctx).await?, seen);
+    let again = run(args("dedicated", &["--reason", "rerun"])).await??;
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    ensure!(stdout.contains("already_there"), "{stdout}");
+    // Bad input: an unknown mode, or no reason, is refused before anything is done.
+    for bad in [args("separate", &["--reason", "x"]), args("shared", &[])] {
+        let out = run(bad).await??;
+        ensure!(
+            !out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert!(isolation_of(&f.env.su, f.x).await?.starts_with("dedicated"));
     Ok(())
 }
