@@ -594,3 +594,37 @@ async fn the_operator_command_moves_a_tenant_and_reruns_as_a_no_op() -> anyhow::
     assert!(isolation_of(&f.env.su, f.x).await?.starts_with("dedicated"));
     Ok(())
 }
+
+/// The whole attack matrix and the catalog audit pass in the middle of a promote (the tenant
+/// still shared, its schema half filled) and after it, and the dedicated leg attacks the
+/// promoted tenant's schema.
+#[tokio::test]
+async fn isolation_holds_during_and_after_a_promote() -> anyhow::Result<()> {
+    use tenantry_tests::isolation::{self, IsolationTarget};
+    let f = fixture(6).await?;
+    let schema = TenantSchema::for_tenant(f.x).to_string();
+    let target = IsolationTarget::for_db(&f.env.db, 20);
+    move_to(
+        &f.env.svc,
+        f.x,
+        Isolation::Dedicated,
+        &until(MoveUntil::Batches(2)),
+    )
+    .await?;
+    let during = isolation::run(&target).await?;
+    assert!(during.failures().is_empty(), "{:?}", during.failures());
+    move_to(
+        &f.env.svc,
+        f.x,
+        Isolation::Dedicated,
+        &until(MoveUntil::Done),
+    )
+    .await?;
+    let after = isolation::run(&target).await?;
+    assert!(after.failures().is_empty(), "{:?}", after.failures());
+    assert!(
+        after.other.iter().any(|r| r.subject.contains(&schema)),
+        "the dedicated leg attacked the promoted tenant's schema"
+    );
+    Ok(())
+}
