@@ -1,12 +1,12 @@
-//! `public.users`: the people who sign in. Global: a person may belong to many tenants, through
+//! `tenancy.users` (Tenantry's identity table; in `public` before m0011): the people who sign in. Global: a person may belong to many tenants, through
 //! [`tenant_users`](crate::tenant_users).
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// A row of `public.users`.
+/// A row of `tenancy.users`.
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
-#[sea_orm(schema_name = "public", table_name = "users")]
+#[sea_orm(schema_name = "tenancy", table_name = "users")]
 pub struct Model {
     /// The user's id (the database fills it with `gen_random_uuid()` when not set).
     #[sea_orm(primary_key, auto_increment = false)]

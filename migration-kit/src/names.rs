@@ -2,6 +2,9 @@
 
 /// The schema holding Tenantry's own tables and functions.
 pub const TENANCY_SCHEMA: &str = "tenancy";
+/// The schema of Tenantry's identity table `users` (global: the people who sign in), since
+/// m0011 moved it out of `public`.
+pub const IDENTITY_SCHEMA: &str = TENANCY_SCHEMA;
 /// The application schema holding the legacy (now tenant-scoped) tables.
 pub const APP_SCHEMA: &str = "public";
 /// Group role of the application: DML on tenant tables, EXECUTE on our functions, nothing more.

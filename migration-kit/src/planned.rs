@@ -8,7 +8,7 @@ use crate::plan::MigrationPlan;
 use crate::run;
 
 /// Squawk rules a rollback breaks by its nature (it undoes `up`): ignored for `plan --down`.
-pub const DOWN_RULES: &str = "ban-drop-table, ban-drop-column, ban-drop-constraint, ban-drop-default, ban-drop-not-null, ban-drop-function, ban-drop-extension, ban-drop-schema, require-concurrent-index-deletion, constraint-missing-not-valid, adding-foreign-key-constraint, adding-serial-primary-key-field, prefer-robust-stmts";
+pub const DOWN_RULES: &str = "ban-drop-table, ban-set-schema, ban-drop-column, ban-drop-constraint, ban-drop-default, ban-drop-not-null, ban-drop-function, ban-drop-extension, ban-drop-schema, require-concurrent-index-deletion, constraint-missing-not-valid, adding-foreign-key-constraint, adding-serial-primary-key-field, prefer-robust-stmts";
 
 /// One migration: a name, a plan, and whether it runs inside one transaction.
 pub struct Planned {

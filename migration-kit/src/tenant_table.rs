@@ -365,14 +365,30 @@ impl TenantTable {
             &["prefer-robust-stmts"],
             "SET DEFAULT is idempotent: a rerun sets the same default",
         );
-        // The reference comes after the backfill: present during it, its check would run once
-        // per updated row; `VALIDATE` checks every row in one scan.
+        plan.extend(self.tenant_fk_plan(false));
+        plan
+    }
+
+    /// The reference to `tenants`, for after the backfill (present during it, its check would
+    /// run once per updated row; `VALIDATE` checks every row in one scan): `NOT VALID`, then
+    /// `VALIDATE`, each skipped when done. A `partitioned` table (which cannot take a `NOT
+    /// VALID` foreign key) gets it added valid, and the `VALIDATE` step is then skipped.
+    pub fn tenant_fk_plan(&self, partitioned: bool) -> MigrationPlan {
+        let (schema, name) = (self.schema.as_str(), self.table.as_str());
+        let mut plan = MigrationPlan::new();
         let fk = self.tenant_fk();
-        let fk_not_valid = self.tenant_fk().not_valid();
+        let add = if partitioned {
+            self.tenant_fk()
+        } else {
+            self.tenant_fk().not_valid()
+        };
         plan.push(SqlStep {
-            label: format!("{schema}.{name}: tenant_id references tenants (NOT VALID)"),
-            up: vec![pg(&fk_not_valid)],
-            down: vec![pg(&fk_not_valid.reverse())],
+            label: format!(
+                "{schema}.{name}: tenant_id references tenants{}",
+                if partitioned { "" } else { " (NOT VALID)" }
+            ),
+            up: vec![pg(&add)],
+            down: vec![pg(&add.reverse())],
             done_when: Some(probes::constraint_exists(schema, name, fk.name())),
             transactional: true,
         });

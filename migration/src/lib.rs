@@ -14,6 +14,7 @@
 pub use migration_kit::{
     adoption, audit, backfill, cli, ddl, dsl, guards, names, plan, planned, probes, tenant_table,
 };
+pub mod core_set;
 pub mod dedicated;
 pub mod generate;
 pub mod tables;
@@ -24,14 +25,38 @@ pub mod run {
 
     use sea_orm::{DatabaseConnection, DbErr};
 
-    /// Runs `command` with Tenantry's migrations (see [`migration_kit::run::run`]).
+    use crate::core_set::{CoreMigrator, Installed, Set, detect};
+
+    /// Runs `command` with Tenantry's migrations (see [`migration_kit::run::run`]): the full
+    /// set, or the core set on a core-only database ([`crate::core_set`]), where `fresh`
+    /// (which drops `public` whole) is refused.
     pub async fn run(db: &DatabaseConnection, command: Command) -> Result<(), DbErr> {
-        migration_kit::run::run::<crate::Migrator>(db, command).await
+        match detect(db).await? {
+            Installed::Set(Set::Core) => {
+                if command == Command::Fresh {
+                    return Err(DbErr::Custom(
+                        "fresh: refused on a core-only database (an adopted database of your \
+                         own): it would drop schema public whole; use `down`/`reset`"
+                            .into(),
+                    ));
+                }
+                migration_kit::run::run::<CoreMigrator>(db, command).await
+            }
+            _ => migration_kit::run::run::<crate::Migrator>(db, command).await,
+        }
+    }
+
+    /// Installs the tenancy core alone (the core set) on `db`, under the migration lock.
+    pub async fn install_core(db: &DatabaseConnection) -> Result<(), DbErr> {
+        migration_kit::run::run::<CoreMigrator>(db, Command::Up(None)).await
     }
 
     /// Tenantry's pending migrations, in order (read-only).
     pub async fn pending(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
-        migration_kit::run::pending::<crate::Migrator>(db).await
+        match detect(db).await? {
+            Installed::Set(Set::Core) => migration_kit::run::pending::<CoreMigrator>(db).await,
+            _ => migration_kit::run::pending::<crate::Migrator>(db).await,
+        }
     }
 }
 
@@ -45,7 +70,9 @@ pub mod m0007_permissions;
 pub mod m0008_legacy_role;
 pub mod m0009_auth_notify;
 pub mod m0010_dedicated_tenants;
-pub mod m0012_tenant_moves;
+pub mod m0011_identity_schema;
+pub mod m0013_schema_entry;
+pub mod m0014_tenant_moves;
 // generate: new migration modules above this line
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -108,8 +135,18 @@ pub fn planned() -> Vec<Planned> {
             transactional: true,
         },
         Planned {
-            name: "m0012_tenant_moves",
-            plan: m0012_tenant_moves::plan,
+            name: "m0011_identity_schema",
+            plan: m0011_identity_schema::plan,
+            transactional: true,
+        },
+        Planned {
+            name: "m0013_schema_entry",
+            plan: m0013_schema_entry::plan,
+            transactional: true,
+        },
+        Planned {
+            name: "m0014_tenant_moves",
+            plan: m0014_tenant_moves::plan,
             transactional: true,
         },
         // generate: new migrations above this line
@@ -128,9 +165,6 @@ impl PlannedMigrator for Migrator {
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        planned()
-            .into_iter()
-            .map(|m| Box::new(m) as Box<dyn MigrationTrait>)
-            .collect()
+        core_set::boxed(planned())
     }
 }

@@ -68,8 +68,14 @@ pub const LEGACY_SET_UPDATED_AT: &str = "BEGIN NEW.updated_at := now(); RETURN N
 
 /// `public.set_updated_at()` with the given PL/pgSQL body.
 pub fn set_updated_at_function(body: &str) -> crate::dsl::FunctionCreateStatement {
+    set_updated_at_in(APP_SCHEMA, body)
+}
+
+/// `<schema>.set_updated_at()` with the given PL/pgSQL body (the core-only set keeps its own
+/// in `tenancy`, so a user's `public.set_updated_at` is never replaced).
+pub fn set_updated_at_in(schema: &'static str, body: &str) -> crate::dsl::FunctionCreateStatement {
     Function::create()
-        .name((APP_SCHEMA, "set_updated_at"))
+        .name((schema, "set_updated_at"))
         .or_replace()
         .returns("trigger")
         .language(FunctionLanguage::PlPgSql)
@@ -81,12 +87,19 @@ pub fn set_updated_at_function(body: &str) -> crate::dsl::FunctionCreateStatemen
 /// The plan of this migration.
 /// `projects`, `documents` and `tasks` as `CREATE TABLE`s in `schema` (keyed by `id`, before
 /// tenancy). With `legacy_references` documents and tasks reference `projects (id)` the way
-/// the single-tenant schema did; a dedicated tenant's schema leaves them out, since
-/// `TenantTable` adds the composite `(tenant_id, project_id)` keys right after.
+/// the single-tenant schema did, and owners and assignees reference `public.users` (m0011
+/// moves it to `tenancy`); a dedicated tenant's schema leaves the project references out, since
+/// `TenantTable` adds the composite `(tenant_id, project_id)` keys right after, and references
+/// the identity table where it is now, `tenancy.users`.
 pub fn app_tables(
     schema: &str,
     legacy_references: bool,
 ) -> Vec<(&'static str, sea_orm::sea_query::TableCreateStatement)> {
+    let users = if legacy_references {
+        APP_SCHEMA
+    } else {
+        crate::names::IDENTITY_SCHEMA
+    };
     let mut projects = Table::create();
     projects
         .table(t(schema, Projects::Table))
@@ -115,7 +128,7 @@ pub fn app_tables(
             ForeignKey::create()
                 .name("projects_owner_id_fkey")
                 .from_col(Projects::OwnerId)
-                .to(t(APP_SCHEMA, Users::Table), Users::Id)
+                .to(t(users, Users::Table), Users::Id)
                 .on_delete(ForeignKeyAction::SetNull),
         );
     timestamps(&mut projects);
@@ -171,7 +184,7 @@ pub fn app_tables(
             ForeignKey::create()
                 .name("tasks_assignee_id_fkey")
                 .from_col(Tasks::AssigneeId)
-                .to(t(APP_SCHEMA, Users::Table), Users::Id)
+                .to(t(users, Users::Table), Users::Id)
                 .on_delete(ForeignKeyAction::SetNull),
         );
     if legacy_references {
@@ -192,23 +205,12 @@ pub fn app_tables(
     ]
 }
 
-/// The legacy baseline.
-pub fn plan() -> MigrationPlan {
-    let mut plan = MigrationPlan::new();
-    extension(&mut plan, "pgcrypto", false);
-    extension(&mut plan, "citext", false);
-    extension(&mut plan, "vector", true);
-
-    let set_updated_at = set_updated_at_function(LEGACY_SET_UPDATED_AT);
-    plan.step(
-        "function set_updated_at()",
-        &set_updated_at,
-        &set_updated_at.reverse(),
-    );
-
+/// Tenantry's identity table (the people who sign in; global, not tenant-scoped) in `schema`:
+/// `public` here (m0011 moves it to `tenancy`), `tenancy` directly in the core-only set.
+pub fn users_table(schema: &str) -> sea_orm::sea_query::TableCreateStatement {
     let mut users = Table::create();
     users
-        .table(t(APP_SCHEMA, Users::Table))
+        .table(t(schema, Users::Table))
         .col(id_column())
         .col(
             ColumnDef::new(Users::Email)
@@ -224,6 +226,24 @@ pub fn plan() -> MigrationPlan {
         )
         .col(ColumnDef::new(Users::PasswordHash).text().null());
     timestamps(&mut users);
+    users
+}
+
+/// The legacy baseline.
+pub fn plan() -> MigrationPlan {
+    let mut plan = MigrationPlan::new();
+    extension(&mut plan, "pgcrypto", false);
+    extension(&mut plan, "citext", false);
+    extension(&mut plan, "vector", true);
+
+    let set_updated_at = set_updated_at_function(LEGACY_SET_UPDATED_AT);
+    plan.step(
+        "function set_updated_at()",
+        &set_updated_at,
+        &set_updated_at.reverse(),
+    );
+
+    let users = users_table(APP_SCHEMA);
 
     for (name, create) in std::iter::once(("users", users)).chain(app_tables(APP_SCHEMA, true)) {
         let drop = Table::drop().table(t(APP_SCHEMA, name)).to_owned();

@@ -6,16 +6,20 @@ use sea_orm::sea_query::{
     Index, IndexOrder, IndexType, OnConflict, Query, Table, TableCreateStatement,
 };
 
+use crate::core_set::Set;
 use crate::ddl::{SchemaCreate, TriggerCreate};
 use crate::dsl::{Function, FunctionLanguage, Volatility};
+use crate::m0001_legacy_baseline::{LEGACY_SET_UPDATED_AT, set_updated_at_in, users_table};
 use crate::names::{
     APP_SCHEMA, DEFAULT_TENANT_ID, DEFAULT_TENANT_SLUG, SUPERADMIN_REASON_SETTING, TENANCY_SCHEMA,
     TENANT_SETTING, USER_SETTING,
 };
-use crate::plan::MigrationPlan;
+use crate::plan::{MigrationPlan, SqlStep};
 use crate::tables::{
     ApiKeys, AuditLogs, SuperadminAuditLogs, TenantUsers, Tenants, UsageEvents, Users, t,
 };
+use sea_orm::sea_query::PostgresQueryBuilder;
+use sea_orm::sea_query::extension::postgres::Extension;
 
 /// Tenant-scoped tables this migration creates, in dependency order.
 pub const TENANCY_TENANT_TABLES: [&str; 4] =
@@ -74,11 +78,30 @@ fn check_in(column: &str, values: &[&str]) -> Expr {
     Expr::col(Alias::new(column)).is_in(values.iter().map(|v| (*v).to_owned()))
 }
 
-/// The plan of this migration.
+/// The plan of this migration, after our demo baseline (m0001): `tenant_users` references
+/// `public.users` (m0011 moves it to `tenancy`).
 pub fn plan() -> MigrationPlan {
+    plan_in(Set::Full)
+}
+
+/// The plan of this migration in the core-only set (a user's database, no demo baseline): the
+/// identity table `tenancy.users` and `tenancy.set_updated_at()` are created here, and
+/// `citext` if absent (kept on `down`: the user's database may have had it).
+pub fn core_plan() -> MigrationPlan {
+    plan_in(Set::Core)
+}
+
+fn plan_in(set: Set) -> MigrationPlan {
     let mut plan = MigrationPlan::new();
     let schema = SchemaCreate::new(TENANCY_SCHEMA);
     plan.step("schema tenancy", &schema, &schema.reverse());
+    let helpers = match set {
+        Set::Full => APP_SCHEMA,
+        Set::Core => {
+            identity_table(&mut plan);
+            TENANCY_SCHEMA
+        }
+    };
 
     for (name, setting, ty) in [
         ("current_tenant_id", TENANT_SETTING, "uuid"),
@@ -208,7 +231,7 @@ pub fn plan() -> MigrationPlan {
             ForeignKey::create()
                 .name("tenant_users_user_id_fkey")
                 .from_col(TenantUsers::UserId)
-                .to(t(APP_SCHEMA, Users::Table), Users::Id)
+                .to(t(set.users_schema(), Users::Table), Users::Id)
                 .on_delete(ForeignKeyAction::Cascade),
         );
     timestamps(&mut tenant_users);
@@ -468,7 +491,7 @@ pub fn plan() -> MigrationPlan {
             &format!("{table}_set_updated_at"),
             TENANCY_SCHEMA,
             table,
-            (APP_SCHEMA, "set_updated_at"),
+            (helpers, "set_updated_at"),
         );
         plan.step(
             format!("trigger {table}_set_updated_at"),
@@ -483,6 +506,35 @@ pub fn plan() -> MigrationPlan {
         .collect();
     plan.guard(crate::guards::keep_assignments(&scoped));
     plan
+}
+
+/// The core-only set's identity table, its `updated_at` trigger and what they need.
+fn identity_table(plan: &mut MigrationPlan) {
+    let citext = Extension::create()
+        .name("citext")
+        .if_not_exists()
+        .to_string(PostgresQueryBuilder);
+    plan.push(SqlStep {
+        label: "extension citext (if absent; kept by down)".into(),
+        up: vec![crate::probes::raw(citext)],
+        down: vec![],
+        done_when: None,
+        transactional: true,
+    });
+    let set_updated_at = set_updated_at_in(TENANCY_SCHEMA, LEGACY_SET_UPDATED_AT);
+    plan.step(
+        "function tenancy.set_updated_at()",
+        &set_updated_at,
+        &set_updated_at.reverse(),
+    );
+    create_table(plan, "users", &users_table(TENANCY_SCHEMA));
+    let trigger = TriggerCreate::before_update(
+        "users_set_updated_at",
+        TENANCY_SCHEMA,
+        "users",
+        (TENANCY_SCHEMA, "set_updated_at"),
+    );
+    plan.step("trigger users_set_updated_at", &trigger, &trigger.reverse());
 }
 
 fn create_table(plan: &mut MigrationPlan, name: &str, create: &TableCreateStatement) {

@@ -5,6 +5,7 @@
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 
+use crate::core_set::Set;
 use crate::ddl::{OwnerAlter, ident};
 use crate::dsl::{
     DefaultObjects, DefaultPrivileges, Function, FunctionLanguage, Grant, GrantObject, Policy,
@@ -20,6 +21,11 @@ use crate::tenant_table::{TenantTable, superadmin_predicate};
 
 /// Every tenant-scoped table after all migrations, in dependency order.
 pub fn tenant_tables() -> Vec<TenantTable> {
+    tenant_tables_in(Set::Full)
+}
+
+/// The tenant-scoped tables of `set`: the core-only set has none of our demo tables.
+fn tenant_tables_in(set: Set) -> Vec<TenantTable> {
     let mut tables = vec![
         TenantTable::new(TENANCY_SCHEMA, "tenant_users")
             .key("user_id")
@@ -34,7 +40,9 @@ pub fn tenant_tables() -> Vec<TenantTable> {
             .append_only()
             .without_legacy(),
     ];
-    tables.extend(legacy_tenant_tables());
+    if set == Set::Full {
+        tables.extend(legacy_tenant_tables());
+    }
     tables
 }
 
@@ -106,6 +114,16 @@ fn secure_global_table(plan: &mut MigrationPlan, schema: &str, table: &str) {
 
 /// The plan of this migration.
 pub fn plan() -> MigrationPlan {
+    plan_in(Set::Full)
+}
+
+/// The plan of this migration in the core-only set: no demo tables, `tenancy.users`.
+pub fn core_plan() -> MigrationPlan {
+    plan_in(Set::Core)
+}
+
+fn plan_in(set: Set) -> MigrationPlan {
+    let users = set.users_schema();
     let mut plan = MigrationPlan::new();
     for name in [APP_ROLE, SUPERADMIN_ROLE, DEFINER_ROLE] {
         role(&mut plan, name);
@@ -148,7 +166,7 @@ pub fn plan() -> MigrationPlan {
     // INSERT into `projects` (holding its row lock there) waits for it in its foreign-key check,
     // a lock-order deadlock with a live writer (seen in `cargo xtask bench`, scenario 3).
     // The legacy role's policies come later, with the role (m0008_legacy_role).
-    for table in tenant_tables() {
+    for table in tenant_tables_in(set) {
         plan.extend(table.without_legacy().security_plan());
     }
 
@@ -242,12 +260,12 @@ pub fn plan() -> MigrationPlan {
             role,
         );
     }
-    secure_global_table(&mut plan, APP_SCHEMA, "users");
+    secure_global_table(&mut plan, users, "users");
     add_policy(
         &mut plan,
         policy(
             "users_app_select",
-            APP_SCHEMA,
+            users,
             "users",
             PolicyCommand::Select,
             APP_ROLE,
@@ -263,7 +281,7 @@ pub fn plan() -> MigrationPlan {
         &mut plan,
         policy(
             "users_superadmin_all",
-            APP_SCHEMA,
+            users,
             "users",
             PolicyCommand::All,
             SUPERADMIN_ROLE,
@@ -275,7 +293,7 @@ pub fn plan() -> MigrationPlan {
     grant(
         &mut plan,
         vec![Privilege::Select],
-        GrantObject::table(t(APP_SCHEMA, Alias::new("users"))),
+        GrantObject::table(t(users, Alias::new("users"))),
         APP_ROLE,
     );
     grant(
@@ -286,7 +304,7 @@ pub fn plan() -> MigrationPlan {
             Privilege::Update,
             Privilege::Delete,
         ],
-        GrantObject::table(t(APP_SCHEMA, Alias::new("users"))),
+        GrantObject::table(t(users, Alias::new("users"))),
         SUPERADMIN_ROLE,
     );
 

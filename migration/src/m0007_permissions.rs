@@ -9,12 +9,13 @@
 
 use sea_orm::sea_query::{Alias, ColumnDef, Expr, Index, Table, TableCreateStatement};
 
+use crate::core_set::Set;
 use crate::ddl::OwnerAlter;
 use crate::dsl::{
     Function, FunctionCreateStatement, FunctionLanguage, Grant, GrantObject, Policy, PolicyCommand,
     Privilege, Revoke, Volatility,
 };
-use crate::names::{APP_ROLE, APP_SCHEMA, DEFINER_ROLE, SUPERADMIN_ROLE, TENANCY_SCHEMA};
+use crate::names::{APP_ROLE, DEFINER_ROLE, SUPERADMIN_ROLE, TENANCY_SCHEMA};
 use crate::plan::{MigrationPlan, SqlStep, pg};
 use crate::tables::t;
 use crate::tenant_table::TenantTable;
@@ -168,13 +169,14 @@ fn has_permission() -> FunctionCreateStatement {
         .to_owned()
 }
 
-type DefinerFunction = (
+pub(crate) type DefinerFunction = (
     (&'static str, &'static str),
     FunctionCreateStatement,
     Vec<&'static str>,
 );
 
-fn definer_functions() -> Vec<DefinerFunction> {
+/// The definer functions; the two lookups read the identity table in `users`.
+pub(crate) fn definer_functions(users: &str) -> Vec<DefinerFunction> {
     let find_login = Function::create()
         .name(FIND_LOGIN)
         .or_replace()
@@ -186,10 +188,10 @@ fn definer_functions() -> Vec<DefinerFunction> {
         .set_search_path(["pg_catalog", "pg_temp"])
         // citext's `=` lives in public, which is not on the pinned search_path: name it, or
         // the comparison silently falls back to case-sensitive text equality.
-        .body(
-            "SELECT u.id, u.password_hash FROM public.users u \
-             WHERE u.email OPERATOR(public.=) p_email",
-        )
+        .body(format!(
+            "SELECT u.id, u.password_hash FROM {users}.users u \
+             WHERE u.email OPERATOR(public.=) p_email"
+        ))
         .to_owned();
     let find_user = Function::create()
         .name(FIND_USER_ID_BY_EMAIL)
@@ -200,7 +202,9 @@ fn definer_functions() -> Vec<DefinerFunction> {
         .volatility(Volatility::Stable)
         .security_definer()
         .set_search_path(["pg_catalog", "pg_temp"])
-        .body("SELECT u.id FROM public.users u WHERE u.email OPERATOR(public.=) p_email")
+        .body(format!(
+            "SELECT u.id FROM {users}.users u WHERE u.email OPERATOR(public.=) p_email"
+        ))
         .to_owned();
     let update_tenant = Function::create()
         .name(UPDATE_CURRENT_TENANT)
@@ -228,8 +232,18 @@ fn definer_functions() -> Vec<DefinerFunction> {
     ]
 }
 
-/// The plan of this migration.
+/// The plan of this migration (the identity table in `public`, before m0011).
 pub fn plan() -> MigrationPlan {
+    plan_in(Set::Full)
+}
+
+/// The plan of this migration in the core-only set (`tenancy.users`).
+pub fn core_plan() -> MigrationPlan {
+    plan_in(Set::Core)
+}
+
+fn plan_in(set: Set) -> MigrationPlan {
+    let users = set.users_schema();
     let mut plan = MigrationPlan::new();
     for (create, table) in create_tables().into_iter().zip(tenant_tables()) {
         let (schema, name) = table.name();
@@ -254,7 +268,7 @@ pub fn plan() -> MigrationPlan {
     // What the definer may read and change, through its functions only.
     let users_definer = Policy::create()
         .name(Alias::new("users_definer_select"))
-        .table(t(APP_SCHEMA, Alias::new("users")))
+        .table(t(users, Alias::new("users")))
         .command(PolicyCommand::Select)
         .to(Alias::new(DEFINER_ROLE))
         .using(Expr::cust("true"))
@@ -278,7 +292,7 @@ pub fn plan() -> MigrationPlan {
         &tenants_definer.reverse(),
     );
     for (privilege, schema, table) in [
-        (Privilege::Select, APP_SCHEMA, "users"),
+        (Privilege::Select, users, "users"),
         (Privilege::Update, TENANCY_SCHEMA, "tenants"),
     ] {
         let g = Grant::privileges([privilege])
@@ -298,7 +312,7 @@ pub fn plan() -> MigrationPlan {
     // The definer functions: pinned search_path, not executable by PUBLIC, EXECUTE for the app
     // only, owned by tenantry_definer (m0006 made the migration login a member of it, which
     // ALTER ... OWNER needs; the new owner also needs CREATE on the schema for that moment).
-    let functions = definer_functions();
+    let functions = definer_functions(users);
     for ((schema, name), f, args) in &functions {
         let label = format!(
             "function {schema}.{name}({}) SECURITY DEFINER",

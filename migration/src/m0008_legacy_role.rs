@@ -19,6 +19,7 @@
 
 use sea_orm::sea_query::Alias;
 
+use crate::core_set::Set;
 use crate::ddl::ColumnAlter;
 use crate::dsl::{Function, FunctionLanguage, GrantObject, Privilege, Volatility};
 use crate::guards::Guard;
@@ -55,6 +56,16 @@ fn row_tenant_id_function() -> crate::dsl::FunctionCreateStatement {
 
 /// The plan of this migration.
 pub fn plan() -> MigrationPlan {
+    plan_in(Set::Full)
+}
+
+/// The plan of this migration in the core-only set: the role and `row_tenant_id()`; an
+/// adoption gives the role its policies on the user's tables.
+pub fn core_plan() -> MigrationPlan {
+    plan_in(Set::Core)
+}
+
+fn plan_in(set: Set) -> MigrationPlan {
     let mut plan = MigrationPlan::new();
     plan.guard(Guard::no_long_transactions());
     role(&mut plan, LEGACY_ROLE);
@@ -80,7 +91,11 @@ pub fn plan() -> MigrationPlan {
             role,
         );
     }
-    for table in legacy_tenant_tables() {
+    let legacy = match set {
+        Set::Full => legacy_tenant_tables(),
+        Set::Core => Vec::new(),
+    };
+    for table in legacy {
         let (schema, name) = table.name();
         let to_row = ColumnAlter::set_default(schema, name, TENANT_COLUMN, row_tenant_id());
         let to_current = ColumnAlter::set_default(schema, name, TENANT_COLUMN, current_tenant_id());

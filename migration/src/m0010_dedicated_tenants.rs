@@ -34,7 +34,7 @@ pub const STEPS_TABLE: (&str, &str) = (TENANCY_SCHEMA, "tenant_schema_steps");
 /// `tenancy.tenant_schema_versions`.
 pub const VERSIONS_TABLE: (&str, &str) = (TENANCY_SCHEMA, "tenant_schema_versions");
 
-const SCHEMA_NAME_PATTERN: &str = "'^t_[0-9a-f]{32}$'";
+pub(crate) const SCHEMA_NAME_PATTERN: &str = "'^t_[0-9a-f]{32}$'";
 
 /// The migration.
 pub fn plan() -> MigrationPlan {
@@ -270,19 +270,14 @@ fn drop_body() -> String {
     )
 }
 
-/// The body of `tenancy.enter_tenant_schema()` as m0010 created it.
+/// The body of `tenancy.enter_tenant_schema()` as m0010 made it (m0013 replaces it and
+/// restores this one on `down`).
 pub(crate) fn enter_body() -> String {
-    enter_body_with("")
-}
-
-/// `enter_tenant_schema()`'s body with `before_lookup` (PL/pgSQL statements, each ending in
-/// `;` and a space) run after the resets and before the tenant row is read.
-pub(crate) fn enter_body_with(before_lookup: &str) -> String {
     format!(
         "DECLARE s text; \
          BEGIN SET LOCAL ROLE NONE; \
          SET LOCAL search_path = public, pg_temp; SET LOCAL row_security = on; \
-         {before_lookup}SELECT t.schema_name INTO s FROM tenancy.tenants t \
+         SELECT t.schema_name INTO s FROM tenancy.tenants t \
            WHERE t.id = tenancy.current_tenant_id() AND t.isolation = 'dedicated'; \
          IF s IS NULL THEN RETURN; END IF; \
          IF s !~ {SCHEMA_NAME_PATTERN} \
@@ -295,8 +290,8 @@ pub(crate) fn enter_body_with(before_lookup: &str) -> String {
     )
 }
 
-/// `tenancy.enter_tenant_schema()` with `body`. No SET clause: a function with one would undo
-/// the SET LOCALs it makes on return.
+/// `tenancy.enter_tenant_schema()` with `body`: PL/pgSQL, SECURITY INVOKER, volatile. No SET
+/// clause: a function with one would undo the SET LOCALs it makes on return.
 pub(crate) fn enter_function(body: String) -> FunctionCreateStatement {
     Function::create()
         .name((TENANCY_SCHEMA, "enter_tenant_schema"))

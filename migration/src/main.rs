@@ -3,6 +3,7 @@
 use anyhow::{Context, bail};
 use clap::Parser;
 use migration::cli::{AdoptArgs, Cli, CliCommand};
+use migration::core_set::{self, Installed};
 use migration::run::{self, Command};
 use migration::{generate, guards, planned};
 use migration_kit::adoption::{self, Adoption, Phase, record};
@@ -56,6 +57,12 @@ async fn main() -> anyhow::Result<()> {
             run::run(&db, Command::Status)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if core_set::detect(&db).await? == Installed::Set(core_set::Set::Core) {
+                println!(
+                    "Tenancy core only (an adopted database): {} are not part of it",
+                    core_set::full_only_names().join(", ")
+                );
+            }
             for rec in record::list(&db).await? {
                 println!(
                     "Adoption {} ({}): {}",
@@ -136,7 +143,10 @@ async fn plan(
     num: Option<u32>,
 ) -> anyhow::Result<()> {
     let pending = run::pending(db).await?;
-    let all = planned();
+    let all = match core_set::detect(db).await? {
+        Installed::Set(core_set::Set::Core) => core_set::core(),
+        _ => planned(),
+    };
     let selected: Vec<_> = if down {
         let applied: Vec<_> = all
             .iter()
@@ -277,10 +287,37 @@ async fn adopt(db: &sea_orm::DatabaseConnection, args: &AdoptArgs) -> anyhow::Re
         println!("wrote {}", path.display());
         return Ok(());
     }
+    // The core migrations to install first: all of them on a database with none of Tenantry's
+    // objects, the rest of them on a core-only one whose install was interrupted.
+    let core_pending: Vec<String> = match core_set::detect(db).await? {
+        Installed::Nothing => core_set::core()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect(),
+        Installed::Set(core_set::Set::Core) => run::pending(db).await?,
+        Installed::Set(core_set::Set::Full) => Vec::new(),
+    };
+    let bare = !core_pending.is_empty();
     if args.plan {
         db.execute_unprepared("SET default_transaction_read_only = on")
             .await?;
-        let plan = adoption::plan(db, &adoption).await?;
+        let plan = if bare {
+            println!(
+                "-- This database lacks Tenantry's tenancy core: `adopt` installs it first \
+                 (schema tenancy; never our demo tables), then adopts."
+            );
+            for m in core_set::core()
+                .iter()
+                .filter(|m| core_pending.iter().any(|p| p == m.name()))
+            {
+                for line in m.render(false) {
+                    println!("{line}");
+                }
+            }
+            adoption::plan_before_core(db, &adoption).await?
+        } else {
+            adoption::plan(db, &adoption).await?
+        };
         for line in plan.render(phase) {
             println!("{line}");
         }
@@ -291,6 +328,24 @@ async fn adopt(db: &sea_orm::DatabaseConnection, args: &AdoptArgs) -> anyhow::Re
             );
         }
         return Ok(());
+    }
+    if bare {
+        // Refuse before anything changes: plan first, install the core only if it would go on.
+        let plan = adoption::plan_before_core(db, &adoption).await?;
+        if !plan.blockers.is_empty() {
+            bail!(
+                "adopt: {}",
+                adoption::AdoptionError::Blocked(plan.blockers.clone())
+            );
+        }
+        run::install_core(db)
+            .await
+            .map_err(|e| anyhow::anyhow!("adopt: installing the tenancy core: {e}"))?;
+        println!(
+            "installed the tenancy core (schema {}; {} migration(s), none of the demo baseline)",
+            migration::names::TENANCY_SCHEMA,
+            core_pending.len()
+        );
     }
     let work = async {
         let plan = adoption::plan(db, &adoption)

@@ -3,7 +3,8 @@
 pub use migration_kit::tables::t;
 use sea_orm::DeriveIden;
 
-/// `public.users`: global (a person may belong to many tenants).
+/// `users`, Tenantry's identity table: global (a person may belong to many tenants); in
+/// `public` until m0011, in `tenancy` since.
 #[derive(DeriveIden)]
 #[allow(missing_docs)]
 pub enum Users {

@@ -16,6 +16,10 @@ use crate::os_user::ServerUser;
 /// create logins and databases; application code never connects as it.
 pub const BOOTSTRAP_SUPERUSER: &str = "postgres";
 
+/// Extra `postgresql.conf` settings for clusters the harness starts, `;`-separated (for
+/// diagnostics, e.g. `TENANTRY_PG_CONF="shared_preload_libraries = 'pg_stat_statements'"`).
+pub const EXTRA_CONF_ENV: &str = "TENANTRY_PG_CONF";
+
 /// How a cluster is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lifetime {
@@ -117,10 +121,18 @@ impl Cluster {
             }
             Lifetime::Persistent => "",
         };
+        // Diagnostics only (e.g. `shared_preload_libraries = 'pg_stat_statements'` for the
+        // bench's server-side counts): settings separated by `;`, one per line.
+        let extra = std::env::var(EXTRA_CONF_ENV)
+            .unwrap_or_default()
+            .split(';')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .fold(String::new(), |acc, l| acc + l + "\n");
         write!(
             conf,
             "\n# tenantry harness\nport = {port}\nlisten_addresses = '127.0.0.1'\n\
-             unix_socket_directories = '{}'\nmax_connections = 300\n{durability}",
+             unix_socket_directories = '{}'\nmax_connections = 300\n{durability}{extra}",
             dir.display()
         )
         .map_err(|e| io_err(&data, e))?;

@@ -193,7 +193,7 @@ async fn tenant(
             vec![tenant.into(), slug.into()],
         ),
         (
-            "INSERT INTO public.users (id, email) VALUES ($1, $2)",
+            "INSERT INTO tenancy.users (id, email) VALUES ($1, $2)",
             vec![user.into(), format!("{user}@example.test").into()],
         ),
         (

@@ -375,13 +375,13 @@ async fn a_legacy_write_policy_not_pinned_to_the_default_tenant_is_reported() ->
 async fn a_global_table_open_to_the_legacy_role_is_reported() -> anyhow::Result<()> {
     // users is shared by every tenant: a login pinned to one must not read all of it.
     let report = broken(
-        "GRANT SELECT ON public.users TO tenantry_legacy",
+        "GRANT SELECT ON tenancy.users TO tenantry_legacy",
         ContextMode::Local,
     )
     .await?;
     assert_eq!(
         failures(&report),
-        set(&[("public.users SELECT", "legacy_no_global_tables")]),
+        set(&[("tenancy.users SELECT", "legacy_no_global_tables")]),
         "{report}"
     );
     Ok(())
@@ -444,6 +444,88 @@ async fn dedicated_tenants_are_attacked_across_schemas() -> anyhow::Result<()> {
     assert!(
         report.cell(&cloud, "own_rows").is_some(),
         "reference tables attacked too"
+    );
+    // The shared leg's attacks on the tables of A's schema, as A entered in it.
+    for table in ["projects", "documents", "tasks", "cloud_providers"] {
+        let subject = format!("{a}.{table} (dedicated, shared attacks)");
+        for attack in isolation::attacks::ATTACKS.iter().chain(&["copy_across"]) {
+            assert!(
+                report.cell(&subject, attack).is_some(),
+                "{attack} not run on {subject}:\n{report}"
+            );
+        }
+        for attack in ["insert_other", "copy_to", "copy_across", "index_cond"] {
+            assert!(
+                matches!(
+                    report.cell(&subject, attack),
+                    Some(isolation::Cell::Pass(_))
+                ),
+                "{attack} did not pass on {subject}:\n{report}"
+            );
+        }
+    }
+    for table in ["documents", "tasks"] {
+        let subject = format!("{a}.{table} (dedicated, shared attacks)");
+        assert!(
+            matches!(
+                report.cell(&subject, "fk_other"),
+                Some(isolation::Cell::Pass(_))
+            ),
+            "fk_other did not pass on {subject}:\n{report}"
+        );
+    }
+    Ok(())
+}
+
+/// In a dedicated tenant's own table, an insert policy that checks nothing leaves only the
+/// schema's `CHECK (tenant_id = A)` between A and a row carrying B's id: the shared leg's
+/// `insert_other` cell, run on the tenant schema, reports it.
+#[tokio::test]
+async fn a_dedicated_insert_policy_that_checks_nothing_is_reported() -> anyhow::Result<()> {
+    let (report, a) = broken_dedicated(|a, _| {
+        format!(
+            "DROP POLICY projects_app_insert ON {a}.projects; \
+             CREATE POLICY projects_app_insert ON {a}.projects FOR INSERT TO tenantry_app \
+               WITH CHECK (true)"
+        )
+    })
+    .await?;
+    let failed: Vec<(String, String)> = report
+        .failures()
+        .into_iter()
+        .filter(|(s, _, _)| s.starts_with(&a))
+        .map(|(s, c, _)| (s, c))
+        .collect();
+    assert_eq!(
+        failed,
+        vec![(
+            format!("{a}.projects (dedicated, shared attacks)"),
+            "insert_other".to_owned()
+        )],
+        "{report}"
+    );
+    Ok(())
+}
+
+/// A tenant role that may read another tenant's schema, whose table does not force row level
+/// security: `copy_across` (COPY of B's table from A's transaction) reports B's rows.
+#[tokio::test]
+async fn a_copy_across_schemas_is_reported() -> anyhow::Result<()> {
+    let (report, a) = broken_dedicated(|a, b| {
+        format!(
+            "GRANT USAGE ON SCHEMA {b} TO {a}; GRANT SELECT ON {b}.tasks TO {a}; \
+             ALTER TABLE {b}.tasks NO FORCE ROW LEVEL SECURITY; \
+             ALTER TABLE {b}.tasks DISABLE ROW LEVEL SECURITY"
+        )
+    })
+    .await?;
+    let subject = format!("{a}.tasks (dedicated, shared attacks)");
+    assert!(
+        matches!(
+            report.cell(&subject, "copy_across"),
+            Some(isolation::Cell::Fail(_))
+        ),
+        "{report}"
     );
     Ok(())
 }
@@ -523,9 +605,9 @@ async fn a_session_temp_table_shadowing_the_next_tenant_is_reported() -> anyhow:
     let (report, a) = broken_dedicated(|_, _| {
         "DO $$ DECLARE d text; BEGIN \
            SELECT pg_get_functiondef('tenancy.enter_tenant_schema()'::regprocedure) INTO d; \
-           IF strpos(d, 'SET LOCAL search_path = public, pg_temp;') = 0 THEN \
+           IF strpos(d, 'done := pg_catalog.set_config(''search_path'', ''public, pg_temp'', true);') = 0 THEN \
              RAISE EXCEPTION 'the shared search_path line is not in the function'; END IF; \
-           EXECUTE replace(d, 'SET LOCAL search_path = public, pg_temp;', ''); END $$"
+           EXECUTE replace(d, 'done := pg_catalog.set_config(''search_path'', ''public, pg_temp'', true);', ''); END $$"
             .into()
     })
     .await?;

@@ -21,7 +21,7 @@ const SEED: &str = "
 INSERT INTO tenancy.tenants (id, name, slug) VALUES
   ('a0000000-0000-0000-0000-00000000000a', 'Alpha', 'alpha'),
   ('b0000000-0000-0000-0000-00000000000b', 'Beta', 'beta');
-INSERT INTO public.users (id, email) VALUES
+INSERT INTO tenancy.users (id, email) VALUES
   ('10000000-0000-0000-0000-00000000000a', 'a@alpha.test'),
   ('10000000-0000-0000-0000-00000000000b', 'b@beta.test');
 INSERT INTO tenancy.tenant_users (tenant_id, user_id, role) VALUES
@@ -135,7 +135,7 @@ async fn app_login_sees_only_its_tenant_and_cannot_escape() -> anyhow::Result<()
     let pid = backend_pid(&app).await?;
 
     // No tenant context: nothing at all, global tables included.
-    let global = ["tenancy.tenants".to_owned(), "public.users".to_owned()];
+    let global = ["tenancy.tenants".to_owned(), "tenancy.users".to_owned()];
     for table in tables.iter().chain(&global) {
         let n = scalar_i64(&app, &format!("SELECT count(*) FROM {table}")).await?;
         assert_eq!(n, 0, "{table}: {n} rows visible without a tenant context");
@@ -167,7 +167,7 @@ async fn app_login_sees_only_its_tenant_and_cannot_escape() -> anyhow::Result<()
         vec![A.to_owned()]
     );
     assert_eq!(
-        strings(&txn, "SELECT email::text FROM public.users").await?,
+        strings(&txn, "SELECT email::text FROM tenancy.users").await?,
         vec!["a@alpha.test".to_owned()],
         "tenant A sees exactly its members"
     );

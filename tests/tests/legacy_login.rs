@@ -117,7 +117,7 @@ async fn the_legacy_application_writes_the_default_tenant_whatever_it_sends() ->
         assert!(err.contains("row-level security"), "{err}");
         // Global tables are not its business, and it cannot become the app or the owner.
         for sql in [
-            "SELECT count(*) FROM public.users",
+            "SELECT count(*) FROM tenancy.users",
             "SELECT count(*) FROM tenancy.tenants",
             "SET ROLE tenantry_app",
             "SET ROLE tenantry_owner",

@@ -71,6 +71,15 @@ async fn migrated_legacy_db(
     Ok((db, before))
 }
 
+/// Where a legacy table is once fully migrated: m0011 moved the identity table to `tenancy`.
+fn now_at(table: &str) -> &str {
+    if table == "public.users" {
+        "tenancy.users"
+    } else {
+        table
+    }
+}
+
 /// Asserts the superuser (who bypasses row level security) reads exactly `before`.
 async fn assert_rows_unchanged(
     db: &TestDb,
@@ -79,7 +88,7 @@ async fn assert_rows_unchanged(
 ) -> anyhow::Result<()> {
     let su = db.connect_superuser().await?;
     for table in LEGACY_TABLES {
-        let after = rows_without(&su, table, ignored).await?;
+        let after = rows_without(&su, now_at(table), ignored).await?;
         assert_eq!(
             after.len(),
             before[table].len(),
@@ -115,7 +124,7 @@ async fn legacy_rows_keep_their_content_and_land_in_the_default_tenant() -> anyh
     let non_members = scalar_i64(
         &su,
         &format!(
-            "SELECT count(*) FROM public.users u WHERE NOT EXISTS (SELECT FROM tenancy.tenant_users m \
+            "SELECT count(*) FROM tenancy.users u WHERE NOT EXISTS (SELECT FROM tenancy.tenant_users m \
              WHERE m.user_id = u.id AND m.tenant_id = '{DEFAULT_TENANT}' AND m.role = 'member')"
         ),
     )
@@ -141,7 +150,7 @@ async fn legacy_rows_keep_their_content_and_land_in_the_default_tenant() -> anyh
     ))
     .await?;
     for table in LEGACY_TABLES {
-        let seen = rows_without(&txn, table, &NEW_COLUMN_AND_UPDATED_AT).await?;
+        let seen = rows_without(&txn, now_at(table), &NEW_COLUMN_AND_UPDATED_AT).await?;
         assert_eq!(
             seen, before[table],
             "{table}: the app in the default tenant does not see the legacy rows"
@@ -149,7 +158,7 @@ async fn legacy_rows_keep_their_content_and_land_in_the_default_tenant() -> anyh
     }
     txn.commit().await?;
     for table in LEGACY_TABLES {
-        let seen = scalar_i64(&app, &format!("SELECT count(*) FROM {table}")).await?;
+        let seen = scalar_i64(&app, &format!("SELECT count(*) FROM {}", now_at(table))).await?;
         assert_eq!(
             seen, 0,
             "{table}: visible to the app without a tenant context"

@@ -94,7 +94,7 @@ async fn seen(svc: &Tenantry, ctx: &TenantContext, user: Uuid) -> Result<Seen> {
                     "SELECT current_setting('tenantry.tenant_id', true) AS t, \
                             tenancy.current_user_id()::text AS u, \
                             pg_backend_pid() AS pid, \
-                            (SELECT count(*) FROM users WHERE id = $1) AS n",
+                            (SELECT count(*) FROM tenancy.users WHERE id = $1) AS n",
                     [Value::from(user)],
                 ))
                 .await?

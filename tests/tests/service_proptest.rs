@@ -589,7 +589,7 @@ async fn setup() -> Result<Env> {
                 vec![tenant.into(), format!("prop-{i}").into()],
             ),
             (
-                "INSERT INTO public.users (id, email) VALUES ($1, $2)",
+                "INSERT INTO tenancy.users (id, email) VALUES ($1, $2)",
                 vec![user.into(), format!("{user}@example.test").into()],
             ),
             (

@@ -102,7 +102,7 @@ async fn add_member(su: &DatabaseConnection, tenant: Uuid, role: &str) -> Result
     let user = Uuid::new_v4();
     exec(
         su,
-        "INSERT INTO public.users (id, email, full_name) VALUES ($1, $2, 'Test user')",
+        "INSERT INTO tenancy.users (id, email, full_name) VALUES ($1, $2, 'Test user')",
         [user.into(), format!("{user}@example.test").into()],
     )
     .await?;

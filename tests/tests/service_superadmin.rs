@@ -80,7 +80,7 @@ async fn every_use_is_audited_in_the_same_transaction() -> anyhow::Result<()> {
         }
         let users = scalar(
             &env.su,
-            "SELECT count(*) FROM public.users WHERE id = $1",
+            "SELECT count(*) FROM tenancy.users WHERE id = $1",
             [id.into()],
         )
         .await?;
@@ -280,7 +280,7 @@ async fn the_trail_is_out_of_reach_of_the_app_and_the_escape_needs_its_reason() 
     let direct = env.db.connect(LoginRole::Superadmin, 1).await?;
     for table in [
         "tenancy.tenants",
-        "public.users",
+        "tenancy.users",
         "tenancy.tenant_users",
         "tenancy.superadmin_audit_logs",
     ] {

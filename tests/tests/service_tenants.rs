@@ -391,7 +391,7 @@ async fn offboarding_exports_then_purges_one_tenant_and_leaves_the_others() -> a
     assert_eq!(
         scalar(
             &env.su,
-            "SELECT count(*) FROM public.users WHERE id = $1",
+            "SELECT count(*) FROM tenancy.users WHERE id = $1",
             [b.owner.into()]
         )
         .await?,

@@ -151,3 +151,185 @@ async fn up_migrates_every_schema_reports_failures_and_resumes() -> anyhow::Resu
     );
     Ok(())
 }
+
+/// The environment variable that turns this test binary into the child process of
+/// [`a_killed_up_leaves_no_schema_half_migrated_and_a_rerun_finishes`]: the owner URL of the
+/// database whose schemas it migrates.
+const CHILD_URL: &str = "TENANTRY_TEST_UP_CHILD_URL";
+/// Schemas the killed `up` migrates at once.
+const CHILD_CONCURRENCY: u32 = 3;
+/// The child's connections, named so the parent can find them in `pg_stat_activity`.
+const CHILD_APP: &str = "tenantry-up-child";
+
+/// The child process: the multi-schema `up` (`migrate::up`, as `migration up` runs it after
+/// the database migrations) with `ts9000_notes` pending, on a pool of its own. Run only by
+/// the parent test below, which kills it with SIGKILL; alone it does nothing.
+#[tokio::test]
+#[ignore = "the child process of a_killed_up_leaves_no_schema_half_migrated_and_a_rerun_finishes"]
+async fn up_child_process() -> anyhow::Result<()> {
+    let Ok(url) = std::env::var(CHILD_URL) else {
+        return Ok(());
+    };
+    let mut opts = sea_orm::ConnectOptions::new(url);
+    opts.max_connections(CHILD_CONCURRENCY).sqlx_logging(false);
+    let pool = sea_orm::Database::connect(opts).await?;
+    migrate::up(&pool, &with_notes(), CHILD_CONCURRENCY as usize).await?;
+    anyhow::bail!("the child's up finished: the parent should have killed it first")
+}
+
+/// Whether `schema` has each part of `ts9000_notes`: the column, the index, the version row.
+async fn notes_parts(env: &Env, schema: &TenantSchema) -> anyhow::Result<(bool, bool, bool)> {
+    let column = scalar(
+        &env.su,
+        "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) \
+           AND attname = 'notes' AND NOT attisdropped",
+        [format!("{schema}.projects").into()],
+    )
+    .await?
+        == 1;
+    let version = scalar(
+        &env.su,
+        "SELECT count(*) FROM tenancy.tenant_schema_versions \
+           WHERE schema_name = $1 AND migration = 'ts9000_notes'",
+        [schema.as_str().into()],
+    )
+    .await?
+        == 1;
+    Ok((column, has_index(env, schema).await?, version))
+}
+
+/// `up` over 12 schemas killed with SIGKILL while two schemas' transactions are open, each
+/// with its DDL done and only its version row left (held back by a row lock the test takes):
+/// the ten finished schemas are recorded, the two interrupted ones have nothing of the
+/// migration (their transactions died with the process), and a rerun migrates exactly those
+/// two. Synchronised on what the server shows (the child's backends waiting on the test's
+/// transaction, the recorded versions), never on time.
+#[tokio::test]
+async fn a_killed_up_leaves_no_schema_half_migrated_and_a_rerun_finishes() -> anyhow::Result<()> {
+    let env = env().await?;
+    let mut schemas = Vec::new();
+    for i in 0..12 {
+        schemas.push(dedicated(&env, &format!("ts-kill-{i}")).await?);
+    }
+    schemas.sort();
+    // Two schemas whose version row the test inserts first, in a transaction it keeps open: the
+    // child's insert of the same key waits for it after the schema's DDL ran. With two of the
+    // three connections held there, the other ten schemas all finish.
+    let held = [schemas[3].clone(), schemas[8].clone()];
+    let blocker = env.db.connect_superuser().await?;
+    let hold = sea_orm::TransactionTrait::begin(&blocker).await?;
+    for s in &held {
+        hold.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "INSERT INTO tenancy.tenant_schema_versions (schema_name, migration) \
+             VALUES ($1, 'ts9000_notes')",
+            [s.as_str().into()],
+        ))
+        .await?;
+    }
+
+    let url = format!(
+        "{}?application_name={CHILD_APP}",
+        env.db.url(tenantry_tests::logins::LoginRole::Owner)
+    );
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(["--exact", "up_child_process", "--ignored", "--nocapture"])
+        .env(CHILD_URL, url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let waiting_sql = format!(
+        "SELECT coalesce(array_agg(pid ORDER BY pid), '{{}}') FROM pg_stat_activity \
+         WHERE application_name = '{CHILD_APP}' AND wait_event_type = 'Lock' \
+           AND query LIKE 'INSERT INTO \"tenancy\".\"tenant_schema_versions\"%'"
+    );
+    let (waiting, recorded) = loop {
+        if let Some(status) = child.try_wait()? {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                std::io::Read::read_to_string(&mut e, &mut err)?;
+            }
+            anyhow::bail!("the child's up ended before it was killed ({status}): {err}");
+        }
+        let row = env
+            .su
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                waiting_sql.clone(),
+            ))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no row from pg_stat_activity"))?;
+        let waiting: Vec<i32> = row.try_get_by_index(0)?;
+        let recorded = scalar(
+            &env.su,
+            "SELECT count(*) FROM tenancy.tenant_schema_versions WHERE migration = 'ts9000_notes'",
+            [],
+        )
+        .await?;
+        if waiting.len() == held.len() && recorded == 10 {
+            break (waiting, recorded);
+        }
+    };
+    child.kill()?; // SIGKILL
+    child.wait()?;
+    // The held transactions' DDL ran: the column exists inside them, uncommitted.
+    hold.rollback().await?;
+    // The server ends the dead client's backends as soon as they next touch its socket (here:
+    // once the row lock is gone); until then their transactions are open, never committed.
+    loop {
+        let pids: Vec<String> = waiting.iter().map(i32::to_string).collect();
+        let left = scalar(
+            &env.su,
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid IN ({})",
+                pids.join(", ")
+            ),
+            [],
+        )
+        .await?;
+        if left == 0 {
+            break;
+        }
+    }
+    assert_eq!(recorded, 10);
+    for s in &schemas {
+        let parts = notes_parts(&env, s).await?;
+        if held.contains(s) {
+            assert_eq!(
+                parts,
+                (false, false, false),
+                "{s}: killed mid-transaction, half-migrated"
+            );
+        } else {
+            assert_eq!(parts, (true, true, true), "{s}: finished before the kill");
+        }
+    }
+    let owner = env
+        .db
+        .connect(tenantry_tests::logins::LoginRole::Owner, 3)
+        .await?;
+    assert_eq!(
+        migrate::summary(&migrate::applied(&owner).await?),
+        format!(
+            "10 at ts9000_notes; 2 at ts0001_tables: {}, {}",
+            held[0], held[1]
+        )
+    );
+
+    // The rerun migrates exactly the two interrupted schemas.
+    let report = migrate::up(&owner, &with_notes(), 3).await?;
+    assert_eq!(
+        (report.migrated, report.current, report.failed.len()),
+        (2, 10, 0),
+        "{:?}",
+        report.failed
+    );
+    for s in &schemas {
+        assert_eq!(notes_parts(&env, s).await?, (true, true, true), "{s}");
+    }
+    assert_eq!(
+        migrate::summary(&migrate::applied(&owner).await?),
+        "12 at ts9000_notes"
+    );
+    Ok(())
+}

@@ -181,7 +181,8 @@ pub async fn read<C: ConnectionTrait>(db: &C, schema: &str) -> Result<Catalog, D
                  pk.conname::text, {} \
                  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                  LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p' \
-                 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname",
+                 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
+                 AND c.oid IS DISTINCT FROM pg_catalog.to_regclass('seaql_migrations') ORDER BY c.relname",
                 cols("pk.conkey", "c.oid")
             ),
             schema,

@@ -23,7 +23,7 @@ pub mod record;
 pub use catalog::Catalog;
 pub use declaration::{Adoption, Phase, Selection, TenantRule};
 pub use migration::AdoptionMigration;
-pub use planner::{AdoptionPlan, TableReport, plan};
+pub use planner::{AdoptionPlan, TableReport, plan, plan_before_core};
 
 use crate::plan::MigrationPlan;
 
@@ -43,8 +43,9 @@ pub enum AdoptionError {
     },
     /// The database has no tenancy core (`tenancy.tenants`).
     #[error(
-        "this database has no tenancy core (schema tenancy, table tenants): apply Tenantry's \
-         migrations first (`migration up`); see docs/MIGRATIONS.md, \"Adopting your own database\""
+        "this database has no tenancy core (schema tenancy, table tenants): `migration adopt` \
+         installs it first on a database with none of Tenantry's objects; see \
+         docs/MIGRATIONS.md, \"Adopting your own database\""
     )]
     NoCore,
     /// The plan has blockers; nothing was changed.

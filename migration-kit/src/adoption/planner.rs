@@ -204,10 +204,28 @@ fn root_tenant_id(schema: &str, root: &str, key: &str) -> Expr {
     )
 }
 
-/// Plans `adoption` against the live catalog. Read-only: nothing is changed.
+/// Plans `adoption` against the live catalog. Read-only: nothing is changed. Refused
+/// ([`AdoptionError::NoCore`]) when the database has no tenancy core.
 pub async fn plan<C: ConnectionTrait>(
     db: &C,
     adoption: &Adoption,
+) -> Result<AdoptionPlan, AdoptionError> {
+    plan_checked(db, adoption, true).await
+}
+
+/// Plans `adoption` on a database whose tenancy core is not installed yet, for a caller that
+/// installs it before applying the plan (`migration adopt` on a bare database). Read-only.
+pub async fn plan_before_core<C: ConnectionTrait>(
+    db: &C,
+    adoption: &Adoption,
+) -> Result<AdoptionPlan, AdoptionError> {
+    plan_checked(db, adoption, false).await
+}
+
+async fn plan_checked<C: ConnectionTrait>(
+    db: &C,
+    adoption: &Adoption,
+    require_core: bool,
 ) -> Result<AdoptionPlan, AdoptionError> {
     let schema = adoption.schema.as_str();
     let cat = catalog::read(db, schema).await?;
@@ -234,7 +252,7 @@ pub async fn plan<C: ConnectionTrait>(
             tables: missing,
         });
     }
-    if !cat.has_core {
+    if require_core && !cat.has_core {
         return Err(AdoptionError::NoCore);
     }
     let adopted: BTreeSet<String> = match &adoption.selection {
@@ -693,19 +711,6 @@ fn build_phase1(
                 &ColumnAlter::drop_default(schema, name, TENANT_COLUMN),
             );
         }
-        let fk = tt.tenant_fk().not_valid();
-        let fk = if table.partitioned {
-            tt.tenant_fk()
-        } else {
-            fk
-        };
-        plan.push(SqlStep {
-            label: format!("{schema}.{name}: tenant_id references tenants"),
-            up: vec![pg(&fk)],
-            down: vec![pg(&fk.reverse())],
-            done_when: Some(probes::constraint_exists(schema, name, fk.name())),
-            transactional: true,
-        });
     }
     let walk = |table: &CatTable, b: Backfill| {
         let key = legacy_key(table);
@@ -850,6 +855,11 @@ fn build_phase1(
                 ));
             }
         }
+    }
+    // The reference to tenants after the backfill (as m0005 does): during it, its check would
+    // run once per backfilled row; NOT VALID then VALIDATE checks every row in one scan.
+    for table in tables {
+        plan.extend(TenantTable::new(schema, &table.name).tenant_fk_plan(table.partitioned));
     }
     plan.guard(Guard::KeepTenantAssignments {
         tables: tables

@@ -15,7 +15,7 @@ mod view;
 pub use column::ColumnAlter;
 pub use constraint::{ConstraintAdd, ConstraintDrop, ConstraintKind, ConstraintValidate};
 pub use owner::{OwnedObject, OwnerAlter};
-pub use schema::{SchemaCreate, SchemaDrop};
+pub use schema::{SchemaCreate, SchemaDrop, TableSetSchema};
 pub use trigger::{TriggerCreate, TriggerDrop};
 pub use view::ViewSecurityInvoker;
 
@@ -45,6 +45,7 @@ impl_statement_builder!(
     OwnerAlter,
     SchemaCreate,
     SchemaDrop,
+    TableSetSchema,
     TriggerCreate,
     TriggerDrop,
     ViewSecurityInvoker,

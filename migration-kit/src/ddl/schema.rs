@@ -52,3 +52,38 @@ impl Render for SchemaDrop {
         )
     }
 }
+
+/// `ALTER TABLE schema.table SET SCHEMA to`: moves a table with its rows, keys, indexes,
+/// constraints, triggers, policies and grants (foreign keys pointing at it follow it).
+#[derive(Debug, Clone)]
+pub struct TableSetSchema {
+    schema: String,
+    table: String,
+    to: String,
+}
+
+impl TableSetSchema {
+    /// Moves `schema.table` into schema `to`.
+    pub fn new(schema: &str, table: &str, to: &str) -> Self {
+        Self {
+            schema: schema.into(),
+            table: table.into(),
+            to: to.into(),
+        }
+    }
+    /// The inverse: moves it back.
+    pub fn reverse(&self) -> Self {
+        Self::new(&self.to, &self.table, &self.schema)
+    }
+}
+
+impl Render for TableSetSchema {
+    fn to_sql(&self) -> String {
+        format!(
+            "ALTER TABLE {}.{} SET SCHEMA {}",
+            ident(&self.schema),
+            ident(&self.table),
+            ident(&self.to)
+        )
+    }
+}

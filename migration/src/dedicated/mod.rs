@@ -17,5 +17,5 @@ pub const DEDICATED_ROLE: &str = "tenantry_dedicated";
 pub const SCHEMA_UNAVAILABLE_SQLSTATE: &str = "TN001";
 /// The first key of a tenant's move lock (`pg_advisory_xact_lock*(MOVE_LOCK_CLASS,
 /// hashtext(tenant id))`): every tenant transaction holds it shared, a move's switch
-/// exclusively (m0012). The two-key form never meets the runner's one-key migration lock.
+/// exclusively (m0014). The two-key form never meets the runner's one-key migration lock.
 pub const MOVE_LOCK_CLASS: i32 = 0x746d_6f76;

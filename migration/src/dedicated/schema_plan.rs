@@ -11,7 +11,7 @@ use sea_orm::sea_query::{Alias, ColumnDef, Expr, Index, Query, Table};
 
 use crate::ddl::TriggerCreate;
 use crate::m0001_legacy_baseline::app_tables;
-use crate::names::APP_SCHEMA;
+use crate::names::TENANCY_SCHEMA;
 use crate::plan::{MigrationPlan, Step};
 use crate::tables::t;
 use crate::tenant_table::TenantTable;
@@ -84,7 +84,7 @@ pub fn ts0001_tables(schema: &str) -> MigrationPlan {
             &format!("{name}_set_updated_at"),
             schema,
             name,
-            (APP_SCHEMA, "set_updated_at"),
+            (TENANCY_SCHEMA, "set_updated_at"),
         );
         plan.step(
             format!("{schema}.{name}: trigger set_updated_at"),

@@ -9,7 +9,7 @@
 //!    rows in key order from the old place into the new one. The destination is the progress
 //!    record: a rerun continues after the destination's last key.
 //! 3. **switch** (one audited superadmin transaction): takes the tenant's move lock
-//!    exclusively (every tenant transaction holds it shared, m0012), so the tenant's writes
+//!    exclusively (every tenant transaction holds it shared, m0014), so the tenant's writes
 //!    wait; applies the delta (rows written during the copy: deleted, inserted, changed),
 //!    verifies row counts and checksums of every table equal in both places, flips
 //!    `tenancy.tenants.isolation`, commits. Any failure before the commit changes nothing.

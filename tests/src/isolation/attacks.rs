@@ -324,8 +324,8 @@ async fn index_cond(t: &Target<'_>, table: &Table) -> Result<Cell, DbErr> {
     }
 }
 
-/// `COPY table (tenant_id) TO STDOUT` under tenant A returns only A's rows.
-async fn copy_to(t: &Target<'_>, table: &Table, a: Uuid) -> Cell {
+/// `COPY table (tenant_id) TO STDOUT` under tenant A returns only A's rows (or is refused).
+pub(crate) async fn copy_to(t: &Target<'_>, table: &Table, a: Uuid) -> Cell {
     match copy_tenant_ids(t.app_url, t.mode, a, &table.sql_name).await {
         Ok(ids) if ids.iter().all(|id| id == &a.to_string()) => {
             Cell::pass(format!("{} row(s), all own", ids.len()))

@@ -61,16 +61,44 @@ pub fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// Every table outside PostgreSQL's own schemas.
+/// Every table outside PostgreSQL's own schemas and the dedicated tenants' schemas.
 pub async fn discover<C: ConnectionTrait>(db: &C) -> Result<Vec<Table>, DbErr> {
-    let rows = db
-        .query_all_raw(Statement::from_string(
+    tables_where(
+        db,
+        Statement::from_string(
             DbBackend::Postgres,
-            "SELECT n.nspname::text, c.relname::text, c.oid::bigint, quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') \
-               AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname !~ '^t_[0-9a-f]{32}$' ORDER BY 1, 2",
-        ))
-        .await?;
+            format!(
+                "{TABLES} AND n.nspname NOT IN ('pg_catalog','information_schema') \
+                   AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname !~ '^t_[0-9a-f]{{32}}$' ORDER BY 1, 2"
+            ),
+        ),
+    )
+    .await
+}
+
+/// Every table of `schema` (a dedicated tenant's schema, for its leg of the matrix).
+pub async fn discover_schema<C: ConnectionTrait>(
+    db: &C,
+    schema: &str,
+) -> Result<Vec<Table>, DbErr> {
+    tables_where(
+        db,
+        Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("{TABLES} AND n.nspname = $1 ORDER BY 1, 2"),
+            [schema.into()],
+        ),
+    )
+    .await
+}
+
+/// The tables query, to be completed with a condition on `n.nspname` and the order.
+const TABLES: &str = "SELECT n.nspname::text, c.relname::text, c.oid::bigint, \
+     quote_ident(n.nspname) || '.' || quote_ident(c.relname) \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p')";
+
+async fn tables_where<C: ConnectionTrait>(db: &C, query: Statement) -> Result<Vec<Table>, DbErr> {
+    let rows = db.query_all_raw(query).await?;
     let mut tables = Vec::new();
     for row in rows {
         let schema: String = row.try_get_by_index(0)?;

@@ -9,7 +9,10 @@
 //! audit's role checks mean what they mean at the source; then the dump (one `pg_dump` snapshot
 //! in custom format, restored as the bootstrap superuser section by section); then the
 //! harness's logins join the group roles (`tenantry_app`, `tenantry_superadmin`, and
-//! `tenantry_legacy` when the source has it).
+//! `tenantry_legacy` when the source has it), and when schema `tenancy` is owned by another
+//! role than `tenantry_owner` (a user's own database is owned by their login), the clone's
+//! database is given to that role and the harness's owner login joins it (a superuser owner is
+//! refused rather than shared).
 //!
 //! **The clone never reaches out.** A restored foreign server still points where the source's
 //! does, often at the source itself: a trigger writing a foreign table would write into the
@@ -31,7 +34,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::HarnessError;
 use crate::databases::{TestDb, connect, empty_db, shared_cluster};
-use crate::logins::{APP_LOGIN, LEGACY_LOGIN, SUPERADMIN_LOGIN};
+use crate::logins::{APP_LOGIN, LEGACY_LOGIN, OWNER_LOGIN, SUPERADMIN_LOGIN};
 use migration::dedicated::DEDICATED_ROLE;
 use migration::names::{APP_ROLE, LEGACY_ROLE, SUPERADMIN_ROLE};
 
@@ -175,6 +178,20 @@ async fn clone_from(
         ))
         .await?;
     }
+    // The migrations ran as the source's owner login: the harness's owner acts through it.
+    su.execute_unprepared(&format!(
+        "DO $$ DECLARE o name; sup boolean; BEGIN \
+           SELECT r.rolname, r.rolsuper INTO o, sup FROM pg_catalog.pg_namespace n \
+             JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner WHERE n.nspname = 'tenancy'; \
+           IF o IS DISTINCT FROM '{OWNER_LOGIN}' THEN \
+             IF sup THEN RAISE EXCEPTION 'schema tenancy is owned by the superuser %: run the \
+               migrations and the adoption as a non-superuser owner login (with CREATEROLE)', o; \
+             END IF; \
+             EXECUTE format('GRANT %I TO {OWNER_LOGIN}', o); \
+             EXECUTE format('ALTER DATABASE %I OWNER TO %I', current_database(), o); \
+           END IF; END $$"
+    ))
+    .await?;
     su.close().await.map_err(HarnessError::from)?;
     Ok(ClonedDatabase {
         db,

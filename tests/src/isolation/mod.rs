@@ -128,6 +128,9 @@ pub async fn run(target: &IsolationTarget) -> Result<IsolationReport, HarnessErr
     report
         .other
         .extend(schemas::attack(&app, &dedicated, seeded.tenant_b).await?);
+    report
+        .other
+        .extend(schemas::shared_cells(&app, &target.app_url, &superuser, &dedicated).await?);
     superuser.close().await.map_err(HarnessError::from)?;
     app.close().await.map_err(HarnessError::from)?;
     report.catalog = migration::dedicated::audit::audit_all(&owner, &target.app_role)

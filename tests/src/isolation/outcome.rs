@@ -14,6 +14,9 @@ pub enum ContextMode {
     Local,
     /// `SET` (session-level): survives into the next transaction of a pooled connection.
     Session,
+    /// `SET LOCAL` and `tenancy.enter_tenant_schema()`, as the service opens every tenant
+    /// transaction: a dedicated tenant's transaction runs in its schema, under its role.
+    Entered,
 }
 
 impl ContextMode {
@@ -22,6 +25,9 @@ impl ContextMode {
         match self {
             Self::Local => format!("SET LOCAL tenantry.tenant_id = '{tenant}'"),
             Self::Session => format!("SET tenantry.tenant_id = '{tenant}'"),
+            Self::Entered => format!(
+                "SET LOCAL tenantry.tenant_id = '{tenant}'; SELECT tenancy.enter_tenant_schema()"
+            ),
         }
     }
 }

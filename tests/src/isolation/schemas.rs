@@ -14,12 +14,22 @@
 //! | `pg_temp_session` | a session-lived temporary table A leaves on the pooled connection (committed, granted to PUBLIC, holding A's id) does not shadow the table in the next transaction of a shared tenant on that connection (n/a for a table `public` does not have) |
 //! | `view_across` | `CREATE VIEW t_a.x AS SELECT ... FROM t_b.table`: permission denied |
 //! | `truncate` / `move_row` | A's own table: TRUNCATE refused; `SET tenant_id = B` refused |
+//!
+//! Then [`shared_cells`]: the shared leg's thirteen attacks ([`attacks::attack_table`]) on every
+//! table of A's schema, as A in a transaction entered like the service's, with one row seeded
+//! for A in A's schema and one for B in B's (standing for "another tenant's row": B's row of the
+//! same table), plus `copy_across` (`COPY t_b.table TO STDOUT` from A's transaction: refused).
+//! `insert_other` writes a row carrying B's `tenant_id` into A's own table: row level security
+//! must refuse it (42501); the schema's `CHECK (tenant_id = A)` alone does not pass the cell.
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
 use uuid::Uuid;
 
-use super::outcome::{Outcome, sqlstate};
+use super::attacks::{self, attack_table, copy_to};
+use super::catalog::{Table, discover_schema};
+use super::outcome::{ContextMode, Outcome, sqlstate};
 use super::report::{Cell, Row};
+use super::seed::{Seeded, seed_schema};
 use migration::dedicated::TenantSchema;
 
 /// Two dedicated tenants and the tables of A's schema.
@@ -349,6 +359,82 @@ pub async fn attack(
         out.push(Row {
             subject: format!("{sa}.{table} (dedicated)"),
             cells,
+        });
+    }
+    Ok(out)
+}
+
+/// The table's name without its schema.
+fn relname(table: &Table) -> &str {
+    table
+        .name
+        .split_once('.')
+        .map_or(table.name.as_str(), |(_, t)| t)
+}
+
+/// The shared leg's attacks on every table of A's schema (see the module docs). `app` is a
+/// pool of ONE app connection; `superuser` seeds a row of each tenant in its own schema.
+pub async fn shared_cells(
+    app: &DatabaseConnection,
+    app_url: &str,
+    superuser: &DatabaseConnection,
+    d: &Dedicated,
+) -> Result<Vec<Row>, DbErr> {
+    let ((a, sa), (b, sb)) = (&d.a, &d.b);
+    // Every attack below starts by entering A's schema; if that fails, none can run.
+    let entered = run_as(app, Some(*a), &[], "SELECT 1", true).await?;
+    if let Outcome::Refused { .. } = entered {
+        return Ok(vec![Row {
+            subject: format!("{sa} (dedicated, shared attacks)"),
+            cells: vec![(
+                "enter",
+                Cell::fail(format!("A cannot enter its schema: {}", entered.describe())),
+            )],
+        }]);
+    }
+    let mine = discover_schema(superuser, sa.as_str()).await?;
+    let theirs = discover_schema(superuser, sb.as_str()).await?;
+    let seeded_a = seed_schema(superuser, &mine, *a).await?;
+    let seeded_b = seed_schema(superuser, &theirs, *b).await?;
+    // B's rows under the names of A's tables: the same table, in the other tenant's schema.
+    let mut rows = seeded_a.rows;
+    for table in &theirs {
+        let same = mine.iter().find(|m| relname(m) == relname(table));
+        if let (Some(m), Some(row)) = (same, seeded_b.rows.get(&(table.sql_name.clone(), *b))) {
+            rows.insert((m.sql_name.clone(), *b), row.clone());
+        }
+    }
+    let seeded = Seeded {
+        tenant_a: *a,
+        tenant_b: *b,
+        rows,
+        failures: [seeded_a.failures, seeded_b.failures].concat(),
+    };
+    let target = attacks::Target {
+        app,
+        app_url,
+        mode: ContextMode::Entered,
+        seeded: &seeded,
+        registry: None,
+        tables: &mine,
+    };
+    let mut out = Vec::new();
+    for table in mine.iter().filter(|t| t.tenant_scoped) {
+        let mut cells = attack_table(&target, table).await?;
+        let across = match theirs.iter().find(|t| relname(t) == relname(table)) {
+            Some(other) => copy_to(&target, other, *a).await,
+            None => Cell::fail(format!("{sb} has no {}", relname(table))),
+        };
+        cells.push(("copy_across", across));
+        out.push(Row {
+            subject: format!("{} (dedicated, shared attacks)", table.name),
+            cells,
+        });
+    }
+    for (table, error) in &seeded.failures {
+        out.push(Row {
+            subject: format!("{table} (dedicated, shared attacks)"),
+            cells: vec![("seed", Cell::fail(error.clone()))],
         });
     }
     Ok(out)

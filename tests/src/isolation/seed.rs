@@ -176,21 +176,41 @@ pub async fn seed(
     let tenant_b = Uuid::new_v4();
     let registry = registry(tables);
     let needed = needed_tables(tables, registry.as_ref().map(|r| r.0.as_str()));
+    let order: Vec<&Table> = dependency_order(tables)
+        .into_iter()
+        .filter(|t| needed.contains(&t.sql_name))
+        .collect();
+    let registry = registry.as_ref().map(|(t, c)| (t.as_str(), c.as_str()));
+    let (rows, failures) = seed_tables(superuser, &order, &[tenant_a, tenant_b], registry).await?;
+    Ok(Seeded {
+        tenant_a,
+        tenant_b,
+        rows,
+        failures,
+    })
+}
+
+/// The rows seeded, by `(table, tenant)`, and the tables that could not be seeded.
+type SeededRows = (
+    HashMap<(String, Uuid), serde_json::Value>,
+    Vec<(String, String)>,
+);
+
+/// Seeds one row per tenant in each of `order` (parents first, references taken from the rows
+/// seeded before) in one transaction of the superuser; a table that cannot be seeded is
+/// recorded and skipped.
+async fn seed_tables(
+    superuser: &sea_orm::DatabaseConnection,
+    order: &[&Table],
+    tenants: &[Uuid],
+    registry: Option<(&str, &str)>,
+) -> Result<SeededRows, DbErr> {
     let mut rows = HashMap::new();
     let mut failures = Vec::new();
     let txn = superuser.begin().await?;
-    for table in dependency_order(tables) {
-        if !needed.contains(&table.sql_name) {
-            continue;
-        }
-        for tenant in [tenant_a, tenant_b] {
-            let sql = insert_sql(
-                table,
-                tenant,
-                registry.as_ref().map(|(t, c)| (t.as_str(), c.as_str())),
-                &rows,
-                &|_| tenant,
-            );
+    for table in order {
+        for &tenant in tenants {
+            let sql = insert_sql(table, tenant, registry, &rows, &|_| tenant);
             txn.execute_unprepared("SAVEPOINT seed").await?;
             match txn
                 .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
@@ -214,9 +234,22 @@ pub async fn seed(
         }
     }
     txn.commit().await?;
+    Ok((rows, failures))
+}
+
+/// Seeds one row of `tenant` in every table of one dedicated tenant's schema (`tables`, all
+/// of that schema), parents first, in one transaction of the superuser. Its rows are keyed by
+/// `(table, tenant)` like [`seed`]'s.
+pub async fn seed_schema(
+    superuser: &sea_orm::DatabaseConnection,
+    tables: &[Table],
+    tenant: Uuid,
+) -> Result<Seeded, DbErr> {
+    let (rows, failures) =
+        seed_tables(superuser, &dependency_order(tables), &[tenant], None).await?;
     Ok(Seeded {
-        tenant_a,
-        tenant_b,
+        tenant_a: tenant,
+        tenant_b: tenant,
         rows,
         failures,
     })

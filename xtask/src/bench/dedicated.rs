@@ -312,6 +312,10 @@ async fn measure(
         });
     }
 
+    if let Some(counts) = server_counts(p, db, &svc, &shared, &dedicated, &s_ids, &d_ids).await? {
+        sc.notes.extend(counts);
+    }
+
     // `up` over every schema, as `migration up` runs it.
     let concurrency = schema_concurrency();
     let mut opts = ConnectOptions::new(db.url(LoginRole::Owner));
@@ -394,6 +398,73 @@ async fn measure(
     owner_db.close().await?;
     svc.close().await?;
     Ok(())
+}
+
+/// With pg_stat_statements loaded (`TENANTRY_PG_CONF="shared_preload_libraries =
+/// 'pg_stat_statements'"`), one more pass of each read per side, alone, and what the server
+/// counted for it: per statement, calls, plans and the mean execution time. Counts, not
+/// timings of the client: whether a statement is planned again per transaction (plans ≈
+/// calls) and what `enter_tenant_schema()` costs each side. `None` without the extension.
+async fn server_counts(
+    p: &Params,
+    db: &tenantry_tests::TestDb,
+    svc: &Tenantry,
+    shared: &TenantContext,
+    dedicated: &TenantContext,
+    s_ids: &[Uuid],
+    d_ids: &[Uuid],
+) -> anyhow::Result<Option<Vec<String>>> {
+    let su = connect(&db.superuser_url(), 1).await?;
+    let loaded = exec_text(&su, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .await
+        .is_ok()
+        && exec_text(&su, "SELECT pg_stat_statements_reset()")
+            .await
+            .is_ok();
+    if !loaded {
+        su.close().await?;
+        return Ok(None);
+    }
+    let pass = Duration::from_secs_f64((p.seconds / 4.0).max(0.2));
+    let mut notes = vec![];
+    for what in [Read::List, Read::ById, Read::Empty] {
+        for (side, ctx, ids) in [("shared", shared, s_ids), ("dedicated", dedicated, d_ids)] {
+            exec_text(&su, "SELECT pg_stat_statements_reset()").await?;
+            let (t, c, ids) = (svc.clone(), ctx.clone(), Arc::new(ids.to_vec()));
+            let r = closed_loop(1, pass, 5_000_000, move |_task, i| {
+                let (t, c, ids) = (t.clone(), c.clone(), ids.clone());
+                async move { read(&t, &c, what, ids[i as usize % ids.len()]).await }
+            })
+            .await;
+            let stats = rows(
+                &su,
+                "SELECT s.calls, s.plans, s.total_exec_time * 1000 / greatest(s.calls, 1), \
+                   regexp_replace(left(s.query, 48), '\\s+', ' ', 'g') \
+                 FROM pg_stat_statements s JOIN pg_catalog.pg_roles r ON r.oid = s.userid \
+                 WHERE s.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) \
+                   AND r.rolname <> 'postgres' AND s.calls >= $1 ORDER BY s.calls DESC, 4",
+                vec![(r.ops.max(1) as i64 / 2).into()],
+            )
+            .await?;
+            let mut parts = vec![];
+            for row in stats {
+                let calls: i64 = row.try_get_by_index(0)?;
+                let plans: i64 = row.try_get_by_index(1)?;
+                let us: f64 = row.try_get_by_index(2)?;
+                let query: String = row.try_get_by_index(3)?;
+                parts.push(format!(
+                    "`{query}` {calls} calls, {plans} plans, {us:.1} µs"
+                ));
+            }
+            notes.push(format!(
+                "server counts, {what:?} alone, {side} ({} transactions): {}",
+                r.ops,
+                parts.join("; ")
+            ));
+        }
+    }
+    su.close().await?;
+    Ok(Some(notes))
 }
 
 #[cfg(test)]

@@ -153,7 +153,7 @@ pub async fn fixture(tenants: u64, rows: u64) -> anyhow::Result<Fixture> {
     .await?;
     exec(
         &su,
-        "INSERT INTO public.users (id, email, full_name) VALUES ($1, 'bench-owner@example.invalid', 'Bench Owner')",
+        "INSERT INTO tenancy.users (id, email, full_name) VALUES ($1, 'bench-owner@example.invalid', 'Bench Owner')",
         vec![BENCH_OWNER.into()],
     )
     .await?;
@@ -170,7 +170,7 @@ pub async fn fixture(tenants: u64, rows: u64) -> anyhow::Result<Fixture> {
     exec_text(&su, "VACUUM (ANALYZE) public.projects").await?;
     exec_text(
         &su,
-        "ANALYZE tenancy.tenants; ANALYZE tenancy.tenant_users; ANALYZE public.users",
+        "ANALYZE tenancy.tenants; ANALYZE tenancy.tenant_users; ANALYZE tenancy.users",
     )
     .await?;
     let samples = sample_keys(&su, "public.projects", 4000).await?;

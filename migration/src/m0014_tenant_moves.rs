@@ -4,19 +4,25 @@
 //!   phase `copying` or `switched`, when it started and switched, the switch's counts). Read
 //!   and written by the superadmin role only; a finished move deletes its row, so a rerun
 //!   after completion finds nothing to do.
-//! * `tenancy.enter_tenant_schema()` now takes the tenant's **move lock** in shared mode
+//! * `tenancy.enter_tenant_schema()` (m0013's body) now takes the tenant's **move lock** in shared mode
 //!   (`pg_advisory_xact_lock_shared(MOVE_LOCK_CLASS, hashtext(tenant))`, held to the end of
 //!   the tenant transaction) before it reads the tenant row. The move's switch transaction
 //!   takes it exclusively: it waits for that tenant's transactions in flight, the tenant's new
 //!   transactions wait for it, and each of them reads the tenant row (its mode) only once the
 //!   switch has committed. Other tenants' transactions take other locks: an in-memory lock
 //!   table entry, no row lock, no write.
+//! * `tenancy.set_updated_at()` (the tenant schemas' trigger function since m0011) leaves
+//!   `updated_at` alone in a transaction where `tenantry.backfill` is `on`, as
+//!   `public.set_updated_at()` has since m0003: the switch copies rows with their timestamps.
 
 use sea_orm::sea_query::{Alias, ColumnDef, Expr, ForeignKey, ForeignKeyAction, Table};
 
 use crate::dedicated::MOVE_LOCK_CLASS;
 use crate::dsl::{Grant, GrantObject, Privilege};
-use crate::m0010_dedicated_tenants::{enter_body, enter_body_with, enter_function};
+use crate::m0001_legacy_baseline::{LEGACY_SET_UPDATED_AT, set_updated_at_in};
+use crate::m0003_tenant_columns::BACKFILL_AWARE_SET_UPDATED_AT;
+use crate::m0010_dedicated_tenants::enter_function;
+use crate::m0013_schema_entry::{enter_body_fast, enter_body_fast_with};
 use crate::names::{SUPERADMIN_ROLE, TENANCY_SCHEMA};
 use crate::plan::MigrationPlan;
 use crate::tables::t;
@@ -97,12 +103,21 @@ pub fn plan() -> MigrationPlan {
         &grant,
         &grant.reverse(),
     );
-    let locked = enter_function(enter_body_with(&move_lock_statement()));
-    let unlocked = enter_function(enter_body());
+    let locked = enter_function(enter_body_fast_with(&move_lock_statement()));
+    let unlocked = enter_function(enter_body_fast());
     plan.step(
         "enter_tenant_schema() takes the tenant's move lock (shared)",
         &locked,
         &unlocked,
+    );
+    // The switch copies rows with their updated_at: the tenant schemas' trigger function
+    // (m0011's) leaves it alone where `tenantry.backfill` is on, as public.set_updated_at() does.
+    let aware = set_updated_at_in(TENANCY_SCHEMA, BACKFILL_AWARE_SET_UPDATED_AT);
+    let legacy = set_updated_at_in(TENANCY_SCHEMA, LEGACY_SET_UPDATED_AT);
+    plan.step(
+        "tenancy.set_updated_at() keeps a copied updated_at (tenantry.backfill = on)",
+        &aware,
+        &legacy,
     );
     plan
 }
