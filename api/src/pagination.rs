@@ -11,9 +11,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, FixedOffset, Utc};
 use entity::TenantScoped;
 use sea_orm::sea_query::IntoCondition;
-use sea_orm::{ColumnTrait, Condition, Order, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, Order, QueryFilter, QueryOrder, QuerySelect, Select};
 use serde::Deserialize;
-use service::TenantTx;
+use service::{TenantContext, TenantTx, Tenantry};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
@@ -103,6 +103,87 @@ impl PageParams {
     }
 }
 
+/// Where one page of a collection is and how to read it: the filter, the two key columns and
+/// how a row gives them, the page size and the cursor.
+pub struct PageOf<E: TenantScoped, K> {
+    /// Rows to consider.
+    pub filter: Condition,
+    /// The entity's `created_at` column.
+    pub created_col: E::Column,
+    /// The entity's `id` column.
+    pub id_col: E::Column,
+    /// Reads `(created_at, id)` from a row.
+    pub key: K,
+    /// Rows per page.
+    pub limit: u64,
+    /// Where the previous page ended.
+    pub after: Option<Cursor>,
+}
+
+impl<E, K> PageOf<E, K>
+where
+    E: TenantScoped,
+    K: Fn(&E::Model) -> (DateTime<FixedOffset>, Uuid),
+{
+    /// The page's rows, one more than the limit (to know whether a next page exists), as a
+    /// filter, order and limit on `select` (which carries the tenant filter, or gets it from
+    /// the one-round-trip path).
+    fn query(&self, select: Select<E>) -> Select<E> {
+        let mut query = select.filter(self.filter.clone());
+        if let Some(c) = self.after {
+            query = query.filter(
+                Condition::any().add(self.created_col.lt(c.created_at)).add(
+                    Condition::all()
+                        .add(self.created_col.eq(c.created_at))
+                        .add(self.id_col.lt(c.id)),
+                ),
+            );
+        }
+        query
+            .order_by(self.created_col, Order::Desc)
+            .order_by(self.id_col, Order::Desc)
+            .limit(self.limit + 1)
+    }
+
+    /// The page and the next page's cursor, from the rows [`PageOf::query`] returned.
+    fn finish(&self, mut rows: Vec<E::Model>) -> (Vec<E::Model>, Option<String>) {
+        let next = if rows.len() as u64 > self.limit {
+            rows.truncate(self.limit as usize);
+            rows.last().map(|row| {
+                let (created_at, id) = (self.key)(row);
+                Cursor {
+                    created_at: created_at.with_timezone(&Utc),
+                    id,
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        (rows, next)
+    }
+
+    /// The page inside `tx`.
+    pub async fn read(self, tx: &TenantTx) -> Result<(Vec<E::Model>, Option<String>), Problem> {
+        let rows = self
+            .query(tx.select::<E>())
+            .all(tx.conn())
+            .await
+            .map_err(service::ServiceError::from)?;
+        Ok(self.finish(rows))
+    }
+
+    /// The page as a unit of work of its own, in one round trip (`Tenantry::fetch_all`).
+    pub async fn read_one_trip(
+        self,
+        tenantry: &Tenantry,
+        ctx: &TenantContext,
+    ) -> Result<(Vec<E::Model>, Option<String>), Problem> {
+        let rows = tenantry.fetch_all(ctx, self.query(E::find())).await?;
+        Ok(self.finish(rows))
+    }
+}
+
 /// One page of `E`'s rows matching `filter`, newest first, and the cursor of the next page.
 ///
 /// `created_col`/`id_col` are the entity's columns, `key` reads them from a row.
@@ -118,37 +199,16 @@ pub async fn page<E>(
 where
     E: TenantScoped,
 {
-    let mut query = tx.select::<E>().filter(filter.into_condition());
-    if let Some(c) = after {
-        query = query.filter(
-            Condition::any().add(created_col.lt(c.created_at)).add(
-                Condition::all()
-                    .add(created_col.eq(c.created_at))
-                    .add(id_col.lt(c.id)),
-            ),
-        );
+    PageOf::<E, _> {
+        filter: filter.into_condition(),
+        created_col,
+        id_col,
+        key,
+        limit,
+        after,
     }
-    let mut rows = query
-        .order_by(created_col, Order::Desc)
-        .order_by(id_col, Order::Desc)
-        .limit(limit + 1)
-        .all(tx.conn())
-        .await
-        .map_err(service::ServiceError::from)?;
-    let next = if rows.len() as u64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|row| {
-            let (created_at, id) = key(row);
-            Cursor {
-                created_at: created_at.with_timezone(&Utc),
-                id,
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
-    Ok((rows, next))
+    .read(tx)
+    .await
 }
 
 #[cfg(test)]

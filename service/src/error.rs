@@ -1,6 +1,6 @@
 //! The one error type of the service.
 
-use sea_orm::{DbErr, RuntimeErr, SqlErr};
+use sea_orm::{DbErr, RuntimeErr};
 
 /// What went wrong, in words a caller can act on. Messages never carry SQL text, constraint
 /// names or values of another tenant's rows: database errors are classified, logged with
@@ -42,37 +42,42 @@ impl ServiceError {
     }
 }
 
+impl ServiceError {
+    /// The kind of a database error with this SQLSTATE, when the service classifies it (the
+    /// sqlx path and the pipelined tokio-postgres path share this table).
+    pub(crate) fn from_sqlstate(code: &str) -> Option<Self> {
+        Some(match code {
+            "23505" => Self::Conflict("a row with the same key already exists".into()),
+            "23503" => {
+                Self::Conflict("the change refers to, or is referred to by, another row".into())
+            }
+            migration::dedicated::SCHEMA_UNAVAILABLE_SQLSTATE => {
+                tracing::warn!("a dedicated tenant's schema is missing");
+                Self::Unavailable("the tenant's schema is unavailable".into())
+            }
+            "42501" => Self::Forbidden("the database refused this for the current tenant".into()),
+            "23502" | "23514" | "22P02" | "22001" | "22023" => {
+                Self::invalid("input", "a value is missing or malformed")
+            }
+            "40001" | "40P01" => Self::Conflict("concurrent change; retry".into()),
+            code if code.starts_with("08") || code.starts_with("57") => {
+                Self::Unavailable("database connection lost".into())
+            }
+            _ => return None,
+        })
+    }
+}
+
 impl From<DbErr> for ServiceError {
     fn from(err: DbErr) -> Self {
         // The detail stays in our logs; the caller gets the kind only.
         tracing::debug!(error = %err, "database error");
-        match err.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(_)) => {
-                return Self::Conflict("a row with the same key already exists".into());
-            }
-            Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
-                return Self::Conflict(
-                    "the change refers to, or is referred to by, another row".into(),
-                );
-            }
-            _ => {}
-        }
-        match sqlstate(&err).as_deref() {
-            Some(migration::dedicated::SCHEMA_UNAVAILABLE_SQLSTATE) => {
-                tracing::warn!(error = %err, "a dedicated tenant's schema is missing");
-                Self::Unavailable("the tenant's schema is unavailable".into())
-            }
-            Some("42501") => {
-                Self::Forbidden("the database refused this for the current tenant".into())
-            }
-            Some("23502") | Some("23514") | Some("22P02") | Some("22001") | Some("22023") => {
-                Self::invalid("input", "a value is missing or malformed")
-            }
-            Some("40001") | Some("40P01") => Self::Conflict("concurrent change; retry".into()),
-            Some(code) if code.starts_with("08") || code.starts_with("57") => {
-                Self::Unavailable("database connection lost".into())
-            }
-            _ => match err {
+        match sqlstate(&err)
+            .as_deref()
+            .and_then(ServiceError::from_sqlstate)
+        {
+            Some(kind) => kind,
+            None => match err {
                 DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
                     Self::Unavailable("database unavailable".into())
                 }

@@ -5,6 +5,8 @@
 //! * A [`TenantContext`] comes only from something authenticated (an API key, a verified
 //!   token plus a membership check, provisioning); [`TenantTx`] runs work for it, with the
 //!   context set transaction-locally and every scoped query also filtered by `tenant_id`.
+//! * [`Tenantry::fetch_all`], [`Tenantry::fetch_one`] and [`Tenantry::insert_one`] run one
+//!   statement for a context in one round trip ([`pipeline`]), with the same guarantees.
 //! * [`SuperadminTx`] is the explicit, audited way to cross tenants.
 #![warn(missing_docs)]
 
@@ -19,6 +21,7 @@ pub mod dedicated;
 pub mod error;
 pub mod members;
 pub mod permissions;
+pub mod pipeline;
 pub mod superadmin;
 pub mod tenant_conn;
 pub mod tenant_move;

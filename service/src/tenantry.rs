@@ -25,6 +25,8 @@ pub struct Tenantry {
     pub(crate) config: std::sync::Arc<TenantryConfig>,
     pub(crate) last_used: std::sync::Arc<Mutex<HashMap<uuid::Uuid, Instant>>>,
     pub(crate) auth_cache: Option<std::sync::Arc<AuthCache>>,
+    /// The one-round-trip path's own clients (`crate::pipeline`), connected on first use.
+    pub(crate) pipeline: std::sync::Arc<crate::pipeline::PipelinePool>,
 }
 
 async fn pool(url: &str, config: &TenantryConfig, max: u32) -> Result<DatabaseConnection> {
@@ -65,9 +67,16 @@ impl Tenantry {
             cache.listen(url.clone(), app_pg.clone());
             cache
         });
+        let pipeline = std::sync::Arc::new(crate::pipeline::PipelinePool::new(
+            &config.app_url,
+            config.pool_max,
+            config.acquire_timeout,
+            config.statement_timeout,
+        )?);
         Ok(Self {
             app,
             app_pg,
+            pipeline,
             auth_cache,
             superadmin,
             config: std::sync::Arc::new(config),
@@ -133,8 +142,9 @@ impl Tenantry {
         self.app_pg.num_idle()
     }
 
-    /// Closes both pools.
+    /// Closes the pools (the app pool, the one-round-trip path's, the superadmin pool).
     pub async fn close(self) -> Result<()> {
+        self.pipeline.close().await;
         self.app.close().await?;
         if let Some(sa) = self.superadmin {
             sa.close().await?;

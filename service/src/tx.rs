@@ -239,18 +239,28 @@ impl TenantTx {
         A: ActiveModelTrait,
         A::Entity: TenantScoped,
     {
-        let col = <A::Entity as TenantScoped>::tenant_column();
-        let mine: Value = self.tenant_id().into();
-        if let Some(value) = row.get(col).into_value()
-            && value != mine
-        {
-            return Err(ServiceError::Forbidden(
-                "the row names another tenant".into(),
-            ));
-        }
-        row.set(col, mine);
-        Ok(())
+        claim_tenant(self.tenant_id(), row)
     }
+}
+
+/// Puts `tenant` on `row`, refusing a row that names another tenant (shared by
+/// [`TenantTx`]'s writes and the one-round-trip insert).
+pub(crate) fn claim_tenant<A>(tenant: Uuid, row: &mut A) -> Result<()>
+where
+    A: ActiveModelTrait,
+    A::Entity: TenantScoped,
+{
+    let col = <A::Entity as TenantScoped>::tenant_column();
+    let mine: Value = tenant.into();
+    if let Some(value) = row.get(col).into_value()
+        && value != mine
+    {
+        return Err(ServiceError::Forbidden(
+            "the row names another tenant".into(),
+        ));
+    }
+    row.set(col, mine);
+    Ok(())
 }
 
 /// The primary-key column that is not `tenant_id`.

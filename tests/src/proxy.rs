@@ -1,7 +1,13 @@
 //! A counting TCP proxy in front of PostgreSQL, on 127.0.0.1: it forwards bytes unchanged and
 //! counts the server's `ReadyForQuery` messages. Every client request cycle (a simple query,
 //! an extended-protocol `Sync`, a pool's liveness ping) ends with exactly one, so the count is
-//! the number of network round trips, measured rather than assumed.
+//! the number of request cycles, measured rather than assumed.
+//!
+//! A client that pipelines (writes several request cycles before reading the answers) waits
+//! for the network once for all of them, so the proxy also counts **waits**: the request
+//! cycles (`Query`, `Sync`, the startup) a client sends while every earlier cycle on its
+//! connection has been answered. Without pipelining waits equal round trips; a pipeline of
+//! three cycles written together counts one wait and three round trips.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +21,7 @@ use tokio::task::JoinHandle;
 pub struct RoundTripProxy {
     port: u16,
     ready: Arc<AtomicU64>,
+    waits: Arc<AtomicU64>,
     frozen: Arc<AtomicBool>,
     accept: JoinHandle<()>,
 }
@@ -26,16 +33,20 @@ impl RoundTripProxy {
         let port = listener.local_addr()?.port();
         let ready = Arc::new(AtomicU64::new(0));
         let upstream = SocketAddr::from(([127, 0, 0, 1], upstream_port));
-        let counter = ready.clone();
+        let waits = Arc::new(AtomicU64::new(0));
+        let counters = Counters {
+            ready: ready.clone(),
+            waits: waits.clone(),
+        };
         let frozen = Arc::new(AtomicBool::new(false));
         let freeze = frozen.clone();
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let counter = counter.clone();
+                let counters = counters.clone();
                 let freeze = freeze.clone();
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(upstream).await {
-                        let _ = pipe(client, server, counter, freeze).await;
+                        let _ = pipe(client, server, counters, freeze).await;
                     }
                 });
             }
@@ -43,6 +54,7 @@ impl RoundTripProxy {
         Ok(Self {
             port,
             ready,
+            waits,
             frozen,
             accept,
         })
@@ -70,6 +82,12 @@ impl RoundTripProxy {
     pub fn round_trips(&self) -> u64 {
         self.ready.load(Ordering::SeqCst)
     }
+
+    /// Waits so far, over all connections: request cycles sent while the connection had no
+    /// unanswered one (see the module documentation).
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for RoundTripProxy {
@@ -78,18 +96,43 @@ impl Drop for RoundTripProxy {
     }
 }
 
+/// The proxy's counters, shared by every connection.
+#[derive(Clone)]
+struct Counters {
+    ready: Arc<AtomicU64>,
+    waits: Arc<AtomicU64>,
+}
+
 async fn pipe(
     client: TcpStream,
     server: TcpStream,
-    ready: Arc<AtomicU64>,
+    counters: Counters,
     frozen: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
+    let Counters { ready, waits } = counters;
+    // Request cycles of this connection not yet answered by a `ReadyForQuery`.
+    let outstanding = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let unanswered = outstanding.clone();
     let up = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+        let mut cycles = CycleCounter::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = cr.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            for _ in 0..cycles.feed(&buf[..n]) {
+                if unanswered.fetch_add(1, Ordering::SeqCst) <= 0 {
+                    waits.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            if sw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
         let _ = sw.shutdown().await;
     });
     let mut counter = MessageCounter::default();
@@ -104,6 +147,8 @@ async fn pipe(
         }
         let seen = counter.feed(&buf[..n]);
         if seen > 0 {
+            // Counted before the client can see the answer and send its next request.
+            outstanding.fetch_sub(seen as i64, Ordering::SeqCst);
             ready.fetch_add(seen, Ordering::SeqCst);
         }
         cw.write_all(&buf[..n]).await?;
@@ -113,18 +158,28 @@ async fn pipe(
     Ok(())
 }
 
-/// Splits the server's byte stream into protocol messages (a type byte, then a big-endian
-/// length that counts itself) and counts those of type `Z` (ReadyForQuery).
+/// Splits a protocol byte stream into messages: a type byte, then a big-endian length that
+/// counts itself; a client's stream starts with untyped startup-phase messages (a length, then
+/// a code).
 #[derive(Debug, Default)]
-pub struct MessageCounter {
+struct Splitter {
+    /// Whether typed messages have begun (always, for the server's stream).
+    typed: bool,
     header: Vec<u8>,
     skip: usize,
 }
 
-impl MessageCounter {
-    /// Consumes a chunk; returns how many `ReadyForQuery` messages started in it.
-    pub fn feed(&mut self, mut chunk: &[u8]) -> u64 {
-        let mut seen = 0;
+/// The start of one message.
+enum Header {
+    /// A typed message with this type byte.
+    Typed(u8),
+    /// A startup-phase message with this code.
+    Startup(u32),
+}
+
+impl Splitter {
+    /// Consumes a chunk, calling `on` for each message header that completes in it.
+    fn feed(&mut self, mut chunk: &[u8], mut on: impl FnMut(&mut Self, Header)) {
         while !chunk.is_empty() {
             if self.skip > 0 {
                 let n = self.skip.min(chunk.len());
@@ -132,31 +187,108 @@ impl MessageCounter {
                 chunk = &chunk[n..];
                 continue;
             }
-            let need = 5 - self.header.len();
-            let n = need.min(chunk.len());
+            let header_len = if self.typed { 5 } else { 8 };
+            let n = (header_len - self.header.len()).min(chunk.len());
             self.header.extend_from_slice(&chunk[..n]);
             chunk = &chunk[n..];
-            if self.header.len() == 5 {
-                if self.header[0] == b'Z' {
-                    seen += 1;
-                }
-                let len = u32::from_be_bytes([
-                    self.header[1],
-                    self.header[2],
-                    self.header[3],
-                    self.header[4],
-                ]) as usize;
-                self.skip = len.saturating_sub(4);
-                self.header.clear();
+            if self.header.len() < header_len {
+                continue;
             }
+            let h = std::mem::take(&mut self.header);
+            let (len, header) = if self.typed {
+                (
+                    u32::from_be_bytes([h[1], h[2], h[3], h[4]]) as usize,
+                    Header::Typed(h[0]),
+                )
+            } else {
+                let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
+                (
+                    len.saturating_sub(4),
+                    Header::Startup(u32::from_be_bytes([h[4], h[5], h[6], h[7]])),
+                )
+            };
+            self.skip = len.saturating_sub(4);
+            on(self, header);
         }
+    }
+}
+
+/// Counts the `ReadyForQuery` (`Z`) messages of the server's stream.
+#[derive(Debug)]
+pub struct MessageCounter(Splitter);
+
+impl Default for MessageCounter {
+    fn default() -> Self {
+        Self(Splitter {
+            typed: true,
+            ..Splitter::default()
+        })
+    }
+}
+
+impl MessageCounter {
+    /// Consumes a chunk; returns how many `ReadyForQuery` messages started in it.
+    pub fn feed(&mut self, chunk: &[u8]) -> u64 {
+        let mut seen = 0;
+        self.0.feed(chunk, |_, h| {
+            if matches!(h, Header::Typed(b'Z')) {
+                seen += 1;
+            }
+        });
+        seen
+    }
+}
+
+/// Counts the request cycles of a client's stream: the startup message (an `SSLRequest` or
+/// `GSSENCRequest` before it is answered by one byte, not a cycle), then every `Query` (`Q`)
+/// and `Sync` (`S`).
+#[derive(Debug, Default)]
+pub struct CycleCounter(Splitter);
+
+impl CycleCounter {
+    /// Consumes a chunk; returns how many request cycles ended in it.
+    pub fn feed(&mut self, chunk: &[u8]) -> u64 {
+        let mut seen = 0;
+        self.0.feed(chunk, |splitter, h| match h {
+            Header::Typed(b'Q' | b'S') => seen += 1,
+            Header::Typed(_) => {}
+            // 80877103: SSLRequest, 80877104: GSSENCRequest (the startup follows).
+            Header::Startup(80_877_103 | 80_877_104) => {}
+            Header::Startup(_) => {
+                splitter.typed = true;
+                seen += 1;
+            }
+        });
         seen
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::MessageCounter;
+    use super::{CycleCounter, MessageCounter};
+
+    #[test]
+    fn counts_request_cycles_from_the_startup_on() {
+        let mut stream = Vec::new();
+        // SSLRequest, then a startup message with one parameter.
+        stream.extend(8u32.to_be_bytes());
+        stream.extend(80_877_103u32.to_be_bytes());
+        let params = b"user\0u\0\0";
+        stream.extend(((8 + params.len()) as u32).to_be_bytes());
+        stream.extend(196_608u32.to_be_bytes());
+        stream.extend(params);
+        stream.extend(msg(b'p', b"secret\0"));
+        stream.extend(msg(b'Q', b"BEGIN\0"));
+        stream.extend(msg(b'P', b"\0SELECT 'QS'\0\0\0"));
+        stream.extend(msg(b'B', &[0u8; 10]));
+        stream.extend(msg(b'E', &[0u8; 5]));
+        stream.extend(msg(b'S', b""));
+        for split in 1..stream.len() {
+            let mut c = CycleCounter::default();
+            let total = c.feed(&stream[..split]) + c.feed(&stream[split..]);
+            assert_eq!(total, 3, "split at {split}");
+        }
+    }
 
     fn msg(t: u8, body: &[u8]) -> Vec<u8> {
         let mut v = vec![t];

@@ -1,7 +1,9 @@
 //! The backfill engine on its own: batches follow the time budget (a budget no batch can meet
 //! shrinks them to one page, then to one row, and the report says so; a generous one grows
 //! them), tables keyed by anything are walked in heap order, and a tenant-root backfill takes
-//! each child's value from its parent, leaves orphans NULL, and resumes after an interruption.
+//! each child's value from its parent (one index lookup per child, never a hash of the whole
+//! parent table per batch), leaves orphans NULL, and resumes after an interruption; the sweep
+//! catches rows written behind the walk, searching again until a search finds none.
 //!
 //! One test: it sets the process-wide `INTERRUPT_AFTER_BATCHES` hook, which would interrupt
 //! any other backfill running in this binary at the same time.
@@ -23,6 +25,8 @@ async fn backfill_engine() -> anyhow::Result<()> {
     budget_shrinks_batches_to_one_row(&su).await?;
     generous_budget_grows_batches(&su).await?;
     tenant_root_from_parent_resumes(&su).await?;
+    from_parent_batches_look_the_parent_up_by_index(&su).await?;
+    sweep_searches_until_nothing_is_left(&su).await?;
     su.close().await?;
     Ok(())
 }
@@ -202,5 +206,120 @@ async fn tenant_root_from_parent_resumes(su: &DatabaseConnection) -> anyhow::Res
     // A rerun finds nothing to do (its sweep ends: orphans are not work).
     let again = backfill.run_reporting(su).await?;
     assert_eq!(again.rows(), 0);
+    Ok(())
+}
+
+async fn from_parent_batches_look_the_parent_up_by_index(
+    su: &DatabaseConnection,
+) -> anyhow::Result<()> {
+    // Enough parents that a hash join is the planner's own choice for a 100-page batch.
+    su.execute_unprepared(
+        "CREATE TABLE public.org (id bigint PRIMARY KEY, tenant_id uuid NOT NULL);
+         INSERT INTO public.org SELECT g, gen_random_uuid() FROM generate_series(1, 20000) g;
+         CREATE TABLE public.member (id bigserial PRIMARY KEY, org_id bigint REFERENCES public.org, \
+           tenant_id uuid, body text);
+         INSERT INTO public.member (org_id, body) \
+           SELECT 1 + (g * 7919) % 20000, md5(g::text) FROM generate_series(1, 40000) g;
+         ANALYZE public.org; ANALYZE public.member;",
+    )
+    .await?;
+    let backfill = Backfill::from_parent(
+        "public",
+        "member",
+        "tenant_id",
+        ParentValue::new("public", "org", "tenant_id", &[("org_id", "id")]),
+    );
+    let plan = backfill.explain_batch(su, 0, 100).await?;
+    assert!(
+        plan.contains("Index Scan using org_pkey on org") && !plan.contains("Hash"),
+        "each child's parent is found through the parent's key index, not by hashing the \
+         parent table per batch:\n{plan}"
+    );
+    // The same statement without the backfill's session settings: what the fix prevents.
+    let statement = plan_of_statement_without_settings(su, &backfill).await?;
+    assert!(
+        statement.contains("Hash Join") && statement.contains("Seq Scan on org"),
+        "without them the planner hashes the whole parent table for one batch:\n{statement}"
+    );
+    let report = backfill.run_reporting(su).await?;
+    assert_eq!(report.rows(), 40_000);
+    let wrong = scalar_i64(
+        su,
+        "SELECT count(*) FROM public.member m JOIN public.org o ON o.id = m.org_id \
+         WHERE m.tenant_id IS DISTINCT FROM o.tenant_id",
+    )
+    .await?;
+    assert_eq!(wrong, 0);
+    let hashjoin = scalar_i64(
+        su,
+        "SELECT count(*) WHERE current_setting('enable_hashjoin') = 'on'",
+    )
+    .await?;
+    assert_eq!(hashjoin, 1, "the session's planner settings are restored");
+    Ok(())
+}
+
+/// `EXPLAIN` of one 100-page batch's UPDATE with the session's default planner settings.
+async fn plan_of_statement_without_settings(
+    su: &DatabaseConnection,
+    backfill: &Backfill,
+) -> anyhow::Result<String> {
+    let sql = backfill
+        .render()
+        .into_iter()
+        .find(|l| l.starts_with("UPDATE"))
+        .unwrap_or_default()
+        .replace("'(64,0)'", "'(100,0)'");
+    let rows = su
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!("EXPLAIN {}", sql.trim_end_matches(';')),
+        ))
+        .await?;
+    let mut out = vec![];
+    for r in rows {
+        out.push(r.try_get_by_index::<String>(0)?);
+    }
+    Ok(out.join("\n"))
+}
+
+async fn sweep_searches_until_nothing_is_left(su: &DatabaseConnection) -> anyhow::Result<()> {
+    // Every UPDATE statement on the table (the walk's and the sweep's batches) appends a new
+    // row still NULL, 40 in all: they land past the pages the walk covers, as a concurrent
+    // writer's inserts would, and the sweep's own batches spawn more, so it has to search again.
+    narrow_table(su, "spawning", 3_000).await?;
+    su.execute_unprepared(
+        "CREATE TABLE public.spawned (n int);
+         CREATE FUNCTION public.spawn() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF (SELECT count(*) FROM public.spawned) < 40 THEN
+             INSERT INTO public.spawned VALUES (1);
+             INSERT INTO public.spawning (n) SELECT max(n) + 1 FROM public.spawning;
+           END IF;
+           RETURN NULL;
+         END $$;
+         CREATE TRIGGER spawn AFTER UPDATE ON public.spawning
+           FOR EACH STATEMENT EXECUTE FUNCTION public.spawn();",
+    )
+    .await?;
+    let report = Backfill::new("public", "spawning", "v", 3)
+        .batch_size(500)
+        .budget(Duration::from_secs(60))
+        .run_reporting(su)
+        .await?;
+    let left = scalar_i64(su, "SELECT count(*) FROM public.spawning WHERE v IS NULL").await?;
+    assert_eq!(left, 0, "no row is left NULL");
+    assert_eq!(report.rows(), 3_040);
+    let sweeps = report
+        .batches
+        .iter()
+        .filter(|b| matches!(b.kind, BatchKind::Sweep { .. }))
+        .count();
+    assert!(sweeps >= 2, "the sweep updated the spawned rows: {sweeps}");
+    assert!(
+        report.searches.len() >= 3,
+        "a search after each round of sweep batches, the last finding nothing: {}",
+        report.searches.len()
+    );
     Ok(())
 }

@@ -11,34 +11,9 @@ use migration::dedicated::TenantSchema;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Value};
 use service::tenants::Isolation;
-use service::{MemberRole, NewApiKey, NewTenant, ServiceError, TenantContext, Tenantry};
+use service::{MemberRole, NewApiKey, ServiceError, TenantContext, Tenantry};
 use service_support::*;
 use uuid::Uuid;
-
-/// Provisions a tenant with `isolation` (committed).
-async fn tenant_with(
-    svc: &Tenantry,
-    slug: &str,
-    owner: Uuid,
-    isolation: Isolation,
-) -> anyhow::Result<(Uuid, TenantContext)> {
-    let sa = svc.superadmin(grant("tenant.provision", None)).await?;
-    let (t, ctx) = sa
-        .provision_tenant_with(new_tenant(slug), owner, isolation)
-        .await?;
-    sa.commit().await?;
-    Ok((t.id, ctx))
-}
-
-fn new_tenant(slug: &str) -> NewTenant {
-    NewTenant {
-        name: format!("Tenant {slug}"),
-        slug: slug.into(),
-        plan: "pro".into(),
-        region: "eu".into(),
-        admin_email: None,
-    }
-}
 
 /// What a tenant sees through the service after the same sequence of calls.
 async fn same_calls(svc: &Tenantry, ctx: &TenantContext, member: Uuid) -> anyhow::Result<String> {

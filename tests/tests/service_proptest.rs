@@ -8,6 +8,8 @@
 //!   as they are created) find nothing and change nothing.
 //! * After each case the whole database, read as the superuser, equals the union of the models:
 //!   no write ever touched another tenant's rows.
+//! * The one-round-trip path (`fetch_all`, `fetch_one`, `insert_one`) is mixed in: its reads
+//!   return exactly the model's rows too, and its inserts land in the reading tenant only.
 //!
 //! One migrated database serves every case; the tables are emptied as the superuser in between.
 
@@ -21,8 +23,8 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, Order, QueryFilter, Statement,
-    Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, Order, QueryFilter,
+    QueryOrder, Statement, Value,
 };
 use service::tx::all;
 use service::{Page, ServiceError, TenantContext, Tenantry, TenantryConfig};
@@ -98,6 +100,20 @@ enum Op {
         kind: Kind,
         filter: Option<u8>,
     },
+    /// A project inserted through the one-round-trip path.
+    OneTripInsert {
+        name: u8,
+    },
+    /// One row by id through the one-round-trip path.
+    OneTripGet {
+        kind: Kind,
+        pick: Pick,
+    },
+    /// Every row matching `filter` through the one-round-trip path, by name then id.
+    OneTripList {
+        kind: Kind,
+        filter: Option<u8>,
+    },
 }
 
 fn kind() -> impl Strategy<Value = Kind> {
@@ -130,6 +146,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (kind(), proptest::option::of(name()), name())
             .prop_map(|(kind, filter, name)| Op::UpdateMany { kind, filter, name }),
         1 => (kind(), proptest::option::of(name())).prop_map(|(kind, filter)| Op::DeleteMany { kind, filter }),
+        3 => name().prop_map(|name| Op::OneTripInsert { name }),
+        3 => (kind(), pick()).prop_map(|(kind, pick)| Op::OneTripGet { kind, pick }),
+        3 => (kind(), proptest::option::of(name()))
+            .prop_map(|(kind, filter)| Op::OneTripList { kind, filter }),
     ]
 }
 
@@ -283,6 +303,130 @@ fn filter_documents(filter: Option<u8>) -> sea_orm::Condition {
     }
 }
 
+/// Checks what a get by id returned against the model: the row when it is the tenant's own
+/// live row, nothing otherwise.
+fn check_get(
+    what: &str,
+    model: &Model,
+    kind: Kind,
+    id: Uuid,
+    own: bool,
+    tenant: Uuid,
+    got: Option<(Uuid, String)>,
+) -> Result<()> {
+    let expected = own
+        .then(|| model.name(kind, id).map(|n| (tenant, n.to_owned())))
+        .flatten();
+    ensure!(
+        got == expected,
+        "{what} {kind:?} {id}: got {got:?}, model {expected:?}"
+    );
+    Ok(())
+}
+
+/// `(tenant, name, id)` of the rows of `select` through the one-round-trip path, then by id.
+async fn one_trip_rows<E: entity::TenantScoped>(
+    tenantry: &Tenantry,
+    ctx: &TenantContext,
+    select: sea_orm::Select<E>,
+    key: impl Fn(E::Model) -> (Uuid, String, Uuid),
+) -> Result<Vec<(Uuid, String, Uuid)>> {
+    let mut rows: Vec<_> = tenantry
+        .fetch_all(ctx, select)
+        .await?
+        .into_iter()
+        .map(key)
+        .collect();
+    // Ordered by name in SQL; ties by id here, as the model orders them.
+    rows.sort_by(|a, b| (&a.1, a.2).cmp(&(&b.1, b.2)));
+    Ok(rows)
+}
+
+/// Runs one operation of the one-round-trip path (a unit of work of its own) and checks it
+/// against (and updates) the model; `false` when `op` is not one of them.
+async fn apply_one_trip(
+    tenantry: &Tenantry,
+    actor: &Actor,
+    model: &mut Model,
+    registry: &Registry,
+    op: &Op,
+) -> Result<bool> {
+    let me = actor.index;
+    let tenant = actor.ctx.tenant_id();
+    match *op {
+        Op::OneTripInsert { name } => {
+            let row = tenantry
+                .insert_one(
+                    &actor.ctx,
+                    projects::ActiveModel {
+                        name: Set(label(name)),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            ensure!(
+                row.tenant_id == tenant,
+                "one-trip insert carries another tenant"
+            );
+            model.projects.insert(row.id, row.name);
+            register(registry, me, Kind::Projects, row.id)?;
+        }
+        Op::OneTripGet { kind, pick } => {
+            let (id, own) = resolve(pick, me, kind, model, registry)?;
+            let got = match kind {
+                Kind::Projects => tenantry
+                    .fetch_one(
+                        &actor.ctx,
+                        projects::Entity::find().filter(projects::Column::Id.eq(id)),
+                    )
+                    .await?
+                    .map(|r| (r.tenant_id, r.name)),
+                Kind::Documents => tenantry
+                    .fetch_one(
+                        &actor.ctx,
+                        documents::Entity::find().filter(documents::Column::Id.eq(id)),
+                    )
+                    .await?
+                    .map(|r| (r.tenant_id, r.title)),
+            };
+            check_get("one-trip get", model, kind, id, own, tenant, got)?;
+        }
+        Op::OneTripList { kind, filter } => {
+            let got = match kind {
+                Kind::Projects => {
+                    let select = projects::Entity::find()
+                        .filter(filter_projects(filter))
+                        .order_by_asc(projects::Column::Name);
+                    one_trip_rows(tenantry, &actor.ctx, select, |r| {
+                        (r.tenant_id, r.name, r.id)
+                    })
+                    .await?
+                }
+                Kind::Documents => {
+                    let select = documents::Entity::find()
+                        .filter(filter_documents(filter))
+                        .order_by_asc(documents::Column::Title);
+                    one_trip_rows(tenantry, &actor.ctx, select, |r| {
+                        (r.tenant_id, r.title, r.id)
+                    })
+                    .await?
+                }
+            };
+            let expected: Vec<(Uuid, String, Uuid)> = model
+                .matching(kind, filter)
+                .into_iter()
+                .map(|(n, id)| (tenant, n, id))
+                .collect();
+            ensure!(
+                got == expected,
+                "one-trip list {kind:?} {filter:?}: got {got:?}, model {expected:?}"
+            );
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// Runs one operation in its own transaction and checks it against (and updates) the model.
 async fn apply(
     tenantry: &Tenantry,
@@ -293,6 +437,9 @@ async fn apply(
 ) -> Result<()> {
     let me = actor.index;
     let tenant = actor.ctx.tenant_id();
+    if apply_one_trip(tenantry, actor, model, registry, op).await? {
+        return Ok(());
+    }
     let tx = tenantry.begin(&actor.ctx).await?;
     match *op {
         Op::Insert {
@@ -365,13 +512,7 @@ async fn apply(
                     .await?
                     .map(|r| (r.tenant_id, r.title)),
             };
-            let expected = own
-                .then(|| model.name(kind, id).map(|n| (tenant, n.to_owned())))
-                .flatten();
-            ensure!(
-                got == expected,
-                "get {kind:?} {id}: got {got:?}, model {expected:?}"
-            );
+            check_get("get", model, kind, id, own, tenant, got)?;
         }
         Op::List {
             kind,
@@ -540,6 +681,9 @@ async fn apply(
             for id in hit {
                 model.remove(kind, id);
             }
+        }
+        Op::OneTripInsert { .. } | Op::OneTripGet { .. } | Op::OneTripList { .. } => {
+            bail!("{op:?} runs in apply_one_trip")
         }
     }
     Ok(())

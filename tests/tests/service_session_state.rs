@@ -13,33 +13,9 @@ use migration::dedicated::TenantSchema;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ConnectionTrait, Value};
 use service::tenants::Isolation;
-use service::{NewTenant, ServiceError, TenantContext, Tenantry};
+use service::{ServiceError, TenantContext, Tenantry};
 use service_support::*;
 use uuid::Uuid;
-
-async fn tenant_with(
-    svc: &Tenantry,
-    slug: &str,
-    owner: Uuid,
-    isolation: Isolation,
-) -> anyhow::Result<(Uuid, TenantContext)> {
-    let sa = svc.superadmin(grant("tenant.provision", None)).await?;
-    let (t, ctx) = sa
-        .provision_tenant_with(
-            NewTenant {
-                name: format!("Tenant {slug}"),
-                slug: slug.into(),
-                plan: "pro".into(),
-                region: "eu".into(),
-                admin_email: None,
-            },
-            owner,
-            isolation,
-        )
-        .await?;
-    sa.commit().await?;
-    Ok((t.id, ctx))
-}
 
 /// Runs `sql` (raw, in order) in a committed transaction of `ctx`; returns the backend pid.
 async fn raw(svc: &Tenantry, ctx: &TenantContext, sql: &[&str]) -> anyhow::Result<i64> {

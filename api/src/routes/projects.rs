@@ -7,14 +7,14 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use entity::projects;
 use sea_orm::sea_query::LikeExpr;
-use sea_orm::{ActiveValue, ColumnTrait, Condition, IntoActiveModel};
+use sea_orm::{ActiveValue, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Tenant;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, nullable};
-use crate::pagination::{PageParams, page};
+use crate::pagination::{PageOf, PageParams};
 use crate::problem::Problem;
 use crate::routes::{CursorPage, check_json_object, check_long_text, check_member, check_text};
 use crate::state::AppState;
@@ -194,21 +194,17 @@ pub async fn list(
         check_text("name_prefix", prefix, 1, 200).map_err(|p| p.as_bad_request())?;
         filter = filter.add(projects::Column::Name.like(prefix_pattern(prefix)));
     }
-    let (rows, next) = state
-        .tenantry()
-        .with_tenant(&ctx, async |tx| {
-            Ok(page::<projects::Entity>(
-                tx,
-                filter,
-                projects::Column::CreatedAt,
-                projects::Column::Id,
-                |m| (m.created_at, m.id),
-                limit,
-                cursor,
-            )
-            .await)
-        })
-        .await??;
+    // One statement: the list is a unit of work of its own, in one round trip.
+    let (rows, next) = PageOf::<projects::Entity, _> {
+        filter,
+        created_col: projects::Column::CreatedAt,
+        id_col: projects::Column::Id,
+        key: |m: &projects::Model| (m.created_at, m.id),
+        limit,
+        after: cursor,
+    }
+    .read_one_trip(state.tenantry(), &ctx)
+    .await?;
     Ok(Json(CursorPage::of(rows, next)))
 }
 
@@ -273,12 +269,15 @@ pub async fn get_one(
     Tenant(ctx): Tenant,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<ProjectView>, Problem> {
+    // One statement: in one round trip (the service adds the tenant filter).
     let row = state
         .tenantry()
-        .with_tenant(&ctx, async |tx| {
-            tx.get::<projects::Entity>("project", id).await
-        })
-        .await?;
+        .fetch_one(
+            &ctx,
+            projects::Entity::find().filter(projects::Column::Id.eq(id)),
+        )
+        .await?
+        .ok_or(service::ServiceError::NotFound("project"))?;
     Ok(Json(row.into()))
 }
 

@@ -11,6 +11,7 @@ use anyhow::Context;
 use entity::projects;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
+use service::tenants::Isolation;
 use service::{
     MemberRole, NewTenant, ServiceError, SuperadminGrant, TenantContext, TenantTx, Tenantry,
     TenantryConfig,
@@ -90,6 +91,31 @@ pub async fn tenant(
         .await?;
     sa.commit().await?;
     Ok((t.id, ctx))
+}
+
+/// Provisions a tenant with `isolation` (committed).
+pub async fn tenant_with(
+    svc: &Tenantry,
+    slug: &str,
+    owner: Uuid,
+    isolation: Isolation,
+) -> anyhow::Result<(Uuid, TenantContext)> {
+    let sa = svc.superadmin(grant("tenant.provision", None)).await?;
+    let (t, ctx) = sa
+        .provision_tenant_with(new_tenant(slug), owner, isolation)
+        .await?;
+    sa.commit().await?;
+    Ok((t.id, ctx))
+}
+
+pub fn new_tenant(slug: &str) -> NewTenant {
+    NewTenant {
+        name: format!("Tenant {slug}"),
+        slug: slug.into(),
+        plan: "pro".into(),
+        region: "eu".into(),
+        admin_email: None,
+    }
 }
 
 /// One tenant of [`three_tenants`]: its id, its owner and the owner's context.

@@ -6,6 +6,10 @@
 //! baseline: the same tenant transaction written by hand with sqlx (BEGIN; SET LOCAL; query;
 //! COMMIT) on the app login. Same pool size, same concurrency, alternating rounds. Round trips
 //! are counted on the wire.
+//!
+//! Each row is measured for both of our paths: the tenant transaction (`with_tenant`, three
+//! round trips) and the one-round-trip unit of work (`Tenantry::fetch_all` / `insert_one`:
+//! opening, statement and `COMMIT` pipelined on one connection, one wait).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,6 +79,34 @@ pub async fn service_read(tenantry: &Tenantry, ctx: &TenantContext) -> anyhow::R
         })
         .await?;
     Ok(rows.len())
+}
+
+/// The list of [`service_read`] as a SeaORM select; the service adds the tenant filter.
+fn recent_projects() -> sea_orm::Select<projects::Entity> {
+    projects::Entity::find()
+        .order_by(projects::Column::CreatedAt, Order::Desc)
+        .order_by(projects::Column::Id, Order::Asc)
+        .offset(0)
+        .limit(50)
+}
+
+/// Ours, in one round trip: the same list through `Tenantry::fetch_all`.
+pub async fn one_trip_read(tenantry: &Tenantry, ctx: &TenantContext) -> anyhow::Result<usize> {
+    Ok(tenantry.fetch_all(ctx, recent_projects()).await?.len())
+}
+
+/// Ours, in one round trip: the same insert through `Tenantry::insert_one`.
+async fn one_trip_insert(tenantry: &Tenantry, ctx: &TenantContext, i: u64) -> anyhow::Result<()> {
+    tenantry
+        .insert_one(
+            ctx,
+            projects::ActiveModel {
+                name: Set(format!("bench insert {i}")),
+                ..Default::default()
+            },
+        )
+        .await?;
+    Ok(())
 }
 
 /// The columns of `projects`, as the hand-written transactions select and return them.
@@ -204,31 +236,60 @@ enum Op {
     Insert,
 }
 
+/// Which of our paths runs the operation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Path {
+    /// `with_tenant`: the tenant transaction (opening message, statement, COMMIT).
+    Tx,
+    /// `fetch_all` / `insert_one`: the one-round-trip unit of work.
+    OneTrip,
+}
+
+impl Path {
+    fn label(self) -> &'static str {
+        match self {
+            Path::Tx => "",
+            Path::OneTrip => ", one round trip",
+        }
+    }
+
+    async fn run(self, t: &Tenantry, ctx: &TenantContext, op: Op, i: u64) -> anyhow::Result<()> {
+        match (self, op) {
+            (Path::Tx, Op::Read) => service_read(t, ctx).await.map(|_| ()),
+            (Path::Tx, Op::Insert) => service_insert(t, ctx, i).await,
+            (Path::OneTrip, Op::Read) => one_trip_read(t, ctx).await.map(|_| ()),
+            (Path::OneTrip, Op::Insert) => one_trip_insert(t, ctx, i).await,
+        }
+    }
+}
+
 /// Counts the round trips of `n` sequential operations through a proxy (after a warm-up, so
-/// connection set-up and statement preparation are excluded).
-async fn round_trips(fx: &Fixture, port: u16, op: Op, ours: bool, n: u64) -> anyhow::Result<f64> {
+/// connection set-up and statement preparation are excluded): request cycles and waits per
+/// operation (`RoundTripProxy::waits`: cycles sent with none unanswered; a pipeline waits once).
+/// `ours`: which of our paths, `None` for the plain baseline.
+async fn round_trips(
+    fx: &Fixture,
+    port: u16,
+    op: Op,
+    ours: Option<Path>,
+    n: u64,
+) -> anyhow::Result<(f64, f64)> {
     let proxy = RoundTripProxy::start(port).await?;
     let ctx_tenant = tenant_uuid(1);
-    let count = if ours {
+    let (count, waits) = if let Some(path) = ours {
         let t = Tenantry::connect(
             TenantryConfig::new(proxy.url(&fx.db.url(LoginRole::App), port)).with_pool(1),
         )
         .await?;
         let ctx = contexts(&t, fx, 1).await?.remove(0);
         for i in 0..20 {
-            match op {
-                Op::Read => service_read(&t, &ctx).await.map(|_| ())?,
-                Op::Insert => service_insert(&t, &ctx, i).await?,
-            }
+            path.run(&t, &ctx, op, i).await?;
         }
-        let before = proxy.round_trips();
+        let (before, waits) = (proxy.round_trips(), proxy.waits());
         for i in 0..n {
-            match op {
-                Op::Read => service_read(&t, &ctx).await.map(|_| ())?,
-                Op::Insert => service_insert(&t, &ctx, i).await?,
-            }
+            path.run(&t, &ctx, op, i).await?;
         }
-        let c = proxy.round_trips() - before;
+        let c = (proxy.round_trips() - before, proxy.waits() - waits);
         t.close().await?;
         c
     } else {
@@ -239,18 +300,18 @@ async fn round_trips(fx: &Fixture, port: u16, op: Op, ours: bool, n: u64) -> any
                 Op::Insert => plain_insert(&db, ctx_tenant, i).await?,
             }
         }
-        let before = proxy.round_trips();
+        let (before, waits) = (proxy.round_trips(), proxy.waits());
         for i in 0..n {
             match op {
                 Op::Read => plain_read(&db, ctx_tenant).await.map(|_| ())?,
                 Op::Insert => plain_insert(&db, ctx_tenant, i).await?,
             }
         }
-        let c = proxy.round_trips() - before;
+        let c = (proxy.round_trips() - before, proxy.waits() - waits);
         db.close().await?;
         c
     };
-    Ok(count as f64 / n as f64)
+    Ok((count as f64 / n as f64, waits as f64 / n as f64))
 }
 
 pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario> {
@@ -276,11 +337,15 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
     let hand = hand_pool(&fx.db.url(LoginRole::App), p.pool).await?;
     for baseline in [Baseline::Plain, Baseline::ByHand] {
         for op in [Op::Read, Op::Insert] {
-            for &c in &p.concurrency {
+            for (path, &c) in [Path::Tx, Path::OneTrip]
+                .into_iter()
+                .flat_map(|path| p.concurrency.iter().map(move |c| (path, c)))
+            {
                 tracing::info!(
                     concurrency = c,
                     read = (op == Op::Read),
                     ?baseline,
+                    ?path,
                     "scenario 2"
                 );
                 let t = tenantry.clone();
@@ -288,12 +353,7 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
                 let ours = move |task: usize, i: u64| {
                     let t = t.clone();
                     let ctx = x[(task * 7 + i as usize) % x.len()].clone();
-                    async move {
-                        match op {
-                            Op::Read => service_read(&t, &ctx).await.map(|_| ()),
-                            Op::Insert => service_insert(&t, &ctx, i).await,
-                        }
-                    }
+                    async move { path.run(&t, &ctx, op, i).await }
                 };
                 let (db, pool, ts) = (plain.clone(), hand.clone(), tenants.clone());
                 let base = move |task: usize, i: u64| {
@@ -324,7 +384,7 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
                     Op::Insert => "insert one project",
                 };
                 let row = Row::throughput(
-                    format!("{what}, {c} task(s){}", baseline.suffix()),
+                    format!("{what}{}, {c} task(s){}", path.label(), baseline.suffix()),
                     o.rate(),
                     &o.stat(),
                     b.rate(),
@@ -357,14 +417,29 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
 
     let n = if p.quick { 20 } else { 200 };
     for (op, what) in [(Op::Read, "read"), (Op::Insert, "insert")] {
-        let ours = round_trips(fx, port, op, true, n).await?;
-        let base = round_trips(fx, port, op, false, n).await?;
+        let (ours, _) = round_trips(fx, port, op, Some(Path::Tx), n).await?;
+        let (base, base_waits) = round_trips(fx, port, op, None, n).await?;
         sc.rows.push(
             Row::compared(format!("round trips per {what}"), "round trips", ours, base).note(
                 "counted on the wire; ours: BEGIN + SET LOCAL (one message), query, COMMIT, \
                      release ping; baseline: query, release ping (sqlx's release ping is off the \
                      caller's path)",
             ),
+        );
+        let (cycles, waits) = round_trips(fx, port, op, Some(Path::OneTrip), n).await?;
+        sc.rows.push(
+            Row::compared(
+                format!("waits per {what}, one round trip"),
+                "waits",
+                waits,
+                base_waits,
+            )
+            .target_value(Cmp::Le, 1.0)
+            .note(format!(
+                "counted on the wire: request cycles sent while none was unanswered; ours: \
+                 opening, statement and COMMIT pipelined ({cycles:.1} request cycles, one wait), \
+                 no release ping; baseline: query, release ping"
+            )),
         );
     }
     sc.notes.push(

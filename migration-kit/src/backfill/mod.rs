@@ -10,8 +10,26 @@
 //!
 //! Killed halfway, the committed batches stay; a rerun walks again and finds only the rows
 //! still NULL (rows done are skipped, never rewritten). A final sweep catches rows written
-//! behind the cursor by concurrent writers (an insert may land in free space of any page).
+//! behind the cursor by concurrent writers (an insert may land in free space of any page): a
+//! read-only search collects their ctids (one scan of the table, no row locked), then budgeted
+//! batches update them by ctid; it ends when a search finds nothing.
+//!
+//! A tenant-root backfill ([`Backfill::from_parent`]) looks each child's parent up through the
+//! parent's key index (the session disables hash and merge joins while it runs): a hash join
+//! would read and hash the whole parent table in every batch, a cost that grows with the parent
+//! table and that no batch size can bring under the budget.
+//!
+//! Every batch is logged at `debug` level (target `migration_kit::backfill`: its cut, rows,
+//! duration and the next cut), every sweep search too, and the run's batch-duration p99 and
+//! maximum at `info`.
 
+mod controller;
+mod tid;
+
+pub use controller::{Controller, Cut, Event, Observed};
+pub use tid::Tid;
+
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -28,10 +46,47 @@ use crate::plan::pg;
 /// database exactly as a killed process would (the migration is not recorded as applied).
 pub static INTERRUPT_AFTER_BATCHES: AtomicU64 = AtomicU64::new(0);
 
-/// Largest batch, in pages (64 MiB of 8 kB pages): beyond it a batch gains nothing.
-const MAX_PAGES: u64 = 8_192;
-/// The first batch takes at most this many pages, whatever the row hint: its cost is unknown.
-const FIRST_PAGES_MAX: u64 = 8;
+/// Summaries of the latest runs in this process, newest last (at most [`RECENT_MAX`]).
+static RECENT: Mutex<Vec<Summary>> = Mutex::new(Vec::new());
+const RECENT_MAX: usize = 64;
+
+/// What one finished run did, kept for callers that run backfills through a migrator and
+/// never see the [`BackfillReport`] (the bench's scenario 3 reads them with [`take_recent`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// `schema.table`.
+    pub table: String,
+    /// Batches run.
+    pub batches: usize,
+    /// Rows updated.
+    pub rows: u64,
+    /// The 99th percentile of batch durations.
+    pub p99_batch: Duration,
+    /// The longest batch.
+    pub max_batch: Duration,
+    /// The sweep's read-only searches.
+    pub searches: usize,
+}
+
+/// The summaries of the runs finished since the last call, oldest first.
+pub fn take_recent() -> Vec<Summary> {
+    RECENT
+        .lock()
+        .map(|mut r| std::mem::take(&mut *r))
+        .unwrap_or_default()
+}
+
+fn remember(summary: Summary) {
+    if let Ok(mut r) = RECENT.lock() {
+        if r.len() >= RECENT_MAX {
+            r.remove(0);
+        }
+        r.push(summary);
+    }
+}
+
+/// A sweep search collects at most this many rows (then searches again after updating them).
+const SWEEP_SEARCH_MAX: u64 = 100_000;
 /// Default time budget per batch, overridden by `TENANTRY_BACKFILL_BUDGET_MS`.
 const DEFAULT_BUDGET: Duration = Duration::from_millis(20);
 
@@ -110,7 +165,7 @@ pub enum BatchKind {
         /// At most this many rows.
         limit: u64,
     },
-    /// At most `limit` NULL rows anywhere (the final sweep).
+    /// At most `limit` rows the sweep's search found, by ctid.
     Sweep {
         /// At most this many rows.
         limit: u64,
@@ -136,6 +191,8 @@ pub struct BackfillReport {
     /// True when a single row's update took longer than the budget: the budget could not be
     /// met, and batches were one row each.
     pub budget_missed: bool,
+    /// How long each of the sweep's read-only searches took (they lock no row).
+    pub searches: Vec<Duration>,
 }
 
 impl BackfillReport {
@@ -143,13 +200,26 @@ impl BackfillReport {
     pub fn rows(&self) -> u64 {
         self.batches.iter().map(|b| b.rows).sum()
     }
-}
 
-/// The walk's current cut: pages per batch, or rows of one page when one page is too much.
-#[derive(Debug, Clone, Copy)]
-enum Cut {
-    Pages(u64),
-    Rows(u64),
+    /// The longest batch: the longest any row stayed locked by the backfill.
+    pub fn max_batch(&self) -> Duration {
+        self.batches
+            .iter()
+            .map(|b| b.elapsed)
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// The batch duration at quantile `q` (0..=1, nearest rank).
+    pub fn batch_quantile(&self, q: f64) -> Duration {
+        let mut all: Vec<Duration> = self.batches.iter().map(|b| b.elapsed).collect();
+        if all.is_empty() {
+            return Duration::ZERO;
+        }
+        all.sort();
+        let rank = ((q.clamp(0.0, 1.0) * all.len() as f64).ceil() as usize).clamp(1, all.len());
+        all[rank - 1]
+    }
 }
 
 impl Backfill {
@@ -286,9 +356,9 @@ impl Backfill {
     }
 
     /// `ctid = ANY(ARRAY(SELECT ctid ... LIMIT n))`: at most `limit` rows still to do (with a
-    /// parent), as a TID scan of exactly those rows.
-    fn rows_filter(&self, limit: u64, pages: Option<(u64, u64)>) -> Expr {
-        let sel = self.todo(self.ctid(), limit, pages);
+    /// parent) in the pages `first..end`, as a TID scan of exactly those rows.
+    fn rows_filter(&self, limit: u64, pages: (u64, u64)) -> Expr {
+        let sel = self.todo(self.ctid(), limit, Some(pages));
         Expr::cust_with_exprs(
             "$1 = ANY(ARRAY $2)",
             [
@@ -298,15 +368,51 @@ impl Backfill {
         )
     }
 
+    /// `ctid = ANY('{...}'::tid[])`: exactly the rows the sweep's search found.
+    fn tids_filter(&self, tids: &[Tid]) -> Expr {
+        Expr::cust_with_exprs(
+            format!("$1 = ANY({})", Tid::array_literal(tids)),
+            [self.ctid()],
+        )
+    }
+
+    /// The UPDATE of one walk batch.
     fn statement(&self, kind: BatchKind) -> UpdateStatement {
         match kind {
             BatchKind::Pages { first_page, pages } => {
                 self.update(self.pages_filter(first_page, first_page + pages).to_vec())
             }
             BatchKind::Rows { page, limit } => {
-                self.update(vec![self.rows_filter(limit, Some((page, page + 1)))])
+                self.update(vec![self.rows_filter(limit, (page, page + 1))])
             }
-            BatchKind::Sweep { limit } => self.update(vec![self.rows_filter(limit, None)]),
+            // The sweep's batches are built from their ctids (`sweep_statement`).
+            BatchKind::Sweep { .. } => self.update(vec![self.tids_filter(&[])]),
+        }
+    }
+
+    /// The UPDATE of one sweep batch: the rows at `tids` still to do.
+    fn sweep_statement(&self, tids: &[Tid]) -> UpdateStatement {
+        self.update(vec![self.tids_filter(tids)])
+    }
+
+    /// The sweep's read-only search: the ctids of at most `limit` rows still to do.
+    fn search(&self, limit: u64) -> SelectStatement {
+        self.todo(
+            Expr::cust_with_exprs("$1::text", [self.ctid()]),
+            limit,
+            None,
+        )
+    }
+
+    /// Session settings while this backfill runs, and how to undo them.
+    fn session_settings(&self) -> (&'static str, &'static str) {
+        match self.source {
+            Source::Constant(_) => ("SET tenantry.backfill = 'on'", "RESET tenantry.backfill"),
+            // One index lookup per child row: never hash (or sort) the whole parent per batch.
+            Source::Parent(_) => (
+                "SET tenantry.backfill = 'on'; SET enable_hashjoin = off; SET enable_mergejoin = off",
+                "RESET tenantry.backfill; RESET enable_hashjoin; RESET enable_mergejoin",
+            ),
         }
     }
 
@@ -314,11 +420,14 @@ impl Backfill {
     pub fn render(&self) -> Vec<String> {
         let from = match &self.source {
             Source::Constant(_) => String::from("a constant"),
-            Source::Parent(p) => format!("{}.{}.{}", p.schema, p.table, p.value_column),
+            Source::Parent(p) => format!(
+                "{}.{}.{} (one index lookup of the parent per row: the session sets enable_hashjoin and enable_mergejoin off)",
+                p.schema, p.table, p.value_column
+            ),
         };
         vec![
             format!(
-                "-- backfill {}.{} from {from}, walking the heap in page ranges (each batch its own transaction, sized to a {} ms budget; resumable), then a sweep until no NULL remains:",
+                "-- backfill {}.{} from {from}, walking the heap in page ranges (each batch its own transaction, sized to a {} ms budget; resumable), then a sweep until a search finds no row left:",
                 self.name(),
                 self.column,
                 self.budget.as_millis()
@@ -331,14 +440,45 @@ impl Backfill {
                 })
                 .to_string(PostgresQueryBuilder)
             ),
+            String::from("-- the sweep's search (read-only, locks no row):"),
             format!(
                 "{};",
-                self.statement(BatchKind::Sweep {
-                    limit: self.batch_rows
-                })
-                .to_string(PostgresQueryBuilder)
+                self.search(SWEEP_SEARCH_MAX)
+                    .to_string(PostgresQueryBuilder)
+            ),
+            String::from("-- then the rows found, a budgeted batch of their ctids at a time:"),
+            format!(
+                "{};",
+                self.statement(BatchKind::Sweep { limit: 0 })
+                    .to_string(PostgresQueryBuilder)
             ),
         ]
+    }
+
+    /// The plan PostgreSQL picks for one batch of `pages` pages from `first_page`, under the
+    /// session settings the backfill runs with (`EXPLAIN`, without running it).
+    pub async fn explain_batch<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        first_page: u64,
+        pages: u64,
+    ) -> Result<String, DbErr> {
+        let (set, reset) = self.session_settings();
+        db.execute_unprepared(set).await?;
+        let sql = format!(
+            "EXPLAIN {}",
+            self.statement(BatchKind::Pages { first_page, pages })
+                .to_string(PostgresQueryBuilder)
+        );
+        let rows = db
+            .query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+            .await;
+        db.execute_unprepared(reset).await?;
+        let mut out = vec![];
+        for row in rows? {
+            out.push(row.try_get_by_index::<String>(0)?);
+        }
+        Ok(out.join("\n"))
     }
 
     /// Pages in the table now, and its rows per page (from the planner's statistics).
@@ -371,17 +511,18 @@ impl Backfill {
 
     /// Runs every batch until no row is left NULL, showing progress on a terminal. While it
     /// runs, its session sets `tenantry.backfill = on` so backfill-aware triggers (our
-    /// `set_updated_at`) leave the row's other columns alone.
+    /// `set_updated_at`) leave the row's other columns alone (and, for a tenant-root backfill,
+    /// turns hash and merge joins off, so each child finds its parent through the index).
     pub async fn run<C: ConnectionTrait>(&self, db: &C) -> Result<(), DbErr> {
         self.run_reporting(db).await.map(|_| ())
     }
 
     /// [`Backfill::run`], returning what each batch did.
     pub async fn run_reporting<C: ConnectionTrait>(&self, db: &C) -> Result<BackfillReport, DbErr> {
-        db.execute_unprepared("SET tenantry.backfill = 'on'")
-            .await?;
+        let (set, reset) = self.session_settings();
+        db.execute_unprepared(set).await?;
         let result = self.run_batches(db).await;
-        let reset = db.execute_unprepared("RESET tenantry.backfill").await;
+        let reset = db.execute_unprepared(reset).await;
         let report = result?;
         reset.map(|_| report)
     }
@@ -396,11 +537,11 @@ impl Backfill {
         let started = Instant::now();
 
         // The walk covers the pages that exist now; rows added later are the sweep's.
-        // Start small (a batch of unknown cost must not blow the budget) and double from there.
-        let first_pages = ((self.batch_rows as f64) / per_page).ceil() as u64;
-        let mut cut = Cut::Pages(first_pages.clamp(1, FIRST_PAGES_MAX));
+        // Start small (a batch of unknown cost must not blow the budget), grow from there.
+        let mut ctl = Controller::new(self.budget, per_page, self.batch_rows);
         let mut page = 0u64;
         while page < pages {
+            let cut = ctl.cut();
             let kind = match cut {
                 Cut::Pages(n) => BatchKind::Pages {
                     first_page: page,
@@ -408,50 +549,89 @@ impl Backfill {
                 },
                 Cut::Rows(limit) => BatchKind::Rows { page, limit },
             };
-            let batch = self.batch(db, kind, &mut report).await?;
-            match kind {
-                BatchKind::Pages { pages: n, .. } => page += n,
+            let batch = self
+                .batch(db, kind, pg(&self.statement(kind)), &mut report)
+                .await?;
+            let ran = match kind {
+                BatchKind::Pages { pages: n, .. } => {
+                    page += n;
+                    Cut::Pages(n)
+                }
                 // A page is done when a batch found fewer rows than it may take.
-                BatchKind::Rows { limit, .. } if batch.rows < limit => page += 1,
-                _ => {}
-            }
-            cut = self.adapt(cut, &batch, per_page, &mut report);
+                BatchKind::Rows { limit, .. } => {
+                    if batch.rows < limit {
+                        page += 1;
+                    }
+                    Cut::Rows(limit)
+                }
+                BatchKind::Sweep { limit } => Cut::Rows(limit),
+            };
+            self.observe(&mut ctl, ran, &batch, &mut report);
             run.advance(page, report.rows(), started);
         }
 
-        // The sweep: rows written behind the cursor (or before an interrupted run's walk).
-        let mut limit = ((match cut {
-            Cut::Pages(n) => n as f64 * per_page,
-            Cut::Rows(r) => r as f64,
-        }) as u64)
-            .max(1);
+        // The sweep: rows written behind the cursor (or before an interrupted run's walk). A
+        // search reads the table once without locking anything; the rows it found are updated
+        // in budgeted batches by ctid. A row a writer updated in between has moved (new ctid)
+        // and is skipped: the next search finds it. Done is a search that finds nothing (one
+        // snapshot: no row to do was committed).
         loop {
-            let batch = self
-                .batch(db, BatchKind::Sweep { limit }, &mut report)
-                .await?;
-            run.advance(page, report.rows(), started);
-            // Fewer rows than asked for does not mean done: a row a concurrent writer updated
-            // between the sweep's SELECT and its UPDATE has moved (new ctid) and was skipped.
-            // Done is a round that updates nothing while nothing is left.
-            if batch.rows == 0 && !self.any_left(db).await? {
+            let t = Instant::now();
+            let found = self.search_rows(db).await?;
+            report.searches.push(t.elapsed());
+            tracing::debug!(table = %name, found = found.len(),
+                elapsed_ms = t.elapsed().as_secs_f64() * 1e3, "backfill sweep search");
+            if found.is_empty() {
                 break;
             }
-            limit = match self.adapt(Cut::Rows(limit), &batch, per_page, &mut report) {
-                Cut::Rows(r) => r,
-                Cut::Pages(n) => (n as f64 * per_page) as u64,
+            let mut rest = &found[..];
+            while !rest.is_empty() {
+                let take = usize::try_from(ctl.rows())
+                    .unwrap_or(usize::MAX)
+                    .min(rest.len());
+                let (chunk, tail) = rest.split_at(take);
+                rest = tail;
+                let kind = BatchKind::Sweep {
+                    limit: chunk.len() as u64,
+                };
+                let batch = self
+                    .batch(db, kind, pg(&self.sweep_statement(chunk)), &mut report)
+                    .await?;
+                self.observe(&mut ctl, Cut::Rows(chunk.len() as u64), &batch, &mut report);
+                run.advance(page, report.rows(), started);
             }
-            .max(1);
         }
         run.finish();
         tracing::info!(table = %name, batches = report.batches.len(), rows = report.rows(),
+            searches = report.searches.len(),
+            batch_p99_ms = report.batch_quantile(0.99).as_secs_f64() * 1e3,
+            batch_max_ms = report.max_batch().as_secs_f64() * 1e3,
             elapsed_ms = started.elapsed().as_millis() as u64, "backfill finished");
+        remember(Summary {
+            table: name,
+            batches: report.batches.len(),
+            rows: report.rows(),
+            p99_batch: report.batch_quantile(0.99),
+            max_batch: report.max_batch(),
+            searches: report.searches.len(),
+        });
         Ok(report)
     }
 
-    /// Whether any row still has work (NULL, and for a tenant-root backfill a parent value).
-    async fn any_left<C: ConnectionTrait>(&self, db: &C) -> Result<bool, DbErr> {
-        let sel = self.todo(Expr::val(1), 1, None);
-        Ok(db.query_one_raw(pg(&sel)).await?.is_some())
+    /// The ctids of the rows still to do (NULL, and for a tenant-root backfill a parent value).
+    async fn search_rows<C: ConnectionTrait>(&self, db: &C) -> Result<Vec<Tid>, DbErr> {
+        let rows = db.query_all_raw(pg(&self.search(SWEEP_SEARCH_MAX))).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let text = row.try_get_by_index::<String>(0)?;
+            out.push(Tid::parse(&text).ok_or_else(|| {
+                DbErr::Migration(format!(
+                    "backfill of {}: unexpected ctid {text:?}",
+                    self.name()
+                ))
+            })?);
+        }
+        Ok(out)
     }
 
     /// Runs one batch (its own transaction: the connection is in autocommit) and records it.
@@ -459,10 +639,11 @@ impl Backfill {
         &self,
         db: &C,
         kind: BatchKind,
+        statement: Statement,
         report: &mut BackfillReport,
     ) -> Result<Batch, DbErr> {
         let t = Instant::now();
-        let done = db.execute_raw(pg(&self.statement(kind))).await?;
+        let done = db.execute_raw(statement).await?;
         let batch = Batch {
             kind,
             rows: done.rows_affected(),
@@ -480,46 +661,25 @@ impl Backfill {
         Ok(batch)
     }
 
-    /// The next cut from the last batch's time: halve (or cut in proportion) when over the
-    /// budget, double when under half of it; below one page, rows of one page; below one row,
-    /// say the budget cannot be met.
-    fn adapt(&self, cut: Cut, batch: &Batch, per_page: f64, report: &mut BackfillReport) -> Cut {
-        let budget = self.budget.as_secs_f64();
-        let took = batch.elapsed.as_secs_f64();
-        if took > budget {
-            // Aim at 70 % of the budget, and at least halve.
-            let factor = if took > 0.0 {
-                (0.7 * budget / took).min(0.5)
-            } else {
-                0.5
-            };
-            match cut {
-                Cut::Pages(n) if n > 1 => Cut::Pages(((n as f64 * factor) as u64).max(1)),
-                Cut::Pages(_) => {
-                    tracing::warn!(table = %self.name(), took_ms = took * 1e3,
-                        "one page is over the backfill budget: updating a few rows at a time");
-                    Cut::Rows(((per_page * factor) as u64).max(1))
-                }
-                Cut::Rows(r) if r > 1 => Cut::Rows(((r as f64 * factor) as u64).max(1)),
-                Cut::Rows(_) => {
-                    if !report.budget_missed {
-                        tracing::warn!(table = %self.name(), took_ms = took * 1e3,
-                            budget_ms = budget * 1e3,
-                            "a single row's update is over the backfill budget: going on one row per batch (a writer may wait this long on one row)");
-                    }
-                    report.budget_missed = true;
-                    Cut::Rows(1)
-                }
-            }
-        } else if took < budget / 2.0 && batch.rows > 0 {
-            match cut {
-                Cut::Pages(n) => Cut::Pages((n * 2).min(MAX_PAGES)),
-                Cut::Rows(r) if (r * 2) as f64 >= per_page => Cut::Pages(1),
-                Cut::Rows(r) => Cut::Rows(r * 2),
-            }
-        } else {
-            cut
+    /// Feeds one batch to the controller, logs it, and warns when the budget cannot be met.
+    fn observe(&self, ctl: &mut Controller, ran: Cut, batch: &Batch, report: &mut BackfillReport) {
+        let event = ctl.observe(Observed {
+            cut: ran,
+            rows: batch.rows,
+            elapsed: batch.elapsed,
+        });
+        tracing::debug!(table = %self.name(), kind = ?batch.kind, rows = batch.rows,
+            elapsed_ms = batch.elapsed.as_secs_f64() * 1e3, next = ?ctl.cut(), "backfill batch");
+        let took_ms = batch.elapsed.as_secs_f64() * 1e3;
+        match event {
+            Some(Event::PageOverBudget) => tracing::warn!(table = %self.name(), took_ms,
+                "one page is over the backfill budget: updating a few rows at a time"),
+            Some(Event::RowOverBudget) => tracing::warn!(table = %self.name(), took_ms,
+                budget_ms = self.budget.as_secs_f64() * 1e3,
+                "a single row's update is over the backfill budget: going on one row per batch (a writer may wait this long on one row)"),
+            None => {}
         }
+        report.budget_missed = ctl.budget_missed();
     }
 }
 
@@ -595,7 +755,14 @@ mod tests {
             "{sql}"
         );
         assert!(sql.contains(r#"< ('(64,0)'::tid)"#), "{sql}");
-        assert!(sql.contains("= ANY(ARRAY (SELECT"), "{sql}");
+        assert!(
+            sql.contains(r#""public"."projects"."ctid" = ANY('{}'::tid[])"#),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(r#"SELECT "public"."projects"."ctid"::text FROM"#),
+            "{sql}"
+        );
     }
 
     #[test]

@@ -1,0 +1,205 @@
+//! The one-round-trip tenant unit of work: a single statement, with the tenant context, in
+//! one network round trip.
+//!
+//! A [`crate::TenantTx`] costs three round trips for one statement (its opening message, the
+//! statement, `COMMIT`): for a cheap read the protocol, not row level security, is the price.
+//! Here the three requests are written together on one tokio-postgres client and their answers
+//! read afterwards ("pipelining": tokio-postgres sends requests issued concurrently on a client
+//! without waiting, which sqlx 0.9 keeps crate-private):
+//!
+//! 1. `BEGIN; SET LOCAL tenantry.tenant_id = '<uuid>'; SET LOCAL tenantry.user_id = '<uuid>' (or
+//!    ''); SELECT tenancy.enter_tenant_schema()` (simple protocol, rendered from typed `Uuid`s
+//!    only, the same `SET LOCAL`s and schema entry as a [`crate::TenantTx`]'s opening);
+//! 2. the statement, Parse/Bind/Execute of an unnamed statement with explicitly typed bind
+//!    parameters (no prepare round trip, no named statement: it also works behind PgBouncer in
+//!    transaction mode);
+//! 3. `COMMIT`.
+//!
+//! `BEGIN` comes first here (a [`crate::TenantTx`] puts it last): if anything in the opening
+//! fails (a dedicated tenant's missing schema, say), the transaction is aborted, so the
+//! statement already on the wire fails (`25P02`) instead of running without the context, and
+//! the `COMMIT` ends the aborted transaction as a rollback. The statement still carries its own
+//! `WHERE tenant_id = $n` (the service adds it), so the double filter holds on this path too.
+//!
+//! The connection comes from the path's own small pool (`pool.rs`) and goes back only when
+//! every answer was read and none failed; any error, or the future dropped while the pipeline
+//! is in flight, closes it (the server rolls back an open transaction of a closed connection).
+
+mod pool;
+mod values;
+
+use entity::TenantScoped;
+use sea_orm::{
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, FromQueryResult,
+    IntoActiveModel, QueryFilter, QuerySelect, QueryTrait, Select, Statement,
+};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+use tracing::Instrument;
+
+pub(crate) use pool::PipelinePool;
+
+use crate::context::TenantContext;
+use crate::error::{Result, ServiceError};
+use crate::tenantry::Tenantry;
+use crate::tx::{ENTER_TENANT_SCHEMA_SQL, claim_tenant, set_local_sql};
+
+/// The opening of a pipelined unit of work: `BEGIN` first, then the context (see the module
+/// documentation for why the order differs from [`crate::tx::begin_sql`]).
+pub fn pipelined_opening_sql(ctx: &TenantContext) -> String {
+    format!("BEGIN; {}; {ENTER_TENANT_SCHEMA_SQL}", set_local_sql(ctx))
+}
+
+/// The first error of a pipeline, in the order its requests ran, classified (SQLSTATE) as
+/// every database error of the service is; the detail stays in the logs.
+fn first_error(errors: [Option<tokio_postgres::Error>; 3]) -> ServiceError {
+    let Some(err) = errors.into_iter().flatten().next() else {
+        return ServiceError::Unavailable("internal database error".into());
+    };
+    tracing::debug!(error = %err, "pipelined unit of work failed");
+    match err.code() {
+        Some(code) => ServiceError::from_sqlstate(code.code()).unwrap_or_else(|| {
+            tracing::warn!(error = %err, "unclassified database error");
+            ServiceError::Unavailable("internal database error".into())
+        }),
+        None => ServiceError::Unavailable("database connection lost".into()),
+    }
+}
+
+impl Tenantry {
+    /// Runs one statement for `ctx` in one round trip: opening, statement and `COMMIT`
+    /// pipelined on one connection. The statement must already be tenant-filtered.
+    async fn one_trip(&self, ctx: &TenantContext, stmt: Statement) -> Result<Vec<Row>> {
+        let params = values::params(stmt.values.as_ref())?;
+        let refs: Vec<(&(dyn ToSql + Sync), tokio_postgres::types::Type)> = params
+            .iter()
+            .map(|(v, t)| (&**v as &(dyn ToSql + Sync), t.clone()))
+            .collect();
+        let opening = pipelined_opening_sql(ctx);
+        let mut lease = self.pipeline.acquire().await?;
+        // Polled together: each future queues its request on its first poll, so all three are
+        // queued before the connection writes them, and before any answer is awaited.
+        let (open, rows, commit) = lease
+            .drive(async |client| {
+                tokio::join!(
+                    client.batch_execute(&opening),
+                    client.query_typed(&stmt.sql, &refs),
+                    client.batch_execute("COMMIT"),
+                )
+            })
+            .await?;
+        match (open, rows, commit) {
+            (Ok(()), Ok(rows), Ok(())) => {
+                lease.release();
+                Ok(rows)
+            }
+            (open, rows, commit) => {
+                // Dropping the lease closes the connection: an opening that failed may have
+                // failed because of session state, and the next tenant gets a fresh session.
+                drop(lease);
+                Err(first_error([open.err(), rows.err(), commit.err()]))
+            }
+        }
+    }
+
+    /// The rows of `select` for `ctx`'s tenant, in one round trip (see [`crate::pipeline`]).
+    /// The service adds `WHERE <tenant column> = <ctx's tenant>`, as [`crate::TenantTx::select`]
+    /// does; row level security applies underneath.
+    pub async fn fetch_all<E: TenantScoped>(
+        &self,
+        ctx: &TenantContext,
+        select: Select<E>,
+    ) -> Result<Vec<E::Model>> {
+        let stmt = select
+            .filter(E::tenant_column().eq(ctx.tenant_id()))
+            .build(DbBackend::Postgres);
+        let span = tracing::info_span!("tenant_one_trip", tenant_id = %ctx.tenant_id());
+        let rows = self.one_trip(ctx, stmt).instrument(span).await?;
+        rows.iter().map(|row| model::<E>(row)).collect()
+    }
+
+    /// The first row of `select` for `ctx`'s tenant (`LIMIT 1`), in one round trip.
+    pub async fn fetch_one<E: TenantScoped>(
+        &self,
+        ctx: &TenantContext,
+        select: Select<E>,
+    ) -> Result<Option<E::Model>> {
+        Ok(self
+            .fetch_all(ctx, select.limit(1))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Inserts one row for `ctx`'s tenant in one round trip and returns it as stored
+    /// (`RETURNING *`). The tenant is filled in and a row naming another tenant is refused, as
+    /// [`crate::TenantTx::insert`] does; the context must allow writes. SeaORM's
+    /// `ActiveModelBehavior` hooks are not called on this path (Tenantry's entities have none).
+    pub async fn insert_one<A>(
+        &self,
+        ctx: &TenantContext,
+        mut row: A,
+    ) -> Result<<A::Entity as EntityTrait>::Model>
+    where
+        A: ActiveModelTrait + ActiveModelBehavior + Send,
+        A::Entity: TenantScoped,
+        <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+    {
+        ctx.require_write()?;
+        claim_tenant(ctx.tenant_id(), &mut row)?;
+        let mut insert = <A::Entity as EntityTrait>::insert(row);
+        insert.query().returning_all();
+        let stmt = insert.build(DbBackend::Postgres);
+        let span = tracing::info_span!("tenant_one_trip", tenant_id = %ctx.tenant_id());
+        let rows = self.one_trip(ctx, stmt).instrument(span).await?;
+        match rows.first() {
+            Some(row) => model::<A::Entity>(row),
+            None => Err(ServiceError::Unavailable(
+                "the insert returned no row".into(),
+            )),
+        }
+    }
+
+    /// Idle connections of the one-round-trip path right now (tests use it to see whether a
+    /// connection went back to the pool or was closed).
+    pub fn pipeline_idle_connections(&self) -> usize {
+        self.pipeline.idle()
+    }
+}
+
+/// A row as `E`'s model.
+fn model<E: EntityTrait>(row: &Row) -> Result<E::Model> {
+    let result = values::query_result(row)?;
+    E::Model::from_query_result(&result, "").map_err(|e| {
+        tracing::warn!(error = %e, "a pipelined row does not fit its model");
+        ServiceError::Unavailable("a row does not fit its model".into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{Actor, MemberRole};
+    use uuid::Uuid;
+
+    #[test]
+    fn the_opening_begins_first_then_sets_both_settings_and_enters_the_schema() {
+        let tenant = Uuid::from_u128(0xaaaa_aaaa_aaaa_4aaa_8aaa_aaaa_aaaa_aaaa);
+        let key = Uuid::from_u128(0xdddd_dddd_dddd_4ddd_8ddd_dddd_dddd_dddd);
+        let ctx = TenantContext::new(
+            tenant,
+            Actor::ApiKey {
+                key_id: key,
+                scopes: vec!["read".into()],
+            },
+            MemberRole::Viewer,
+        );
+        assert_eq!(
+            pipelined_opening_sql(&ctx),
+            format!(
+                "BEGIN; SET LOCAL tenantry.tenant_id = '{tenant}'; SET LOCAL tenantry.user_id = ''; \
+                 SELECT tenancy.enter_tenant_schema()"
+            )
+        );
+    }
+}

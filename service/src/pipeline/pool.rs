@@ -1,0 +1,190 @@
+//! The pipelined path's own small pool of tokio-postgres clients: bounded by a semaphore,
+//! connected on demand from the app login's URL, health-checked on checkout.
+//!
+//! A client's connection (the tokio-postgres `Connection` future, which writes requests and
+//! reads answers) is not spawned on a task of its own: [`Lease::drive`] polls it together with
+//! the unit of work, the work first. So every request of a pipeline is queued before the
+//! connection writes any of them, and they leave in one write: on a multi-threaded runtime a
+//! spawned connection task could start writing the first request before the next is queued
+//! (and the server would idle between them). It also saves two task wake-ups per unit.
+//!
+//! A client goes back to the pool only through [`Lease::release`], which the unit of work
+//! calls after every answer of its pipeline was read and none was an error: the server is then
+//! known to be idle, outside any transaction. A lease dropped any other way (an error, a
+//! cancelled future) drops its client, which closes the connection; the server rolls back
+//! whatever was open on it. So no connection in an unknown state ever serves the next tenant.
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::tls::NoTlsStream;
+use tokio_postgres::{Client, Connection, NoTls, Socket};
+
+use crate::error::{Result, ServiceError};
+
+/// A client idle this long is checked with an empty `Sync` before it is used (as the sqlx pool
+/// checks connections idle for 30 s): a half-open connection is found before a unit of work.
+const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(30);
+
+/// One connection: the client that queues requests and the connection that sends them.
+struct Conn {
+    client: Client,
+    connection: Connection<Socket, NoTlsStream>,
+}
+
+/// Polls `work` and then `connection` until `work` is done; `None` when the connection ended
+/// first (closed by the server, or an I/O error, logged here).
+async fn drive<F: Future>(
+    connection: &mut Connection<Socket, NoTlsStream>,
+    work: F,
+) -> Option<F::Output> {
+    let mut work = pin!(work);
+    std::future::poll_fn(|cx| {
+        // The work first: its requests are queued before the connection writes.
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        match Pin::new(&mut *connection).poll(cx) {
+            Poll::Ready(end) => {
+                if let Err(e) = end {
+                    tracing::debug!(error = %e, "pipelined connection ended");
+                }
+                Poll::Ready(None)
+            }
+            // Answers it delivered woke this task, so `work` is polled again.
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// The pool.
+pub(crate) struct PipelinePool {
+    config: tokio_postgres::Config,
+    idle: Mutex<Vec<(Conn, Instant)>>,
+    permits: Arc<Semaphore>,
+    acquire_timeout: Duration,
+}
+
+/// One connection, checked out.
+pub(crate) struct Lease {
+    conn: Option<Conn>,
+    pool: Arc<PipelinePool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl PipelinePool {
+    /// A pool of at most `max` connections to `url` (nothing is connected yet). The URL is the
+    /// app login's; `statement_timeout` (zero: none) is set per connection as the sqlx pool does.
+    pub(crate) fn new(
+        url: &str,
+        max: u32,
+        acquire_timeout: Duration,
+        statement_timeout: Duration,
+    ) -> Result<Self> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
+            ServiceError::invalid("app_url", "not a PostgreSQL URL tokio-postgres reads")
+        })?;
+        let ms = statement_timeout.as_millis();
+        if ms > 0 {
+            config.options(format!("-c statement_timeout={ms}"));
+        }
+        Ok(Self {
+            config,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(max.max(1) as usize)),
+            acquire_timeout,
+        })
+    }
+
+    fn pop_idle(&self) -> Option<(Conn, Instant)> {
+        self.idle.lock().ok()?.pop()
+    }
+
+    /// A healthy client: an idle one (skipping closed ones, checking one idle for long), else a
+    /// new connection. Waits at most the acquire timeout for a free place.
+    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease> {
+        let permit =
+            tokio::time::timeout(self.acquire_timeout, self.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| {
+                    ServiceError::Unavailable("no database connection free in time".into())
+                })?
+                .map_err(|_| ServiceError::Unavailable("the pool is closed".into()))?;
+        while let Some((mut conn, since)) = self.pop_idle() {
+            if since.elapsed() >= CHECK_IF_IDLE_FOR {
+                let Conn { client, connection } = &mut conn;
+                if !matches!(
+                    drive(connection, client.check_connection()).await,
+                    Some(Ok(()))
+                ) {
+                    continue;
+                }
+            }
+            return Ok(self.lease(conn, permit));
+        }
+        let (client, connection) = self.config.connect(NoTls).await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot connect the pipelined pool");
+            ServiceError::Unavailable("cannot connect to the database".into())
+        })?;
+        Ok(self.lease(Conn { client, connection }, permit))
+    }
+
+    fn lease(self: &Arc<Self>, conn: Conn, permit: OwnedSemaphorePermit) -> Lease {
+        Lease {
+            conn: Some(conn),
+            pool: self.clone(),
+            _permit: permit,
+        }
+    }
+
+    /// Closes the pool: no new lease, and every idle connection ends politely (`Terminate`).
+    pub(crate) async fn close(&self) {
+        self.permits.close();
+        let idle = self.idle.lock().map(|mut v| std::mem::take(&mut *v));
+        for (conn, _) in idle.unwrap_or_default() {
+            let Conn { client, connection } = conn;
+            // Without a client the connection sends `Terminate` and ends.
+            drop(client);
+            let _ = connection.await;
+        }
+    }
+
+    /// Idle clients right now (tests use it to see whether a connection came back).
+    pub(crate) fn idle(&self) -> usize {
+        self.idle.lock().map(|v| v.len()).unwrap_or(0)
+    }
+}
+
+impl Lease {
+    /// Runs `work` on the client, driving the connection meanwhile (see the module
+    /// documentation). A connection that ended first is "unavailable".
+    pub(crate) async fn drive<'a, F: Future + 'a>(
+        &'a mut self,
+        work: impl FnOnce(&'a Client) -> F,
+    ) -> Result<F::Output> {
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| ServiceError::Unavailable("the connection was released".into()))?;
+        let Conn { client, connection } = conn;
+        drive(connection, work(client))
+            .await
+            .ok_or_else(|| ServiceError::Unavailable("database connection lost".into()))
+    }
+
+    /// Returns the connection to the pool: call only once every answer was read and none
+    /// failed. Dropped instead, the lease closes its connection.
+    pub(crate) fn release(mut self) {
+        if let Some(conn) = self.conn.take()
+            && !conn.client.is_closed()
+            && let Ok(mut idle) = self.pool.idle.lock()
+        {
+            idle.push((conn, Instant::now()));
+        }
+    }
+}

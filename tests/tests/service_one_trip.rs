@@ -1,0 +1,327 @@
+//! The one-round-trip tenant unit of work (`Tenantry::fetch_all`, `fetch_one`, `insert_one`)
+//! against a real PostgreSQL: one wait on the wire per unit (counted by the harness's proxy),
+//! each tenant sees only its own rows (shared and dedicated tenants, by list, by id, and with
+//! a filter naming another tenant), a failed opening runs no statement and its connection is
+//! closed, a unit cancelled in flight never hands its connection to the next tenant, and the
+//! same holds behind PgBouncer in transaction mode.
+
+mod service_support;
+
+use std::pin::pin;
+use std::task::{Context as TaskContext, Poll, Waker};
+
+use anyhow::{Result, bail, ensure};
+use entity::projects;
+use migration::dedicated::TenantSchema;
+use sea_orm::ActiveValue::Set;
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use service::tenants::Isolation;
+use service::{ServiceError, TenantContext, Tenantry, TenantryConfig};
+use service_support::{Env, config, env, project, scalar, tenant_with, three_tenants, user};
+use tenantry_tests::isolation::pool::PgBouncer;
+use tenantry_tests::logins::{APP_LOGIN, LoginRole};
+use tenantry_tests::proxy::RoundTripProxy;
+use uuid::Uuid;
+
+/// A project row for the pipelined insert (the tenant is filled in by the service).
+fn new_project(name: &str) -> projects::ActiveModel {
+    projects::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        name: Set(name.into()),
+        ..Default::default()
+    }
+}
+
+/// Provisions a dedicated tenant owned by a new user (committed).
+async fn dedicated(svc: &Tenantry, slug: &str) -> Result<(Uuid, TenantContext)> {
+    let owner = user(svc, &format!("owner@{slug}.test"), "Owner").await?;
+    tenant_with(svc, slug, owner, Isolation::Dedicated).await
+}
+
+/// Rows of `projects` in `schema` for `tenant`, seen by the superuser (under RLS's radar).
+async fn rows_in(su: &DatabaseConnection, schema: &str, tenant: Uuid) -> Result<i64> {
+    scalar(
+        su,
+        &format!("SELECT count(*) AS n FROM {schema}.projects WHERE tenant_id = $1"),
+        [tenant.into()],
+    )
+    .await
+}
+
+// Multi-threaded, as a server runs: the pipeline must still leave in one write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_and_an_insert_wait_once_on_the_wire() -> Result<()> {
+    let env = env().await?;
+    let [a, ..] = three_tenants(&env.svc).await?;
+    project(&env.svc, &a.ctx, "a's").await?;
+    let port = env.db.port();
+    let proxy = RoundTripProxy::start(port).await?;
+    let svc = Tenantry::connect(
+        TenantryConfig::new(proxy.url(&env.db.url(LoginRole::App), port)).with_pool(1),
+    )
+    .await?;
+    // Warm-up: the pipelined pool connects on first use.
+    svc.fetch_all(&a.ctx, projects::Entity::find()).await?;
+    let n = 10;
+    let (waits, trips) = (proxy.waits(), proxy.round_trips());
+    for _ in 0..n {
+        let rows = svc.fetch_all(&a.ctx, projects::Entity::find()).await?;
+        ensure!(rows.len() == 1 && rows[0].tenant_id == a.id, "{rows:?}");
+    }
+    let (read_waits, read_trips) = (proxy.waits() - waits, proxy.round_trips() - trips);
+    // Three request cycles (opening, statement, COMMIT), answered after one wait.
+    ensure!(
+        read_trips == 3 * n,
+        "{read_trips} request cycles for {n} reads"
+    );
+    ensure!(read_waits == n, "{read_waits} waits for {n} reads");
+
+    let waits = proxy.waits();
+    for i in 0..n {
+        let row = svc
+            .insert_one(&a.ctx, new_project(&format!("p{i}")))
+            .await?;
+        ensure!(row.tenant_id == a.id && row.status == "active", "{row:?}");
+    }
+    let insert_waits = proxy.waits() - waits;
+    ensure!(insert_waits == n, "{insert_waits} waits for {n} inserts");
+    ensure!(
+        svc.pipeline_idle_connections() == 1,
+        "one connection served them all"
+    );
+    // The rows are committed: the ordinary path sees them.
+    let count = env
+        .svc
+        .with_tenant(&a.ctx, async |tx| {
+            tx.count::<projects::Entity>(service::tx::all()).await
+        })
+        .await?;
+    ensure!(count == 1 + n, "{count} projects");
+    svc.close().await?;
+    Ok(())
+}
+
+/// What `ctx` sees of `projects` through the pipelined path, for each tenant's project ids.
+async fn check_sees_only_its_own(
+    svc: &Tenantry,
+    ctx: &TenantContext,
+    mine: &[Uuid],
+    others: &[(Uuid, Uuid)],
+) -> Result<()> {
+    let rows = svc.fetch_all(ctx, projects::Entity::find()).await?;
+    let mut ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    ids.sort();
+    let mut want = mine.to_vec();
+    want.sort();
+    ensure!(
+        ids == want && rows.iter().all(|r| r.tenant_id == ctx.tenant_id()),
+        "{} saw {rows:?}",
+        ctx.tenant_id()
+    );
+    for id in mine {
+        let one = svc
+            .fetch_one(ctx, projects::Entity::find_by_id((ctx.tenant_id(), *id)))
+            .await?;
+        ensure!(one.is_some_and(|p| p.id == *id), "own project {id} by id");
+    }
+    for (tenant, id) in others {
+        // By the other tenant's full key, and by a filter naming the other tenant: nothing.
+        let by_key = svc
+            .fetch_one(ctx, projects::Entity::find_by_id((*tenant, *id)))
+            .await?;
+        let named = svc
+            .fetch_all(
+                ctx,
+                projects::Entity::find().filter(projects::Column::TenantId.eq(*tenant)),
+            )
+            .await?;
+        ensure!(
+            by_key.is_none() && named.is_empty(),
+            "{} reached {tenant}'s project {id}",
+            ctx.tenant_id()
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn each_tenant_reads_and_writes_only_its_own_rows_shared_or_dedicated() -> Result<()> {
+    let env = env().await?;
+    let [a, b, _] = three_tenants(&env.svc).await?;
+    let (d, d_ctx) = dedicated(&env.svc, "piped").await?;
+    let mut owned: Vec<(TenantContext, Vec<Uuid>)> = Vec::new();
+    for (ctx, name) in [(&a.ctx, "a"), (&b.ctx, "b"), (&d_ctx, "d")] {
+        let mut ids = vec![project(&env.svc, ctx, &format!("{name} seeded")).await?];
+        // Written through the pipelined path itself.
+        ids.push(
+            env.svc
+                .insert_one(ctx, new_project(&format!("{name} piped")))
+                .await?
+                .id,
+        );
+        owned.push((ctx.clone(), ids));
+    }
+    // A row naming another tenant is refused before anything is sent.
+    let mut foreign = new_project("foreign");
+    foreign.tenant_id = Set(b.id);
+    ensure!(matches!(
+        env.svc.insert_one(&a.ctx, foreign).await,
+        Err(ServiceError::Forbidden(_))
+    ));
+    // Interleaved on one pool: every tenant, twice, in turn.
+    for _ in 0..2 {
+        for (ctx, mine) in &owned {
+            let others: Vec<(Uuid, Uuid)> = owned
+                .iter()
+                .filter(|(c, _)| c.tenant_id() != ctx.tenant_id())
+                .flat_map(|(c, ids)| ids.iter().map(|id| (c.tenant_id(), *id)))
+                .collect();
+            check_sees_only_its_own(&env.svc, ctx, mine, &others).await?;
+        }
+    }
+    // Underneath: the dedicated tenant's rows are in its schema, none in the shared table.
+    let schema = TenantSchema::for_tenant(d).to_string();
+    ensure!(rows_in(&env.su, &schema, d).await? == 2);
+    ensure!(rows_in(&env.su, "public", d).await? == 0);
+    ensure!(rows_in(&env.su, "public", a.id).await? == 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_opening_runs_no_statement_and_closes_its_connection() -> Result<()> {
+    let Env { svc, su, .. } = env().await?;
+    let [a, ..] = three_tenants(&svc).await?;
+    let (gone, gone_ctx) = dedicated(&svc, "piped-gone").await?;
+    project(&svc, &a.ctx, "a's").await?;
+    su.execute_unprepared(&format!(
+        "DROP SCHEMA {} CASCADE",
+        TenantSchema::for_tenant(gone)
+    ))
+    .await?;
+    svc.fetch_all(&a.ctx, projects::Entity::find()).await?;
+    ensure!(svc.pipeline_idle_connections() == 1);
+    for _ in 0..3 {
+        // The insert is on the wire behind the failing opening: it must not run (without the
+        // dedicated role and search_path it would land in the shared table).
+        match svc.insert_one(&gone_ctx, new_project("lost")).await {
+            Err(ServiceError::Unavailable(m)) => ensure!(m.contains("schema"), "{m}"),
+            other => bail!("expected unavailable, got {other:?}"),
+        }
+        ensure!(matches!(
+            svc.fetch_all(&gone_ctx, projects::Entity::find()).await,
+            Err(ServiceError::Unavailable(_))
+        ));
+        ensure!(
+            svc.pipeline_idle_connections() == 0,
+            "a failed unit's connection was pooled"
+        );
+        let rows = svc.fetch_all(&a.ctx, projects::Entity::find()).await?;
+        ensure!(rows.len() == 1 && rows[0].tenant_id == a.id, "{rows:?}");
+        ensure!(svc.pipeline_idle_connections() == 1);
+    }
+    let anywhere = scalar(
+        &su,
+        "SELECT count(*) AS n FROM public.projects WHERE name = 'lost'",
+        [],
+    )
+    .await?;
+    ensure!(anywhere == 0, "{anywhere} rows of the failed insert");
+    // A statement the database refuses (a duplicate key) is a clean, classified error too.
+    let first = svc.insert_one(&a.ctx, new_project("twice")).await?;
+    let mut again = new_project("twice");
+    again.id = Set(first.id);
+    let failed = svc.insert_one(&a.ctx, again).await;
+    ensure!(
+        matches!(failed, Err(ServiceError::Conflict(_))),
+        "{failed:?}"
+    );
+    ensure!(svc.pipeline_idle_connections() == 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_unit_cancelled_in_flight_never_serves_the_next_tenant() -> Result<()> {
+    let Env { db, su, .. } = env().await?;
+    let svc = Tenantry::connect(config(&db).with_pool(1)).await?;
+    let [a, b, _] = three_tenants(&svc).await?;
+    project(&svc, &a.ctx, "a's").await?;
+    project(&svc, &b.ctx, "b's").await?;
+    svc.fetch_all(&a.ctx, projects::Entity::find()).await?;
+    ensure!(svc.pipeline_idle_connections() == 1);
+    for i in 0..3 {
+        // Polled once: the pooled client is leased and the pipeline written; then dropped
+        // before any answer is read (the caller went away).
+        {
+            let mut unit = pin!(svc.insert_one(&a.ctx, new_project(&format!("cancelled {i}"))));
+            let mut cx = TaskContext::from_waker(Waker::noop());
+            ensure!(
+                matches!(unit.as_mut().poll(&mut cx), Poll::Pending),
+                "the unit finished without waiting for the server"
+            );
+        }
+        ensure!(
+            svc.pipeline_idle_connections() == 0,
+            "a cancelled unit's connection went back to the pool"
+        );
+        // The next tenant gets a fresh connection and only its own rows.
+        let rows = svc.fetch_all(&b.ctx, projects::Entity::find()).await?;
+        ensure!(rows.len() == 1 && rows[0].tenant_id == b.id, "{rows:?}");
+        ensure!(svc.pipeline_idle_connections() == 1);
+    }
+    // Nothing of a's is left open: no session of the app login is idle in a transaction
+    // (the cancelled pipelines ended with their own COMMIT or the connection's close).
+    let open = scalar(
+        &su,
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE usename = $1 \
+         AND state LIKE 'idle in transaction%'",
+        [APP_LOGIN.into()],
+    )
+    .await?;
+    ensure!(open == 0, "{open} sessions idle in a transaction");
+    svc.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn behind_pgbouncer_in_transaction_mode_each_tenant_sees_its_own() -> Result<()> {
+    if !PgBouncer::available() {
+        eprintln!("pgbouncer is not installed: this test is skipped");
+        return Ok(());
+    }
+    let env = env().await?;
+    let [a, b, _] = three_tenants(&env.svc).await?;
+    let (_, d_ctx) = dedicated(&env.svc, "piped-bounced").await?;
+    // One server connection behind the bouncer: every unit of every tenant shares it.
+    let bouncer = PgBouncer::start(tenantry_tests::shared_cluster()?, APP_LOGIN, 1)
+        .map_err(anyhow::Error::msg)?;
+    let svc =
+        Tenantry::connect(TenantryConfig::new(bouncer.url(APP_LOGIN, &env.db.name)).with_pool(3))
+            .await?;
+    let tenants = [&a.ctx, &b.ctx, &d_ctx];
+    for round in 0..4 {
+        // Three tenants' units at once over three clients and one server connection.
+        let name = format!("r{round}");
+        let (x, y, z) = tokio::join!(
+            svc.insert_one(tenants[0], new_project(&name)),
+            svc.insert_one(tenants[1], new_project(&name)),
+            svc.insert_one(tenants[2], new_project(&name)),
+        );
+        for (ctx, row) in tenants.iter().zip([x?, y?, z?]) {
+            ensure!(row.tenant_id == ctx.tenant_id(), "{row:?}");
+        }
+        let (x, y, z) = tokio::join!(
+            svc.fetch_all(tenants[0], projects::Entity::find()),
+            svc.fetch_all(tenants[1], projects::Entity::find()),
+            svc.fetch_all(tenants[2], projects::Entity::find()),
+        );
+        for (ctx, rows) in tenants.iter().zip([x?, y?, z?]) {
+            ensure!(
+                rows.len() == round + 1 && rows.iter().all(|r| r.tenant_id == ctx.tenant_id()),
+                "round {round}: {} saw {rows:?}",
+                ctx.tenant_id()
+            );
+        }
+    }
+    svc.close().await?;
+    Ok(())
+}
