@@ -63,6 +63,7 @@ use crate::routes::{self, Access, ROUTES, Verb};
         routes::admin::suspend,
         routes::admin::reactivate,
         routes::admin::offboard,
+        routes::admin::set_isolation,
     ),
     components(schemas(ProblemDocument, FieldError)),
     modifiers(&SharedErrors),

@@ -22,12 +22,18 @@ use crate::plan::MigrationPlan;
 
 /// The body of `tenancy.enter_tenant_schema()` from this migration on.
 pub fn enter_body_fast() -> String {
+    enter_body_fast_with("")
+}
+
+/// [`enter_body_fast`] with `before_lookup` (PL/pgSQL statements, each ending in `;` and a
+/// space) run after the resets and before the tenant row is read (m0014's move lock).
+pub fn enter_body_fast_with(before_lookup: &str) -> String {
     format!(
         "DECLARE s text; done text; \
          BEGIN done := pg_catalog.set_config('role', 'none', true); \
          done := pg_catalog.set_config('search_path', 'public, pg_temp', true); \
          done := pg_catalog.set_config('row_security', 'on', true); \
-         SELECT t.schema_name INTO s FROM tenancy.tenants t \
+         {before_lookup}SELECT t.schema_name INTO s FROM tenancy.tenants t \
            WHERE t.id = tenancy.current_tenant_id() AND t.isolation = 'dedicated'; \
          IF s IS NULL THEN RETURN; END IF; \
          IF s !~ {SCHEMA_NAME_PATTERN} \

@@ -599,6 +599,7 @@ impl SuperadminTx {
                 .await?
                 .ok_or(ServiceError::NotFound("tenant"))?;
             let own_schema = crate::dedicated::schema_of(&tenant)?;
+            crate::tenant_move::refuse_while_moving(self, tenant_id).await?;
             if own_schema.is_some() && !force {
                 let members = tenant_users::Entity::find()
                     .filter(tenant_users::Column::TenantId.eq(tenant_id))

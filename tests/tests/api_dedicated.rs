@@ -84,3 +84,42 @@ async fn a_dedicated_tenant_works_through_the_same_routes() -> Result<()> {
     ensure!(forced.status() == StatusCode::OK, "{}", forced.status());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_tenant_is_promoted_and_demoted_over_http_and_keeps_working() -> Result<()> {
+    let app = spawn_app().await?;
+    let t = app.tenant("enterprise").await?;
+    let project = app.project(&t.token, "Patient Portal").await?;
+    app.document(&t.token, project, "Requirements").await?;
+    let before = app.get_json("/v1/projects", &t.token).await?;
+    let path = format!("/admin/tenants/{}/isolation", t.id);
+
+    for isolation in ["dedicated", "dedicated", "shared"] {
+        let resp = app
+            .admin(Method::POST, &path)
+            .json(&json!({ "isolation": isolation }))
+            .send()
+            .await?;
+        let body = expect_json(resp, StatusCode::OK).await?;
+        ensure!(body["isolation"] == isolation, "{body}");
+        let after = app.get_json("/v1/projects", &t.token).await?;
+        ensure!(after["items"] == before["items"], "{after} vs {before}");
+    }
+    // Bad input: an unknown mode is a 400 (nothing moved); an unknown tenant a 404.
+    let bad = app
+        .admin(Method::POST, &path)
+        .json(&json!({ "isolation": "separate" }))
+        .send()
+        .await?;
+    ensure!(bad.status().is_client_error(), "{}", bad.status());
+    let unknown = app
+        .admin(
+            Method::POST,
+            &format!("/admin/tenants/{}/isolation", Uuid::new_v4()),
+        )
+        .json(&json!({ "isolation": "dedicated" }))
+        .send()
+        .await?;
+    expect_problem(unknown, StatusCode::NOT_FOUND).await?;
+    Ok(())
+}

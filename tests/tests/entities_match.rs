@@ -318,7 +318,7 @@ async fn entities_match_the_migrated_catalog() -> anyhow::Result<()> {
         "SELECT table_schema::text, table_name::text FROM information_schema.tables \
          WHERE table_schema IN ('public', 'tenancy') AND table_type = 'BASE TABLE' \
            AND table_name <> 'seaql_migrations' \
-           AND table_name NOT IN ('tenant_schema_steps', 'tenant_schema_versions')",
+           AND table_name NOT IN ('tenant_schema_steps', 'tenant_schema_versions', 'tenant_moves')",
         vec![],
     )
     .await?;

@@ -281,3 +281,106 @@ pub async fn offboard(
     headers.insert("x-tenantry-purged-rows", HeaderValue::from(purged));
     Ok(response)
 }
+
+/// The isolation a tenant is to be moved to.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetIsolation {
+    /// `dedicated` (promote into its own schema) or `shared` (demote back).
+    pub isolation: IsolationMode,
+}
+
+/// How a move call ended.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveOutcomeView {
+    /// The tenant already had this isolation and no move was in progress: nothing done.
+    AlreadyThere,
+    /// The tenant has the new isolation and the old rows are gone.
+    Done,
+}
+
+/// One table's counts in a move.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TableMoveView {
+    /// `schema.table` the rows moved to.
+    pub table: String,
+    /// Rows copied in batches.
+    pub copied: u64,
+    /// Rows deleted by the switch (deleted at the source during the copy).
+    pub delta_deleted: u64,
+    /// Rows written by the switch (written at the source during the copy).
+    pub delta_written: u64,
+    /// Rows verified equal (count and checksum) before the switch committed.
+    pub verified: u64,
+    /// Old rows removed after the switch.
+    pub removed: u64,
+}
+
+/// What a move did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MoveView {
+    /// The tenant.
+    pub tenant_id: Uuid,
+    /// Its isolation now.
+    pub isolation: IsolationMode,
+    /// How the call ended.
+    pub outcome: MoveOutcomeView,
+    /// Copy batches run (each its own short transaction).
+    pub batches: u32,
+    /// Per table, parents first.
+    pub tables: Vec<TableMoveView>,
+    /// The switch's pause: from asking for the tenant's move lock to the commit, in ms.
+    pub switch_ms: Option<f64>,
+}
+
+/// Moves a tenant between isolation modes while it keeps working: rows copied in batches,
+/// one short switch transaction (the tenant's writes wait for it) that verifies row counts
+/// and checksums before the mode flips, then the old rows removed; every step audited. A
+/// move interrupted anywhere is resumed by calling again; calling again after it finished
+/// changes nothing. A move in progress to the other mode, or a verification mismatch (nothing
+/// changed), is a 409; a switch that cannot pause the tenant in time is a 503 (nothing
+/// changed; call again).
+#[utoipa::path(post, path = "/admin/tenants/{id}/isolation", tag = "admin", security(("admin" = [])),
+    params(("id" = Uuid, Path, description = "The tenant"), ("X-Tenantry-Reason" = String, Header, description = "Why (audited)")),
+    request_body = SetIsolation,
+    responses((status = 200, description = "The tenant has the requested isolation", body = MoveView)))]
+pub async fn set_isolation(
+    State(state): State<AppState>,
+    grant: AdminGrant,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<SetIsolation>,
+) -> Result<Json<MoveView>, Problem> {
+    let report = state
+        .tenantry()
+        .move_tenant(
+            ADMIN_ACTOR,
+            &grant.reason,
+            id,
+            body.isolation.into(),
+            &service::MoveOptions::default(),
+        )
+        .await?;
+    Ok(Json(MoveView {
+        tenant_id: report.tenant_id,
+        isolation: body.isolation,
+        outcome: match report.outcome {
+            service::MoveOutcome::AlreadyThere => MoveOutcomeView::AlreadyThere,
+            _ => MoveOutcomeView::Done,
+        },
+        batches: report.batches,
+        tables: report
+            .tables
+            .into_iter()
+            .map(|t| TableMoveView {
+                table: t.table,
+                copied: t.copied,
+                delta_deleted: t.delta_deleted,
+                delta_written: t.delta_written,
+                verified: t.verified,
+                removed: t.removed,
+            })
+            .collect(),
+        switch_ms: report.switch_ms,
+    }))
+}

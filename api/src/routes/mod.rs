@@ -128,6 +128,7 @@ pub static ROUTES: &[Route] = &[
     route!(Post post "/admin/tenants/{id}/suspend", Admin, admin::suspend),
     route!(Post post "/admin/tenants/{id}/reactivate", Admin, admin::reactivate),
     route!(Post post "/admin/tenants/{id}/offboard", Admin, admin::offboard),
+    route!(Post post "/admin/tenants/{id}/isolation", Admin, admin::set_isolation),
 ];
 
 /// The routes of one access kind, as a router (without state or middleware).

@@ -15,3 +15,7 @@ pub const DEDICATED_ROLE: &str = "tenantry_dedicated";
 /// The SQLSTATE `tenancy.enter_tenant_schema()` raises when a dedicated tenant's schema or
 /// role is missing (the service answers it with "unavailable", never another tenant's data).
 pub const SCHEMA_UNAVAILABLE_SQLSTATE: &str = "TN001";
+/// The first key of a tenant's move lock (`pg_advisory_xact_lock*(MOVE_LOCK_CLASS,
+/// hashtext(tenant id))`): every tenant transaction holds it shared, a move's switch
+/// exclusively (m0014). The two-key form never meets the runner's one-key migration lock.
+pub const MOVE_LOCK_CLASS: i32 = 0x746d_6f76;

@@ -166,12 +166,13 @@ pub async fn rows_without<C: ConnectionTrait>(
 pub fn migration_binary() -> anyhow::Result<std::path::PathBuf> {
     static BIN: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
         std::sync::OnceLock::new();
-    BIN.get_or_init(|| build_migration_binary().map_err(|e| format!("{e:#}")))
+    BIN.get_or_init(|| build_binary("migration", "migration").map_err(|e| format!("{e:#}")))
         .clone()
         .map_err(anyhow::Error::msg)
 }
 
-fn build_migration_binary() -> anyhow::Result<std::path::PathBuf> {
+/// Builds binary `bin` of workspace package `package` (once per call) and returns its path.
+pub fn build_binary(package: &str, bin: &str) -> anyhow::Result<std::path::PathBuf> {
     // The test executable is <target>/<profile>/deps/<name>-<hash>; the bin lands in
     // <target>/<profile>. The nested cargo inherits CARGO_TARGET_DIR and friends, so it builds
     // into the same directory.
@@ -183,21 +184,21 @@ fn build_migration_binary() -> anyhow::Result<std::path::PathBuf> {
         .to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Process::new(cargo)
-        .args(["build", "--quiet", "-p", "migration", "--bin", "migration"])
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
-        .context("running cargo build -p migration")?;
+        .with_context(|| format!("running cargo build -p {package}"))?;
     if !out.status.success() {
         bail!(
-            "cargo build -p migration --bin migration failed: {}",
+            "cargo build -p {package} --bin {bin} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let bin = profile_dir.join("migration");
-    if !bin.is_file() {
-        bail!("{} not found after building", bin.display());
+    let path = profile_dir.join(bin);
+    if !path.is_file() {
+        bail!("{} not found after building", path.display());
     }
-    Ok(bin)
+    Ok(path)
 }
 
 /// What one run of the CLI printed.

@@ -27,7 +27,7 @@ use super::Params;
 use super::load::{alternate, closed_loop};
 use super::report::{Cmp, Row, Scenario};
 use super::service_tx::service_read;
-use super::setup::{drop_db, exec, exec_text, rows};
+use super::setup::{drop_db_and_roles, exec, exec_text, rows};
 use super::stats::Stat;
 
 pub const TITLE: &str = "Dedicated tenants (schema per tenant)";
@@ -122,7 +122,7 @@ async fn provision(
 }
 
 /// Loads `n` projects of `tenant` into `table` as the superuser.
-async fn load(
+pub(super) async fn load(
     su: &sea_orm::DatabaseConnection,
     table: &str,
     tenant: Uuid,
@@ -198,17 +198,8 @@ pub async fn run(p: &Params) -> anyhow::Result<Scenario> {
     let mut roles = vec![];
     let result = measure(p, &db, &mut sc, &mut roles).await;
     // The tenant roles are cluster-wide: drop them with the database.
-    drop_db(&db).await;
-    let url = db
-        .superuser_url()
-        .replace(&format!("/{}", db.name), "/postgres");
-    if let Ok(su) = connect(&url, 1).await {
-        for chunk in roles.chunks(200) {
-            let names: Vec<&str> = chunk.iter().map(|s| s.as_str()).collect();
-            let _ = exec_text(&su, &format!("DROP ROLE IF EXISTS {}", names.join(", "))).await;
-        }
-        let _ = su.close().await;
-    }
+    let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+    drop_db_and_roles(&db, &roles).await;
     result?;
     Ok(sc)
 }

@@ -4,7 +4,8 @@
 //! service (`service_tx`); the legacy backfill under a live writer (`backfill`); the HTTP API
 //! (`api`); API-key authentication cost and `test-isolation` wall time (`auth`); another
 //! tenant's reads during a login flood (`login_flood`); dedicated tenants at scale: provisioning,
-//! `up` over every schema, reads against a shared tenant (`dedicated`).
+//! `up` over every schema, reads against a shared tenant (`dedicated`); a tenant promoted to its
+//! own schema and demoted back under a live writer (`tenant_move`).
 //!
 //! Every number is computed here from `Instant`-timed samples (medians, p95, p99 by nearest
 //! rank); every load is bounded in count and time and talks to 127.0.0.1 only. The defaults
@@ -22,6 +23,7 @@ mod rls;
 mod service_tx;
 mod setup;
 mod stats;
+mod tenant_move;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -99,6 +101,10 @@ pub struct BenchArgs {
     /// Projects of each of the two tenants read in scenario 7 (10,000).
     #[arg(long)]
     pub dedicated_rows: Option<u64>,
+    /// Scenario 8: projects of the tenant that is promoted and demoted (default 100,000;
+    /// `--quick` 2,000).
+    #[arg(long)]
+    pub move_rows: Option<u64>,
 }
 
 /// The resolved sizes of a run.
@@ -121,6 +127,7 @@ pub struct Params {
     isolation: bool,
     dedicated_tenants: u64,
     dedicated_rows: u64,
+    move_rows: u64,
     scenarios: Vec<u8>,
 }
 
@@ -151,8 +158,9 @@ impl Params {
             isolation: !a.no_isolation && !q,
             dedicated_tenants: a.dedicated_tenants.unwrap_or(pick(1000, 20)).max(1),
             dedicated_rows: a.dedicated_rows.unwrap_or(pick(10_000, 500)).max(1),
+            move_rows: a.move_rows.unwrap_or(pick(100_000, 2_000)).max(1),
             scenarios: if a.only.is_empty() {
-                vec![1, 2, 3, 4, 5, 6, 7]
+                vec![1, 2, 3, 4, 5, 6, 7, 8]
             } else {
                 a.only.clone()
             },
@@ -244,7 +252,7 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
     let mut scenarios = vec![];
     // Scenario 3 runs last: it rewrites a million rows, and the machine should be quiet for
     // the others. The report lists them in order.
-    for id in [1u8, 2, 4, 5, 6, 7, 3] {
+    for id in [1u8, 2, 4, 5, 6, 7, 8, 3] {
         let title = match id {
             1 => rls::TITLE,
             2 => service_tx::TITLE,
@@ -252,6 +260,7 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
             4 => api::TITLE,
             6 => login_flood::TITLE,
             7 => dedicated::TITLE,
+            8 => tenant_move::TITLE,
             _ => auth::TITLE,
         };
         if !p.wants(id) {
@@ -266,6 +275,7 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
         let result = match (id, &fixture) {
             (3, _) => backfill::run(&p).await,
             (7, _) => dedicated::run(&p).await,
+            (8, _) => tenant_move::run(&p).await,
             (_, None) => Err(anyhow::anyhow!(
                 "fixture: {}",
                 fixture_error.clone().unwrap_or_default()

@@ -264,3 +264,18 @@ pub async fn drop_db(db: &TestDb) {
         let _ = su.close().await;
     }
 }
+
+/// [`drop_db`], then the tenant roles made in it (cluster-wide, so they outlive the database),
+/// 200 per statement. Failures are ignored, as there.
+pub async fn drop_db_and_roles(db: &TestDb, roles: &[String]) {
+    drop_db(db).await;
+    let url = db
+        .superuser_url()
+        .replace(&format!("/{}", db.name), "/postgres");
+    if let Ok(su) = connect(&url, 1).await {
+        for chunk in roles.chunks(200) {
+            let _ = exec_text(&su, &format!("DROP ROLE IF EXISTS {}", chunk.join(", "))).await;
+        }
+        let _ = su.close().await;
+    }
+}
