@@ -72,6 +72,7 @@ pub mod m0009_auth_notify;
 pub mod m0010_dedicated_tenants;
 pub mod m0011_identity_schema;
 pub mod m0013_schema_entry;
+pub mod m0014_qualified_types;
 // generate: new migration modules above this line
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -141,6 +142,11 @@ pub fn planned() -> Vec<Planned> {
         Planned {
             name: "m0013_schema_entry",
             plan: m0013_schema_entry::plan,
+            transactional: true,
+        },
+        Planned {
+            name: "m0014_qualified_types",
+            plan: m0014_qualified_types::plan,
             transactional: true,
         },
         // generate: new migrations above this line

@@ -440,6 +440,13 @@ async fn dedicated_tenants_are_attacked_across_schemas() -> anyhow::Result<()> {
             "{attack} did not pass on {projects}:\n{report}"
         );
     }
+    assert!(
+        matches!(
+            report.cell(&format!("{a} session state (dedicated)"), "pg_temp_type"),
+            Some(isolation::Cell::Pass(_))
+        ),
+        "pg_temp_type did not pass:\n{report}"
+    );
     let cloud = format!("{a}.cloud_providers (dedicated)");
     assert!(
         report.cell(&cloud, "own_rows").is_some(),
@@ -613,6 +620,32 @@ async fn a_session_temp_table_shadowing_the_next_tenant_is_reported() -> anyhow:
     .await?;
     let failed = dedicated_failures(&report, &a);
     assert!(failed.contains("pg_temp_session"), "{report}");
+    Ok(())
+}
+
+/// With its variables typed by the unqualified name `text` (m0013's body), the entry resolves
+/// them to a temporary domain a tenant left on the connection: its hook runs inside the next
+/// tenant's entry and has the last word on `search_path`.
+#[tokio::test]
+async fn an_entry_declaring_unqualified_types_is_reported() -> anyhow::Result<()> {
+    let (report, a) = broken_dedicated(|_, _| {
+        "DO $$ DECLARE d text; BEGIN \
+           SELECT pg_get_functiondef('tenancy.enter_tenant_schema()'::regprocedure) INTO d; \
+           IF strpos(d, 'pg_catalog.text;') = 0 THEN \
+             RAISE EXCEPTION 'no qualified declaration in the function'; END IF; \
+           EXECUTE replace(d, 'pg_catalog.text;', 'text;'); END $$"
+            .into()
+    })
+    .await?;
+    let failed = dedicated_failures(&report, &a);
+    assert!(failed.contains("pg_temp_type"), "{report}");
+    assert!(
+        matches!(
+            report.cell(&format!("{a} session state (dedicated)"), "pg_temp_type"),
+            Some(isolation::Cell::Fail(why)) if why.contains("hook ran: yes")
+        ),
+        "{report}"
+    );
     Ok(())
 }
 

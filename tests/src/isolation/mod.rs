@@ -131,6 +131,9 @@ pub async fn run(target: &IsolationTarget) -> Result<IsolationReport, HarnessErr
     report
         .other
         .extend(schemas::shared_cells(&app, &target.app_url, &superuser, &dedicated).await?);
+    report
+        .other
+        .push(schemas::pg_temp_type(&target.app_url, &dedicated).await?);
     superuser.close().await.map_err(HarnessError::from)?;
     app.close().await.map_err(HarnessError::from)?;
     report.catalog = migration::dedicated::audit::audit_all(&owner, &target.app_role)

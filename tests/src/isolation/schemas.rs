@@ -15,6 +15,12 @@
 //! | `view_across` | `CREATE VIEW t_a.x AS SELECT ... FROM t_b.table`: permission denied |
 //! | `truncate` / `move_row` | A's own table: TRUNCATE refused; `SET tenant_id = B` refused |
 //!
+//! and [`pg_temp_type`], one row for the entry itself: `pg_temp_type` — on a fresh app
+//! connection (so `enter_tenant_schema()` is compiled there after the plant) A leaves a
+//! temporary domain `pg_temp.text` whose CHECK calls a `pg_temp` hook, and a session
+//! `search_path` without `pg_temp`; the next transaction, B's, entered like the service's,
+//! has role `t_b` and `search_path = t_b, public, pg_temp`, and the hook never ran.
+//!
 //! Then [`shared_cells`]: the shared leg's thirteen attacks ([`attacks::attack_table`]) on every
 //! table of A's schema, as A in a transaction entered like the service's, with one row seeded
 //! for A in A's schema and one for B in B's (standing for "another tenant's row": B's row of the
@@ -30,6 +36,8 @@ use super::catalog::{Table, discover_schema};
 use super::outcome::{ContextMode, Outcome, sqlstate};
 use super::report::{Cell, Row};
 use super::seed::{Seeded, seed_schema};
+use crate::HarnessError;
+use crate::databases::connect;
 use migration::dedicated::TenantSchema;
 
 /// Two dedicated tenants and the tables of A's schema.
@@ -362,6 +370,69 @@ pub async fn attack(
         });
     }
     Ok(out)
+}
+
+/// The hook of [`pg_temp_type`]: records that it ran and takes the last word on `search_path`.
+const TYPE_HOOK: &str = "CREATE FUNCTION pg_temp.iso_hook(v pg_catalog.text) RETURNS boolean \
+     LANGUAGE sql AS $$ SELECT pg_catalog.set_config('isolation.hooked', 'yes', true) IS NOT NULL \
+     AND pg_catalog.set_config('search_path', 'pg_temp, public', true) IS NOT NULL $$";
+
+/// The `pg_temp_type` cell (see the module docs), on a fresh one-connection pool on `app_url`.
+pub async fn pg_temp_type(app_url: &str, d: &Dedicated) -> Result<Row, HarnessError> {
+    let ((_, sa), (b, sb)) = (&d.a, &d.b);
+    let conn = connect(app_url, 1).await?;
+    let mut planted = Ok(());
+    for sql in [
+        TYPE_HOOK,
+        "CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.iso_hook(VALUE))",
+        "SET search_path = public",
+    ] {
+        if let Err(e) = conn.execute_unprepared(sql).await {
+            planted = Err(e);
+            break;
+        }
+    }
+    let cell = match planted {
+        Err(e) => Cell::pass(format!("not planted: {e}")),
+        Ok(()) => {
+            let seen = run_as(
+                &conn,
+                Some(*b),
+                &[],
+                "SELECT current_user::text, pg_catalog.current_setting('search_path'), \
+                 pg_catalog.current_setting('isolation.hooked', true)",
+                true,
+            )
+            .await?;
+            let want = format!("{sb}, public, pg_temp");
+            match &seen {
+                Outcome::Rows(rows) => match rows.first().map(|r| {
+                    (
+                        r.try_get_by_index::<String>(0).unwrap_or_default(),
+                        r.try_get_by_index::<String>(1).unwrap_or_default(),
+                        r.try_get_by_index::<Option<String>>(2).ok().flatten(),
+                    )
+                }) {
+                    Some((role, path, hooked))
+                        if role == sb.as_str() && path == want && hooked.is_none() =>
+                    {
+                        Cell::pass(format!("role {role}, search_path {path}, hook never ran"))
+                    }
+                    Some((role, path, hooked)) => Cell::fail(format!(
+                        "B's entry: role {role}, search_path {path}, hook ran: {}",
+                        hooked.unwrap_or_else(|| "no".into())
+                    )),
+                    None => Cell::fail("no row"),
+                },
+                other => Cell::fail(format!("B cannot enter: {}", other.describe())),
+            }
+        }
+    };
+    conn.close().await?;
+    Ok(Row {
+        subject: format!("{sa} session state (dedicated)"),
+        cells: vec![("pg_temp_type", cell)],
+    })
 }
 
 /// The table's name without its schema.
