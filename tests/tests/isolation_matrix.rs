@@ -503,12 +503,15 @@ async fn a_dedicated_insert_policy_that_checks_nothing_is_reported() -> anyhow::
         .filter(|(s, _, _)| s.starts_with(&a))
         .map(|(s, c, _)| (s, c))
         .collect();
+    // `write_no_ctx` too: "no context" in A's schema is A's role with no tenant id, and the
+    // policy lets it insert A's row there.
+    let subject = format!("{a}.projects (dedicated, shared attacks)");
     assert_eq!(
         failed,
-        vec![(
-            format!("{a}.projects (dedicated, shared attacks)"),
-            "insert_other".to_owned()
-        )],
+        vec![
+            (subject.clone(), "insert_other".to_owned()),
+            (subject, "write_no_ctx".to_owned())
+        ],
         "{report}"
     );
     Ok(())
@@ -598,7 +601,8 @@ async fn a_search_path_with_pg_temp_first_is_reported_for_dedicated_tenants() ->
         dedicated_failures(&report, &a)
             .into_iter()
             .collect::<Vec<_>>(),
-        vec!["pg_temp".to_owned()],
+        // pg_temp_type checks the entry's search_path too.
+        vec!["pg_temp".to_owned(), "pg_temp_type".to_owned()],
         "{report}"
     );
     Ok(())
@@ -646,6 +650,27 @@ async fn an_entry_declaring_unqualified_types_is_reported() -> anyhow::Result<()
         ),
         "{report}"
     );
+    Ok(())
+}
+
+/// With row level security off on one table of A's schema, the shared leg's cells meet B's row
+/// in A's own table (seeded past the pin) and report it: they are not vacuous.
+#[tokio::test]
+async fn a_dedicated_table_without_row_level_security_is_reported() -> anyhow::Result<()> {
+    let (report, a) = broken_dedicated(|a, _| {
+        format!("ALTER TABLE {a}.projects NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY")
+    })
+    .await?;
+    let subject = format!("{a}.projects (dedicated, shared attacks)");
+    for attack in ["read_all", "read_by_key", "no_context", "emptied_ctx"] {
+        assert!(
+            matches!(
+                report.cell(&subject, attack),
+                Some(isolation::Cell::Fail(_))
+            ),
+            "{attack} passed on {subject} without RLS:\n{report}"
+        );
+    }
     Ok(())
 }
 

@@ -81,6 +81,7 @@ pub async fn run(target: &IsolationTarget) -> Result<IsolationReport, HarnessErr
         seeded: &seeded,
         registry: registry.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
         tables: &tables,
+        no_context: None,
     };
     let mut report = IsolationReport {
         seed_failures: seeded.failures.clone(),

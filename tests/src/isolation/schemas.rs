@@ -23,8 +23,11 @@
 //!
 //! Then [`shared_cells`]: the shared leg's thirteen attacks ([`attacks::attack_table`]) on every
 //! table of A's schema, as A in a transaction entered like the service's, with one row seeded
-//! for A in A's schema and one for B in B's (standing for "another tenant's row": B's row of the
-//! same table), plus `copy_across` (`COPY t_b.table TO STDOUT` from A's transaction: refused).
+//! for A in A's schema and one for B both in B's schema and IN A's (seeded past the schema's
+//! tenant pin, which is put back `NOT VALID`: the row a bug past the pin would leave, so every
+//! cell meets a row only row level security hides), plus `copy_across` (`COPY t_b.table TO
+//! STDOUT` from A's transaction: refused). "No context" there is `SET LOCAL ROLE t_a` with no
+//! tenant id (not the bare app login, which the schema's privileges alone would stop).
 //! `insert_other` writes a row carrying B's `tenant_id` into A's own table: row level security
 //! must refuse it (42501); the schema's `CHECK (tenant_id = A)` alone does not pass the cell.
 
@@ -443,6 +446,50 @@ fn relname(table: &Table) -> &str {
         .map_or(table.name.as_str(), |(_, t)| t)
 }
 
+/// Seeds a row of tenant `b` in every table of `a`'s schema `schema` (`tables`) as the
+/// superuser: the tenant pins (`<table>_tenant_pinned`, `CHECK (tenant_id = a)`) are dropped
+/// for the seeding and put back `NOT VALID` (they check every new row again; the rows seeded
+/// here stand for what a bug past the pin would leave, which row level security must hide).
+async fn seed_past_pins(
+    superuser: &DatabaseConnection,
+    schema: &str,
+    tables: &[Table],
+    a: Uuid,
+    b: Uuid,
+) -> Result<Seeded, DbErr> {
+    let pins = superuser
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT c.relname::text FROM pg_catalog.pg_constraint k \
+             JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND k.conname = c.relname || '_tenant_pinned'",
+            [schema.into()],
+        ))
+        .await?
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let alter = |pin: &str, how: &str| format!("ALTER TABLE {schema}.{pin} {how}");
+    for pin in &pins {
+        superuser
+            .execute_unprepared(&alter(pin, &format!("DROP CONSTRAINT {pin}_tenant_pinned")))
+            .await?;
+    }
+    let seeded = seed_schema(superuser, tables, b).await;
+    for pin in &pins {
+        superuser
+            .execute_unprepared(&alter(
+                pin,
+                &format!(
+                    "ADD CONSTRAINT {pin}_tenant_pinned CHECK (tenant_id = '{a}'::uuid) NOT VALID"
+                ),
+            ))
+            .await?;
+    }
+    seeded
+}
+
 /// The shared leg's attacks on every table of A's schema (see the module docs). `app` is a
 /// pool of ONE app connection; `superuser` seeds a row of each tenant in its own schema.
 pub async fn shared_cells(
@@ -467,19 +514,15 @@ pub async fn shared_cells(
     let theirs = discover_schema(superuser, sb.as_str()).await?;
     let seeded_a = seed_schema(superuser, &mine, *a).await?;
     let seeded_b = seed_schema(superuser, &theirs, *b).await?;
-    // B's rows under the names of A's tables: the same table, in the other tenant's schema.
+    // B's rows IN A's own tables, so each cell meets a row only row level security hides.
+    let intruders = seed_past_pins(superuser, sa.as_str(), &mine, *a, *b).await?;
     let mut rows = seeded_a.rows;
-    for table in &theirs {
-        let same = mine.iter().find(|m| relname(m) == relname(table));
-        if let (Some(m), Some(row)) = (same, seeded_b.rows.get(&(table.sql_name.clone(), *b))) {
-            rows.insert((m.sql_name.clone(), *b), row.clone());
-        }
-    }
+    rows.extend(intruders.rows);
     let seeded = Seeded {
         tenant_a: *a,
         tenant_b: *b,
         rows,
-        failures: [seeded_a.failures, seeded_b.failures].concat(),
+        failures: [seeded_a.failures, seeded_b.failures, intruders.failures].concat(),
     };
     let target = attacks::Target {
         app,
@@ -488,6 +531,7 @@ pub async fn shared_cells(
         seeded: &seeded,
         registry: None,
         tables: &mine,
+        no_context: Some(format!("SET LOCAL ROLE {sa}")),
     };
     let mut out = Vec::new();
     for table in mine.iter().filter(|t| t.tenant_scoped) {
