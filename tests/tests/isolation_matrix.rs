@@ -447,6 +447,13 @@ async fn dedicated_tenants_are_attacked_across_schemas() -> anyhow::Result<()> {
         ),
         "pg_temp_type did not pass:\n{report}"
     );
+    assert!(
+        matches!(
+            report.cell(&format!("{a} session state (dedicated)"), "pg_temp_uuid"),
+            Some(isolation::Cell::Pass(_))
+        ),
+        "pg_temp_uuid did not pass:\n{report}"
+    );
     let cloud = format!("{a}.cloud_providers (dedicated)");
     assert!(
         report.cell(&cloud, "own_rows").is_some(),
@@ -671,6 +678,29 @@ async fn a_dedicated_table_without_row_level_security_is_reported() -> anyhow::R
             "{attack} passed on {subject} without RLS:\n{report}"
         );
     }
+    Ok(())
+}
+
+/// With its cast unqualified (m0002's body), `tenancy.current_tenant_id()`, inlined in the
+/// policies, casts to a temporary domain `pg_temp.uuid` a tenant left on the connection.
+#[tokio::test]
+async fn a_setting_reader_casting_to_an_unqualified_type_is_reported() -> anyhow::Result<()> {
+    let (report, a) = broken_dedicated(|_, _| {
+        "CREATE OR REPLACE FUNCTION tenancy.current_tenant_id() RETURNS uuid LANGUAGE sql \
+         STABLE PARALLEL SAFE AS \
+         $$ SELECT NULLIF(pg_catalog.current_setting('tenantry.tenant_id', true), '')::uuid $$"
+            .into()
+    })
+    .await?;
+    let failed = dedicated_failures(&report, &a);
+    assert!(failed.contains("pg_temp_uuid"), "{report}");
+    assert!(
+        matches!(
+            report.cell(&format!("{a} session state (dedicated)"), "pg_temp_uuid"),
+            Some(isolation::Cell::Fail(why)) if why.contains("hook ran in policy evaluation")
+        ),
+        "{report}"
+    );
     Ok(())
 }
 

@@ -19,7 +19,10 @@
 //! connection (so `enter_tenant_schema()` is compiled there after the plant) A leaves a
 //! temporary domain `pg_temp.text` whose CHECK calls a `pg_temp` hook, and a session
 //! `search_path` without `pg_temp`; the next transaction, B's, entered like the service's,
-//! has role `t_b` and `search_path = t_b, public, pg_temp`, and the hook never ran.
+//! has role `t_b` and `search_path = t_b, public, pg_temp`, and the hook never ran;
+//! `pg_temp_uuid` — on that connection, with a domain `pg_temp.uuid` too, a transaction that
+//! sets B's id without entering reads `tenancy.tenant_users` (policies inline
+//! `tenancy.current_tenant_id()` and its cast): the hook never ran.
 //!
 //! Then [`shared_cells`]: the shared leg's thirteen attacks ([`attacks::attack_table`]) on every
 //! table of A's schema, as A in a transaction entered like the service's, with one row seeded
@@ -388,6 +391,8 @@ pub async fn pg_temp_type(app_url: &str, d: &Dedicated) -> Result<Row, HarnessEr
     for sql in [
         TYPE_HOOK,
         "CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.iso_hook(VALUE))",
+        "CREATE DOMAIN pg_temp.uuid AS pg_catalog.uuid \
+         CHECK (pg_temp.iso_hook(VALUE::pg_catalog.text))",
         "SET search_path = public",
     ] {
         if let Err(e) = conn.execute_unprepared(sql).await {
@@ -395,8 +400,11 @@ pub async fn pg_temp_type(app_url: &str, d: &Dedicated) -> Result<Row, HarnessEr
             break;
         }
     }
-    let cell = match planted {
-        Err(e) => Cell::pass(format!("not planted: {e}")),
+    let (cell, uuid_cell) = match planted {
+        Err(e) => (
+            Cell::pass(format!("not planted: {e}")),
+            Cell::pass(format!("not planted: {e}")),
+        ),
         Ok(()) => {
             let seen = run_as(
                 &conn,
@@ -408,7 +416,7 @@ pub async fn pg_temp_type(app_url: &str, d: &Dedicated) -> Result<Row, HarnessEr
             )
             .await?;
             let want = format!("{sb}, public, pg_temp");
-            match &seen {
+            let cell = match &seen {
                 Outcome::Rows(rows) => match rows.first().map(|r| {
                     (
                         r.try_get_by_index::<String>(0).unwrap_or_default(),
@@ -428,13 +436,37 @@ pub async fn pg_temp_type(app_url: &str, d: &Dedicated) -> Result<Row, HarnessEr
                     None => Cell::fail("no row"),
                 },
                 other => Cell::fail(format!("B cannot enter: {}", other.describe())),
-            }
+            };
+            // Policies inline `tenancy.current_tenant_id()`: its cast must not reach the
+            // domain either, even in a transaction that set an id without entering.
+            let policy = run_as(
+                &conn,
+                None,
+                &[
+                    format!("SET LOCAL tenantry.tenant_id = '{b}'"),
+                    "SELECT count(*) FROM tenancy.tenant_users".to_owned(),
+                ],
+                "SELECT pg_catalog.current_setting('isolation.hooked', true)",
+                true,
+            )
+            .await?;
+            let hooked = match &policy {
+                Outcome::Rows(rows) => rows
+                    .first()
+                    .and_then(|r| r.try_get_by_index::<Option<String>>(0).ok().flatten()),
+                other => Some(other.describe()),
+            };
+            let uuid_cell = match hooked {
+                None => Cell::pass("policy evaluated, hook never ran"),
+                Some(h) => Cell::fail(format!("hook ran in policy evaluation: {h}")),
+            };
+            (cell, uuid_cell)
         }
     };
     conn.close().await?;
     Ok(Row {
         subject: format!("{sa} session state (dedicated)"),
-        cells: vec![("pg_temp_type", cell)],
+        cells: vec![("pg_temp_type", cell), ("pg_temp_uuid", uuid_cell)],
     })
 }
 
