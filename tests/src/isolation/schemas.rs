@@ -463,6 +463,9 @@ pub async fn pg_temp_type(app_url: &str, d: &Dedicated) -> Result<Row, HarnessEr
             (cell, uuid_cell)
         }
     };
+    // Dropped now, not when the backend exits after the close (which the server does in its
+    // own time): the catalog audit that follows checks the app login owns nothing.
+    conn.execute_unprepared("DISCARD TEMP").await?;
     conn.close().await?;
     Ok(Row {
         subject: format!("{sa} session state (dedicated)"),
