@@ -73,6 +73,7 @@ pub mod m0010_dedicated_tenants;
 pub mod m0011_identity_schema;
 pub mod m0013_schema_entry;
 pub mod m0014_tenant_moves;
+pub mod m0015_qualified_types;
 // generate: new migration modules above this line
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -147,6 +148,11 @@ pub fn planned() -> Vec<Planned> {
         Planned {
             name: "m0014_tenant_moves",
             plan: m0014_tenant_moves::plan,
+            transactional: true,
+        },
+        Planned {
+            name: "m0015_qualified_types",
+            plan: m0015_qualified_types::plan,
             transactional: true,
         },
         // generate: new migrations above this line

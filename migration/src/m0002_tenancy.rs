@@ -27,7 +27,25 @@ pub const TENANCY_TENANT_TABLES: [&str; 4] =
 
 pub use migration_kit::tenant_table::current_tenant_id;
 
-fn setting_reader(name: &str, setting: &str, returns: &str) -> crate::dsl::FunctionCreateStatement {
+/// The setting readers `tenancy.<name>()` of this migration: `(name, setting, type)`.
+pub(crate) const SETTING_READERS: [(&str, &str, &str); 3] = [
+    ("current_tenant_id", TENANT_SETTING, "uuid"),
+    ("current_user_id", USER_SETTING, "uuid"),
+    (
+        "current_superadmin_reason",
+        SUPERADMIN_REASON_SETTING,
+        "text",
+    ),
+];
+
+/// `tenancy.<name>()` reading `setting` as `returns`, the cast written `::{cast}` (m0015
+/// qualifies it: `pg_catalog.uuid`, see there).
+pub(crate) fn setting_reader(
+    name: &str,
+    setting: &str,
+    returns: &str,
+    cast: &str,
+) -> crate::dsl::FunctionCreateStatement {
     // Inlinable by design: LANGUAGE sql, STABLE, not STRICT, no SET clause and not SECURITY
     // DEFINER, so the planner folds it into the query once and uses the tenant_id index. An
     // unset or emptied setting (`''` after a transaction that set it ended) gives NULL, and
@@ -41,7 +59,7 @@ fn setting_reader(name: &str, setting: &str, returns: &str) -> crate::dsl::Funct
         .parallel_safe()
         .security_invoker()
         .body(format!(
-            "SELECT NULLIF(pg_catalog.current_setting('{setting}', true), '')::{returns}"
+            "SELECT NULLIF(pg_catalog.current_setting('{setting}', true), '')::{cast}"
         ))
         .to_owned()
 }
@@ -103,16 +121,8 @@ fn plan_in(set: Set) -> MigrationPlan {
         }
     };
 
-    for (name, setting, ty) in [
-        ("current_tenant_id", TENANT_SETTING, "uuid"),
-        ("current_user_id", USER_SETTING, "uuid"),
-        (
-            "current_superadmin_reason",
-            SUPERADMIN_REASON_SETTING,
-            "text",
-        ),
-    ] {
-        let f = setting_reader(name, setting, ty);
+    for (name, setting, ty) in SETTING_READERS {
+        let f = setting_reader(name, setting, ty, ty);
         plan.step(format!("function tenancy.{name}()"), &f, &f.reverse());
     }
 

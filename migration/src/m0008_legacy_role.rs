@@ -36,7 +36,8 @@ use crate::tenant_table::row_tenant_id;
 /// `tenancy.row_tenant_id()`, the default of `tenant_id` on tables the legacy role uses.
 pub const ROW_TENANT_ID: (&str, &str) = (TENANCY_SCHEMA, "row_tenant_id");
 
-fn row_tenant_id_function() -> crate::dsl::FunctionCreateStatement {
+/// `tenancy.row_tenant_id()`, the default tenant's id cast as `::{uuid}` (m0015 qualifies it).
+pub(crate) fn row_tenant_id_function(uuid: &str) -> crate::dsl::FunctionCreateStatement {
     // STABLE SQL, SECURITY INVOKER. Membership, not a setting, decides: a legacy login cannot
     // send its way out of the default tenant. (A superuser is a member of every role, so its
     // rows without a tenant land in the default tenant too, as before the migration.)
@@ -49,7 +50,7 @@ fn row_tenant_id_function() -> crate::dsl::FunctionCreateStatement {
         .security_invoker()
         .body(format!(
             "SELECT CASE WHEN pg_catalog.pg_has_role(CURRENT_USER, '{LEGACY_ROLE}', 'MEMBER') \
-             THEN '{DEFAULT_TENANT_ID}'::uuid ELSE tenancy.current_tenant_id() END"
+             THEN '{DEFAULT_TENANT_ID}'::{uuid} ELSE tenancy.current_tenant_id() END"
         ))
         .to_owned()
 }
@@ -77,7 +78,7 @@ fn plan_in(set: Set) -> MigrationPlan {
             LEGACY_ROLE,
         );
     }
-    let function = row_tenant_id_function();
+    let function = row_tenant_id_function("uuid");
     plan.step(
         "function tenancy.row_tenant_id()",
         &function,

@@ -272,9 +272,16 @@ fn drop_body() -> String {
 
 /// The body of `tenancy.enter_tenant_schema()` as m0010 made it (m0013 replaces it and
 /// restores this one on `down`).
+///
+/// Its variable is typed `pg_catalog.text`, not `text`: PL/pgSQL resolves DECLARE types when
+/// it compiles the function, under the caller's `search_path`, where an unlisted `pg_temp` comes
+/// first, so a temporary domain `pg_temp.text` would run its CHECK inside the next tenant's
+/// entry (m0015). Fixed in place, not in a new migration: every database past m0010 runs
+/// m0013's body (then m0015's), and this one comes back only through m0013's `down`, which
+/// should restore the safe body.
 pub(crate) fn enter_body() -> String {
     format!(
-        "DECLARE s text; \
+        "DECLARE s pg_catalog.text; \
          BEGIN SET LOCAL ROLE NONE; \
          SET LOCAL search_path = public, pg_temp; SET LOCAL row_security = on; \
          SELECT t.schema_name INTO s FROM tenancy.tenants t \

@@ -440,6 +440,20 @@ async fn dedicated_tenants_are_attacked_across_schemas() -> anyhow::Result<()> {
             "{attack} did not pass on {projects}:\n{report}"
         );
     }
+    assert!(
+        matches!(
+            report.cell(&format!("{a} session state (dedicated)"), "pg_temp_type"),
+            Some(isolation::Cell::Pass(_))
+        ),
+        "pg_temp_type did not pass:\n{report}"
+    );
+    assert!(
+        matches!(
+            report.cell(&format!("{a} session state (dedicated)"), "pg_temp_uuid"),
+            Some(isolation::Cell::Pass(_))
+        ),
+        "pg_temp_uuid did not pass:\n{report}"
+    );
     let cloud = format!("{a}.cloud_providers (dedicated)");
     assert!(
         report.cell(&cloud, "own_rows").is_some(),
@@ -496,12 +510,15 @@ async fn a_dedicated_insert_policy_that_checks_nothing_is_reported() -> anyhow::
         .filter(|(s, _, _)| s.starts_with(&a))
         .map(|(s, c, _)| (s, c))
         .collect();
+    // `write_no_ctx` too: "no context" in A's schema is A's role with no tenant id, and the
+    // policy lets it insert A's row there.
+    let subject = format!("{a}.projects (dedicated, shared attacks)");
     assert_eq!(
         failed,
-        vec![(
-            format!("{a}.projects (dedicated, shared attacks)"),
-            "insert_other".to_owned()
-        )],
+        vec![
+            (subject.clone(), "insert_other".to_owned()),
+            (subject, "write_no_ctx".to_owned())
+        ],
         "{report}"
     );
     Ok(())
@@ -591,7 +608,8 @@ async fn a_search_path_with_pg_temp_first_is_reported_for_dedicated_tenants() ->
         dedicated_failures(&report, &a)
             .into_iter()
             .collect::<Vec<_>>(),
-        vec!["pg_temp".to_owned()],
+        // pg_temp_type checks the entry's search_path too.
+        vec!["pg_temp".to_owned(), "pg_temp_type".to_owned()],
         "{report}"
     );
     Ok(())
@@ -613,6 +631,76 @@ async fn a_session_temp_table_shadowing_the_next_tenant_is_reported() -> anyhow:
     .await?;
     let failed = dedicated_failures(&report, &a);
     assert!(failed.contains("pg_temp_session"), "{report}");
+    Ok(())
+}
+
+/// With its variables typed by the unqualified name `text` (m0013's body), the entry resolves
+/// them to a temporary domain a tenant left on the connection: its hook runs inside the next
+/// tenant's entry and has the last word on `search_path`.
+#[tokio::test]
+async fn an_entry_declaring_unqualified_types_is_reported() -> anyhow::Result<()> {
+    let (report, a) = broken_dedicated(|_, _| {
+        "DO $$ DECLARE d text; BEGIN \
+           SELECT pg_get_functiondef('tenancy.enter_tenant_schema()'::regprocedure) INTO d; \
+           IF strpos(d, 'pg_catalog.text;') = 0 THEN \
+             RAISE EXCEPTION 'no qualified declaration in the function'; END IF; \
+           EXECUTE replace(d, 'pg_catalog.text;', 'text;'); END $$"
+            .into()
+    })
+    .await?;
+    let failed = dedicated_failures(&report, &a);
+    assert!(failed.contains("pg_temp_type"), "{report}");
+    assert!(
+        matches!(
+            report.cell(&format!("{a} session state (dedicated)"), "pg_temp_type"),
+            Some(isolation::Cell::Fail(why)) if why.contains("hook ran: yes")
+        ),
+        "{report}"
+    );
+    Ok(())
+}
+
+/// With row level security off on one table of A's schema, the shared leg's cells meet B's row
+/// in A's own table (seeded past the pin) and report it: they are not vacuous.
+#[tokio::test]
+async fn a_dedicated_table_without_row_level_security_is_reported() -> anyhow::Result<()> {
+    let (report, a) = broken_dedicated(|a, _| {
+        format!("ALTER TABLE {a}.projects NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY")
+    })
+    .await?;
+    let subject = format!("{a}.projects (dedicated, shared attacks)");
+    for attack in ["read_all", "read_by_key", "no_context", "emptied_ctx"] {
+        assert!(
+            matches!(
+                report.cell(&subject, attack),
+                Some(isolation::Cell::Fail(_))
+            ),
+            "{attack} passed on {subject} without RLS:\n{report}"
+        );
+    }
+    Ok(())
+}
+
+/// With its cast unqualified (m0002's body), `tenancy.current_tenant_id()`, inlined in the
+/// policies, casts to a temporary domain `pg_temp.uuid` a tenant left on the connection.
+#[tokio::test]
+async fn a_setting_reader_casting_to_an_unqualified_type_is_reported() -> anyhow::Result<()> {
+    let (report, a) = broken_dedicated(|_, _| {
+        "CREATE OR REPLACE FUNCTION tenancy.current_tenant_id() RETURNS uuid LANGUAGE sql \
+         STABLE PARALLEL SAFE AS \
+         $$ SELECT NULLIF(pg_catalog.current_setting('tenantry.tenant_id', true), '')::uuid $$"
+            .into()
+    })
+    .await?;
+    let failed = dedicated_failures(&report, &a);
+    assert!(failed.contains("pg_temp_uuid"), "{report}");
+    assert!(
+        matches!(
+            report.cell(&format!("{a} session state (dedicated)"), "pg_temp_uuid"),
+            Some(isolation::Cell::Fail(why)) if why.contains("hook ran in policy evaluation")
+        ),
+        "{report}"
+    );
     Ok(())
 }
 

@@ -198,6 +198,32 @@ async fn notes_parts(env: &Env, schema: &TenantSchema) -> anyhow::Result<(bool, 
     Ok((column, has_index(env, schema).await?, version))
 }
 
+/// Polls of an observed server state: a short interval between checks (not a sleep standing
+/// in for the state: each loop still waits for what it observes), and a bound that fails the
+/// test with what it was waiting for instead of hanging.
+struct Poll {
+    interval: tokio::time::Interval,
+    deadline: std::time::Instant,
+}
+
+impl Poll {
+    fn new() -> Self {
+        Self {
+            interval: tokio::time::interval(std::time::Duration::from_millis(10)),
+            deadline: std::time::Instant::now() + std::time::Duration::from_secs(120),
+        }
+    }
+
+    /// Waits for the next tick; an error once the bound has passed.
+    async fn next(&mut self, waiting_for: &str) -> anyhow::Result<()> {
+        self.interval.tick().await;
+        if std::time::Instant::now() > self.deadline {
+            anyhow::bail!("gave up after 120 s waiting for {waiting_for}");
+        }
+        Ok(())
+    }
+}
+
 /// `up` over 12 schemas killed with SIGKILL while two schemas' transactions are open, each
 /// with its DDL done and only its version row left (held back by a row lock the test takes):
 /// the ten finished schemas are recorded, the two interrupted ones have nothing of the
@@ -243,7 +269,10 @@ async fn a_killed_up_leaves_no_schema_half_migrated_and_a_rerun_finishes() -> an
          WHERE application_name = '{CHILD_APP}' AND wait_event_type = 'Lock' \
            AND query LIKE 'INSERT INTO \"tenancy\".\"tenant_schema_versions\"%'"
     );
+    let mut poll = Poll::new();
     let (waiting, recorded) = loop {
+        poll.next("the child's two held backends waiting and ten schemas recorded")
+            .await?;
         if let Some(status) = child.try_wait()? {
             let mut err = String::new();
             if let Some(mut e) = child.stderr.take() {
@@ -270,13 +299,35 @@ async fn a_killed_up_leaves_no_schema_half_migrated_and_a_rerun_finishes() -> an
             break (waiting, recorded);
         }
     };
+    // The held backends had run the schema's DDL: each holds ACCESS EXCLUSIVE on its
+    // schema's `projects` (ALTER TABLE ... ADD COLUMN), granted, in the open transaction.
+    let holders: Vec<i32> = env
+        .su
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!(
+                "SELECT coalesce(array_agg(l.pid ORDER BY l.pid), '{{}}') FROM pg_locks l \
+                 WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.granted \
+                   AND l.relation IN ('{}.projects'::regclass, '{}.projects'::regclass)",
+                held[0], held[1]
+            ),
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no row from pg_locks"))?
+        .try_get_by_index(0)?;
+    assert_eq!(
+        holders, waiting,
+        "each held backend holds AccessExclusiveLock on its schema's projects"
+    );
     child.kill()?; // SIGKILL
     child.wait()?;
     // The held transactions' DDL ran: the column exists inside them, uncommitted.
     hold.rollback().await?;
     // The server ends the dead client's backends as soon as they next touch its socket (here:
     // once the row lock is gone); until then their transactions are open, never committed.
+    let mut poll = Poll::new();
     loop {
+        poll.next("the killed child's backends gone").await?;
         let pids: Vec<String> = waiting.iter().map(i32::to_string).collect();
         let left = scalar(
             &env.su,

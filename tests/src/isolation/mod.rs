@@ -81,6 +81,7 @@ pub async fn run(target: &IsolationTarget) -> Result<IsolationReport, HarnessErr
         seeded: &seeded,
         registry: registry.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
         tables: &tables,
+        no_context: None,
     };
     let mut report = IsolationReport {
         seed_failures: seeded.failures.clone(),
@@ -131,6 +132,9 @@ pub async fn run(target: &IsolationTarget) -> Result<IsolationReport, HarnessErr
     report
         .other
         .extend(schemas::shared_cells(&app, &target.app_url, &superuser, &dedicated).await?);
+    report
+        .other
+        .push(schemas::pg_temp_type(&target.app_url, &dedicated).await?);
     superuser.close().await.map_err(HarnessError::from)?;
     app.close().await.map_err(HarnessError::from)?;
     report.catalog = migration::dedicated::audit::audit_all(&owner, &target.app_role)

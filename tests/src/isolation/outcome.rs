@@ -87,9 +87,21 @@ pub async fn attempt(
     sql: &str,
     query: bool,
 ) -> Result<Outcome, DbErr> {
+    let set = tenant.map(|t| mode.set_sql(t));
+    attempt_after(app, set.as_deref(), sql, query).await
+}
+
+/// Runs `pre` (when given) then `sql` in a transaction of `app` and rolls back: what `sql`
+/// did. [`attempt`] with the context statement as `pre`.
+pub async fn attempt_after(
+    app: &DatabaseConnection,
+    pre: Option<&str>,
+    sql: &str,
+    query: bool,
+) -> Result<Outcome, DbErr> {
     let txn = app.begin().await?;
-    if let Some(t) = tenant {
-        txn.execute_unprepared(&mode.set_sql(t)).await?;
+    if let Some(pre) = pre {
+        txn.execute_unprepared(pre).await?;
     }
     let stmt = Statement::from_string(DbBackend::Postgres, sql.to_owned());
     let result = if query {

@@ -15,10 +15,22 @@
 //! | `view_across` | `CREATE VIEW t_a.x AS SELECT ... FROM t_b.table`: permission denied |
 //! | `truncate` / `move_row` | A's own table: TRUNCATE refused; `SET tenant_id = B` refused |
 //!
+//! and [`pg_temp_type`], one row for the entry itself: `pg_temp_type` — on a fresh app
+//! connection (so `enter_tenant_schema()` is compiled there after the plant) A leaves a
+//! temporary domain `pg_temp.text` whose CHECK calls a `pg_temp` hook, and a session
+//! `search_path` without `pg_temp`; the next transaction, B's, entered like the service's,
+//! has role `t_b` and `search_path = t_b, public, pg_temp`, and the hook never ran;
+//! `pg_temp_uuid` — on that connection, with a domain `pg_temp.uuid` too, a transaction that
+//! sets B's id without entering reads `tenancy.tenant_users` (policies inline
+//! `tenancy.current_tenant_id()` and its cast): the hook never ran.
+//!
 //! Then [`shared_cells`]: the shared leg's thirteen attacks ([`attacks::attack_table`]) on every
 //! table of A's schema, as A in a transaction entered like the service's, with one row seeded
-//! for A in A's schema and one for B in B's (standing for "another tenant's row": B's row of the
-//! same table), plus `copy_across` (`COPY t_b.table TO STDOUT` from A's transaction: refused).
+//! for A in A's schema and one for B both in B's schema and IN A's (seeded past the schema's
+//! tenant pin, which is put back `NOT VALID`: the row a bug past the pin would leave, so every
+//! cell meets a row only row level security hides), plus `copy_across` (`COPY t_b.table TO
+//! STDOUT` from A's transaction: refused). "No context" there is `SET LOCAL ROLE t_a` with no
+//! tenant id (not the bare app login, which the schema's privileges alone would stop).
 //! `insert_other` writes a row carrying B's `tenant_id` into A's own table: row level security
 //! must refuse it (42501); the schema's `CHECK (tenant_id = A)` alone does not pass the cell.
 
@@ -30,6 +42,8 @@ use super::catalog::{Table, discover_schema};
 use super::outcome::{ContextMode, Outcome, sqlstate};
 use super::report::{Cell, Row};
 use super::seed::{Seeded, seed_schema};
+use crate::HarnessError;
+use crate::databases::connect;
 use migration::dedicated::TenantSchema;
 
 /// Two dedicated tenants and the tables of A's schema.
@@ -364,12 +378,151 @@ pub async fn attack(
     Ok(out)
 }
 
+/// The hook of [`pg_temp_type`]: records that it ran and takes the last word on `search_path`.
+const TYPE_HOOK: &str = "CREATE FUNCTION pg_temp.iso_hook(v pg_catalog.text) RETURNS boolean \
+     LANGUAGE sql AS $$ SELECT pg_catalog.set_config('isolation.hooked', 'yes', true) IS NOT NULL \
+     AND pg_catalog.set_config('search_path', 'pg_temp, public', true) IS NOT NULL $$";
+
+/// The `pg_temp_type` cell (see the module docs), on a fresh one-connection pool on `app_url`.
+pub async fn pg_temp_type(app_url: &str, d: &Dedicated) -> Result<Row, HarnessError> {
+    let ((_, sa), (b, sb)) = (&d.a, &d.b);
+    let conn = connect(app_url, 1).await?;
+    let mut planted = Ok(());
+    for sql in [
+        TYPE_HOOK,
+        "CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.iso_hook(VALUE))",
+        "CREATE DOMAIN pg_temp.uuid AS pg_catalog.uuid \
+         CHECK (pg_temp.iso_hook(VALUE::pg_catalog.text))",
+        "SET search_path = public",
+    ] {
+        if let Err(e) = conn.execute_unprepared(sql).await {
+            planted = Err(e);
+            break;
+        }
+    }
+    let (cell, uuid_cell) = match planted {
+        Err(e) => (
+            Cell::pass(format!("not planted: {e}")),
+            Cell::pass(format!("not planted: {e}")),
+        ),
+        Ok(()) => {
+            let seen = run_as(
+                &conn,
+                Some(*b),
+                &[],
+                "SELECT current_user::text, pg_catalog.current_setting('search_path'), \
+                 pg_catalog.current_setting('isolation.hooked', true)",
+                true,
+            )
+            .await?;
+            let want = format!("{sb}, public, pg_temp");
+            let cell = match &seen {
+                Outcome::Rows(rows) => match rows.first().map(|r| {
+                    (
+                        r.try_get_by_index::<String>(0).unwrap_or_default(),
+                        r.try_get_by_index::<String>(1).unwrap_or_default(),
+                        r.try_get_by_index::<Option<String>>(2).ok().flatten(),
+                    )
+                }) {
+                    Some((role, path, hooked))
+                        if role == sb.as_str() && path == want && hooked.is_none() =>
+                    {
+                        Cell::pass(format!("role {role}, search_path {path}, hook never ran"))
+                    }
+                    Some((role, path, hooked)) => Cell::fail(format!(
+                        "B's entry: role {role}, search_path {path}, hook ran: {}",
+                        hooked.unwrap_or_else(|| "no".into())
+                    )),
+                    None => Cell::fail("no row"),
+                },
+                other => Cell::fail(format!("B cannot enter: {}", other.describe())),
+            };
+            // Policies inline `tenancy.current_tenant_id()`: its cast must not reach the
+            // domain either, even in a transaction that set an id without entering.
+            let policy = run_as(
+                &conn,
+                None,
+                &[
+                    format!("SET LOCAL tenantry.tenant_id = '{b}'"),
+                    "SELECT count(*) FROM tenancy.tenant_users".to_owned(),
+                ],
+                "SELECT pg_catalog.current_setting('isolation.hooked', true)",
+                true,
+            )
+            .await?;
+            let hooked = match &policy {
+                Outcome::Rows(rows) => rows
+                    .first()
+                    .and_then(|r| r.try_get_by_index::<Option<String>>(0).ok().flatten()),
+                other => Some(other.describe()),
+            };
+            let uuid_cell = match hooked {
+                None => Cell::pass("policy evaluated, hook never ran"),
+                Some(h) => Cell::fail(format!("hook ran in policy evaluation: {h}")),
+            };
+            (cell, uuid_cell)
+        }
+    };
+    // Dropped now, not when the backend exits after the close (which the server does in its
+    // own time): the catalog audit that follows checks the app login owns nothing.
+    conn.execute_unprepared("DISCARD TEMP").await?;
+    conn.close().await?;
+    Ok(Row {
+        subject: format!("{sa} session state (dedicated)"),
+        cells: vec![("pg_temp_type", cell), ("pg_temp_uuid", uuid_cell)],
+    })
+}
+
 /// The table's name without its schema.
 fn relname(table: &Table) -> &str {
     table
         .name
         .split_once('.')
         .map_or(table.name.as_str(), |(_, t)| t)
+}
+
+/// Seeds a row of tenant `b` in every table of `a`'s schema `schema` (`tables`) as the
+/// superuser: the tenant pins (`<table>_tenant_pinned`, `CHECK (tenant_id = a)`) are dropped
+/// for the seeding and put back `NOT VALID` (they check every new row again; the rows seeded
+/// here stand for what a bug past the pin would leave, which row level security must hide).
+async fn seed_past_pins(
+    superuser: &DatabaseConnection,
+    schema: &str,
+    tables: &[Table],
+    a: Uuid,
+    b: Uuid,
+) -> Result<Seeded, DbErr> {
+    let pins = superuser
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT c.relname::text FROM pg_catalog.pg_constraint k \
+             JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND k.conname = c.relname || '_tenant_pinned'",
+            [schema.into()],
+        ))
+        .await?
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let alter = |pin: &str, how: &str| format!("ALTER TABLE {schema}.{pin} {how}");
+    for pin in &pins {
+        superuser
+            .execute_unprepared(&alter(pin, &format!("DROP CONSTRAINT {pin}_tenant_pinned")))
+            .await?;
+    }
+    let seeded = seed_schema(superuser, tables, b).await;
+    for pin in &pins {
+        superuser
+            .execute_unprepared(&alter(
+                pin,
+                &format!(
+                    "ADD CONSTRAINT {pin}_tenant_pinned CHECK (tenant_id = '{a}'::uuid) NOT VALID"
+                ),
+            ))
+            .await?;
+    }
+    seeded
 }
 
 /// The shared leg's attacks on every table of A's schema (see the module docs). `app` is a
@@ -396,19 +549,15 @@ pub async fn shared_cells(
     let theirs = discover_schema(superuser, sb.as_str()).await?;
     let seeded_a = seed_schema(superuser, &mine, *a).await?;
     let seeded_b = seed_schema(superuser, &theirs, *b).await?;
-    // B's rows under the names of A's tables: the same table, in the other tenant's schema.
+    // B's rows IN A's own tables, so each cell meets a row only row level security hides.
+    let intruders = seed_past_pins(superuser, sa.as_str(), &mine, *a, *b).await?;
     let mut rows = seeded_a.rows;
-    for table in &theirs {
-        let same = mine.iter().find(|m| relname(m) == relname(table));
-        if let (Some(m), Some(row)) = (same, seeded_b.rows.get(&(table.sql_name.clone(), *b))) {
-            rows.insert((m.sql_name.clone(), *b), row.clone());
-        }
-    }
+    rows.extend(intruders.rows);
     let seeded = Seeded {
         tenant_a: *a,
         tenant_b: *b,
         rows,
-        failures: [seeded_a.failures, seeded_b.failures].concat(),
+        failures: [seeded_a.failures, seeded_b.failures, intruders.failures].concat(),
     };
     let target = attacks::Target {
         app,
@@ -417,6 +566,7 @@ pub async fn shared_cells(
         seeded: &seeded,
         registry: None,
         tables: &mine,
+        no_context: Some(format!("SET LOCAL ROLE {sa}")),
     };
     let mut out = Vec::new();
     for table in mine.iter().filter(|t| t.tenant_scoped) {
