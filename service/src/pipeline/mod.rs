@@ -12,7 +12,8 @@
 //!    only, the same `SET LOCAL`s and schema entry as a [`crate::TenantTx`]'s opening);
 //! 2. the statement, Parse/Bind/Execute of an unnamed statement with explicitly typed bind
 //!    parameters (no prepare round trip, no named statement: it also works behind PgBouncer in
-//!    transaction mode);
+//!    transaction mode), whose result columns are the entity's own, of built-in types only
+//!    (`columns.rs`: otherwise tokio-postgres would look a type up with a named statement);
 //! 3. `COMMIT`.
 //!
 //! `BEGIN` comes first here (a [`crate::TenantTx`] puts it last): if anything in the opening
