@@ -116,6 +116,11 @@ impl TenantTx {
     }
 
     /// `SELECT ... WHERE tenant_id = <this tenant>`: the start of every scoped read.
+    ///
+    /// The filter is in the outer `WHERE`: an arm a caller adds with `UNION` (through
+    /// `QueryTrait::query`) is not filtered by it, only by row level security underneath. The
+    /// caller runs the returned `Select` itself, so the service has no later point to refuse
+    /// one (as [`crate::Tenantry::fetch_all`] does); do not build set operations on it.
     pub fn select<E: TenantScoped>(&self) -> Select<E> {
         E::find().filter(E::tenant_column().eq(self.tenant_id()))
     }

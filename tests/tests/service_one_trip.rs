@@ -2,8 +2,10 @@
 //! against a real PostgreSQL: one wait on the wire per unit (counted by the harness's proxy),
 //! each tenant sees only its own rows (shared and dedicated tenants, by list, by id, and with
 //! a filter naming another tenant), a failed opening runs no statement and its connection is
-//! closed, a unit cancelled in flight never hands its connection to the next tenant, and the
-//! same holds behind PgBouncer in transaction mode.
+//! closed, a unit cancelled in flight never hands its connection to the next tenant, the
+//! same holds behind PgBouncer in transaction mode, no unit ever leaves a named statement on
+//! its session (a column of a type tokio-postgres would look up, such as `citext`), the app
+//! URL's own `options` hold, and a caller's select list never reaches a model.
 
 mod service_support;
 
@@ -14,10 +16,16 @@ use anyhow::{Result, bail, ensure};
 use entity::projects;
 use migration::dedicated::TenantSchema;
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Expr, UnionType};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
+    QueryTrait,
+};
 use service::tenants::Isolation;
 use service::{ServiceError, TenantContext, Tenantry, TenantryConfig};
-use service_support::{Env, config, env, project, scalar, tenant_with, three_tenants, user};
+use service_support::{
+    Env, config, env, insert_project, project, scalar, tenant_with, three_tenants, user,
+};
 use tenantry_tests::isolation::pool::PgBouncer;
 use tenantry_tests::logins::{APP_LOGIN, LoginRole};
 use tenantry_tests::proxy::RoundTripProxy;
@@ -268,12 +276,13 @@ async fn a_unit_cancelled_in_flight_never_serves_the_next_tenant() -> Result<()>
         ensure!(rows.len() == 1 && rows[0].tenant_id == b.id, "{rows:?}");
         ensure!(svc.pipeline_idle_connections() == 1);
     }
-    // Nothing of a's is left open: no session of the app login is idle in a transaction
+    // Nothing of a's is left open: no session of the app login on this test's database (other
+    // tests hold transactions open on theirs) is idle in a transaction
     // (the cancelled pipelines ended with their own COMMIT or the connection's close).
     let open = scalar(
         &su,
         "SELECT count(*) AS n FROM pg_stat_activity WHERE usename = $1 \
-         AND state LIKE 'idle in transaction%'",
+         AND datname = current_database() AND state LIKE 'idle in transaction%'",
         [APP_LOGIN.into()],
     )
     .await?;
@@ -323,5 +332,142 @@ async fn behind_pgbouncer_in_transaction_mode_each_tenant_sees_its_own() -> Resu
         }
     }
     svc.close().await?;
+    Ok(())
+}
+
+/// `projects` with a result column of a type tokio-postgres does not know built in (`citext`,
+/// or an array of it), which it would look up with a named statement of its own.
+fn with_a_looked_up_type(sql: &'static str) -> sea_orm::Select<projects::Entity> {
+    projects::Entity::find().column_as(Expr::cust(sql), "zz")
+}
+
+/// `projects` only if the session running it holds no prepared statement of tokio-postgres's
+/// type lookup (`pg_prepared_statements` is per session: this runs on the pipeline's own).
+fn if_no_type_lookup_prepared() -> sea_orm::Select<projects::Entity> {
+    projects::Entity::find().filter(Expr::cust(
+        "NOT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE statement ILIKE '%pg_type%')",
+    ))
+}
+
+#[tokio::test]
+async fn no_unit_prepares_a_named_statement_even_behind_pgbouncer() -> Result<()> {
+    let env = env().await?;
+    let [a, ..] = three_tenants(&env.svc).await?;
+    project(&env.svc, &a.ctx, "a's").await?;
+    // Direct: a unit with a citext column, then the same session is asked what it holds.
+    let svc = Tenantry::connect(config(&env.db).with_pool(1)).await?;
+    let rows = svc
+        .fetch_all(&a.ctx, with_a_looked_up_type("'x'::public.citext"))
+        .await?;
+    ensure!(rows.len() == 1, "{rows:?}");
+    let rows = svc.fetch_all(&a.ctx, if_no_type_lookup_prepared()).await?;
+    ensure!(rows.len() == 1, "the pipelined session holds a type lookup");
+    ensure!(svc.pipeline_idle_connections() == 1);
+    svc.close().await?;
+    if !PgBouncer::available() {
+        eprintln!("pgbouncer is not installed: the bouncer half is skipped");
+        return Ok(());
+    }
+    // Two server connections; a transaction of the ordinary path pins one of them so that the
+    // next unit lands on the other one than the unit before.
+    let bouncer = PgBouncer::start(tenantry_tests::shared_cluster()?, APP_LOGIN, 2)
+        .map_err(anyhow::Error::msg)?;
+    let svc =
+        Tenantry::connect(TenantryConfig::new(bouncer.url(APP_LOGIN, &env.db.name)).with_pool(2))
+            .await?;
+    let first = svc.begin(&a.ctx).await?;
+    insert_project(&first, "pins a server").await?;
+    let rows = svc
+        .fetch_all(&a.ctx, with_a_looked_up_type("'x'::public.citext"))
+        .await?;
+    ensure!(rows.len() == 1, "{rows:?}");
+    let second = svc.begin(&a.ctx).await?;
+    insert_project(&second, "pins the other").await?;
+    first.commit().await?;
+    let rows = svc
+        .fetch_all(&a.ctx, with_a_looked_up_type("ARRAY['x']::public.citext[]"))
+        .await?;
+    ensure!(rows.len() == 2, "{rows:?}");
+    second.commit().await?;
+    for _ in 0..2 {
+        let rows = svc.fetch_all(&a.ctx, if_no_type_lookup_prepared()).await?;
+        ensure!(rows.len() == 3, "a server session holds a type lookup");
+    }
+    svc.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_app_urls_own_options_hold_on_the_pipelined_path() -> Result<()> {
+    let Env { db, svc, su } = env().await?;
+    let [a, ..] = three_tenants(&svc).await?;
+    let url = format!(
+        "{}?options=-c%20default_transaction_read_only%3Don",
+        db.url(LoginRole::App)
+    );
+    let ro = Tenantry::connect(TenantryConfig::new(url).with_pool(1)).await?;
+    let sqlx_path = ro
+        .with_tenant(&a.ctx, async |tx| insert_project(tx, "via sqlx").await)
+        .await;
+    ensure!(sqlx_path.is_err(), "the sqlx path wrote: {sqlx_path:?}");
+    let piped = ro.insert_one(&a.ctx, new_project("via pipeline")).await;
+    ensure!(piped.is_err(), "the pipelined path wrote: {piped:?}");
+    let written = scalar(
+        &su,
+        "SELECT count(*) AS n FROM public.projects WHERE name LIKE 'via %'",
+        [],
+    )
+    .await?;
+    ensure!(written == 0, "{written} rows written by a read-only login");
+    ro.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_callers_select_list_never_reaches_a_model() -> Result<()> {
+    let Env { svc, .. } = env().await?;
+    let [a, b, _] = three_tenants(&svc).await?;
+    project(&svc, &a.ctx, "real name").await?;
+    let spoofed = projects::Entity::find()
+        .column_as(Expr::cust("'spoofed'"), "name")
+        .column_as(Expr::cust(format!("'{}'::uuid", b.id)), "tenant_id");
+    let rows = svc.fetch_all(&a.ctx, spoofed).await?;
+    ensure!(
+        rows.len() == 1 && rows[0].name == "real name" && rows[0].tenant_id == a.id,
+        "{rows:?}"
+    );
+    // A UNION arm would escape the filter the service adds to the outer WHERE: refused.
+    project(&svc, &b.ctx, "b's").await?;
+    let mut union = projects::Entity::find();
+    QueryTrait::query(&mut union).union(UnionType::All, projects::Entity::find().into_query());
+    let got = svc.fetch_all(&a.ctx, union).await;
+    ensure!(
+        matches!(got, Err(ServiceError::InvalidInput { .. })),
+        "{got:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_unit_finishing_after_close_does_not_pool_its_connection() -> Result<()> {
+    let Env { db, .. } = env().await?;
+    let svc = Tenantry::connect(config(&db).with_pool(1)).await?;
+    let [a, ..] = three_tenants(&svc).await?;
+    project(&svc, &a.ctx, "a's").await?;
+    let handle = svc.clone();
+    let mut unit = pin!(svc.fetch_all(&a.ctx, projects::Entity::find()));
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    ensure!(
+        matches!(unit.as_mut().poll(&mut cx), Poll::Pending),
+        "the unit finished without waiting for the server"
+    );
+    // Closed while the unit holds its connection; the unit then finishes normally.
+    handle.close().await?;
+    let rows = unit.await?;
+    ensure!(rows.len() == 1, "{rows:?}");
+    ensure!(
+        svc.pipeline_idle_connections() == 0,
+        "a closed pool kept a connection"
+    );
     Ok(())
 }

@@ -12,7 +12,8 @@
 //!    only, the same `SET LOCAL`s and schema entry as a [`crate::TenantTx`]'s opening);
 //! 2. the statement, Parse/Bind/Execute of an unnamed statement with explicitly typed bind
 //!    parameters (no prepare round trip, no named statement: it also works behind PgBouncer in
-//!    transaction mode);
+//!    transaction mode), whose result columns are the entity's own, of built-in types only
+//!    (`columns.rs`: otherwise tokio-postgres would look a type up with a named statement);
 //! 3. `COMMIT`.
 //!
 //! `BEGIN` comes first here (a [`crate::TenantTx`] puts it last): if anything in the opening
@@ -25,13 +26,14 @@
 //! every answer was read and none failed; any error, or the future dropped while the pipeline
 //! is in flight, closes it (the server rolls back an open transaction of a closed connection).
 
+mod columns;
 mod pool;
 mod values;
 
 use entity::TenantScoped;
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, FromQueryResult,
-    IntoActiveModel, QueryFilter, QuerySelect, QueryTrait, Select, Statement,
+    IntoActiveModel, ModelTrait, QueryFilter, QuerySelect, QueryTrait, Select, Statement, Value,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -78,10 +80,13 @@ impl Tenantry {
         let opening = pipelined_opening_sql(ctx);
         let mut lease = self.pipeline.acquire().await?;
         // Polled together: each future queues its request on its first poll, so all three are
-        // queued before the connection writes them, and before any answer is awaited.
+        // queued before the connection writes them, and before any answer is awaited. `biased`
+        // polls them in the order written (an unbiased `join!` rotates where it starts), so the
+        // requests queue, and run, as opening, statement, `COMMIT`.
         let (open, rows, commit) = lease
             .drive(async |client| {
                 tokio::join!(
+                    biased;
                     client.batch_execute(&opening),
                     client.query_typed(&stmt.sql, &refs),
                     client.batch_execute("COMMIT"),
@@ -105,17 +110,27 @@ impl Tenantry {
     /// The rows of `select` for `ctx`'s tenant, in one round trip (see [`crate::pipeline`]).
     /// The service adds `WHERE <tenant column> = <ctx's tenant>`, as [`crate::TenantTx::select`]
     /// does; row level security applies underneath.
+    ///
+    /// The service owns the select list: `E`'s columns, whatever `select` names (see
+    /// `columns.rs`). A `select` combining rows with `UNION`, `INTERSECT` or `EXCEPT` is refused
+    /// (an arm would escape the tenant filter): run such a query on a [`crate::TenantTx`].
     pub async fn fetch_all<E: TenantScoped>(
         &self,
         ctx: &TenantContext,
-        select: Select<E>,
+        mut select: Select<E>,
     ) -> Result<Vec<E::Model>> {
-        let stmt = select
+        if columns::has_set_operation(&mut select) {
+            return Err(ServiceError::invalid(
+                "statement",
+                "a set operation (UNION, INTERSECT, EXCEPT) on the one-round-trip path",
+            ));
+        }
+        let stmt = columns::entity_columns(select)
             .filter(E::tenant_column().eq(ctx.tenant_id()))
             .build(DbBackend::Postgres);
         let span = tracing::info_span!("tenant_one_trip", tenant_id = %ctx.tenant_id());
         let rows = self.one_trip(ctx, stmt).instrument(span).await?;
-        rows.iter().map(|row| model::<E>(row)).collect()
+        rows.iter().map(|row| model::<E>(ctx, row)).collect()
     }
 
     /// The first row of `select` for `ctx`'s tenant (`LIMIT 1`), in one round trip.
@@ -135,6 +150,12 @@ impl Tenantry {
     /// (`RETURNING *`). The tenant is filled in and a row naming another tenant is refused, as
     /// [`crate::TenantTx::insert`] does; the context must allow writes. SeaORM's
     /// `ActiveModelBehavior` hooks are not called on this path (Tenantry's entities have none).
+    ///
+    /// An insert cancelled (its future dropped) after its first poll may still have committed:
+    /// the whole pipeline, `COMMIT` included, is on the wire once the unit is first polled, and
+    /// the server runs it even when nobody reads the answers. Give rows client-generated ids
+    /// (`Uuid::new_v4()`, as the API does) and retry with the same id: a retry of a committed
+    /// insert is then a conflict, never a second row.
     pub async fn insert_one<A>(
         &self,
         ctx: &TenantContext,
@@ -148,12 +169,12 @@ impl Tenantry {
         ctx.require_write()?;
         claim_tenant(ctx.tenant_id(), &mut row)?;
         let mut insert = <A::Entity as EntityTrait>::insert(row);
-        insert.query().returning_all();
+        insert.query().returning(columns::returning::<A::Entity>());
         let stmt = insert.build(DbBackend::Postgres);
         let span = tracing::info_span!("tenant_one_trip", tenant_id = %ctx.tenant_id());
         let rows = self.one_trip(ctx, stmt).instrument(span).await?;
         match rows.first() {
-            Some(row) => model::<A::Entity>(row),
+            Some(row) => model::<A::Entity>(ctx, row),
             None => Err(ServiceError::Unavailable(
                 "the insert returned no row".into(),
             )),
@@ -167,13 +188,21 @@ impl Tenantry {
     }
 }
 
-/// A row as `E`'s model.
-fn model<E: EntityTrait>(row: &Row) -> Result<E::Model> {
+/// A row as `E`'s model, which must be `ctx`'s tenant's (the statement filtered by it: a row
+/// of another tenant here is a bug, refused rather than returned).
+fn model<E: TenantScoped>(ctx: &TenantContext, row: &Row) -> Result<E::Model> {
     let result = values::query_result(row)?;
-    E::Model::from_query_result(&result, "").map_err(|e| {
+    let model = E::Model::from_query_result(&result, "").map_err(|e| {
         tracing::warn!(error = %e, "a pipelined row does not fit its model");
         ServiceError::Unavailable("a row does not fit its model".into())
-    })
+    })?;
+    if model.get(E::tenant_column()) != Value::Uuid(Some(ctx.tenant_id())) {
+        tracing::error!("a pipelined row is not of the context's tenant");
+        return Err(ServiceError::Unavailable(
+            "a row does not fit its model".into(),
+        ));
+    }
+    Ok(model)
 }
 
 #[cfg(test)]

@@ -91,7 +91,14 @@ impl PipelinePool {
         })?;
         let ms = statement_timeout.as_millis();
         if ms > 0 {
-            config.options(format!("-c statement_timeout={ms}"));
+            // Appended to the URL's own `options` (`Config::options` replaces them), as the
+            // sqlx pool appends: a `-c default_transaction_read_only=on` there still holds.
+            let timeout = format!("-c statement_timeout={ms}");
+            let options = match config.get_options() {
+                Some(own) if !own.trim().is_empty() => format!("{own} {timeout}"),
+                _ => timeout,
+            };
+            config.options(options);
         }
         Ok(Self {
             config,
@@ -178,11 +185,15 @@ impl Lease {
     }
 
     /// Returns the connection to the pool: call only once every answer was read and none
-    /// failed. Dropped instead, the lease closes its connection.
+    /// failed. Dropped instead, the lease closes its connection; so does a release after
+    /// [`PipelinePool::close`] (a closed pool keeps nothing open).
     pub(crate) fn release(mut self) {
         if let Some(conn) = self.conn.take()
             && !conn.client.is_closed()
             && let Ok(mut idle) = self.pool.idle.lock()
+            // Checked under the lock `close` takes after closing: either `close` finds this
+            // connection among the idle ones, or this sees the pool closed.
+            && !self.pool.permits.is_closed()
         {
             idle.push((conn, Instant::now()));
         }

@@ -156,10 +156,19 @@ fn column(row: &Row, idx: usize) -> std::result::Result<Value, tokio_postgres::E
     })
 }
 
-/// A tokio-postgres row as SeaORM's [`QueryResult`], columns by name.
+/// A tokio-postgres row as SeaORM's [`QueryResult`], columns by name. Two columns of one name
+/// are refused (one would silently win). `ProxyRow` keeps columns in name order, so a
+/// position means nothing here: models read by name (`FromQueryResult` derives do), and
+/// nothing on this path reads by position.
 pub(crate) fn query_result(row: &Row) -> Result<QueryResult> {
     let mut values = BTreeMap::new();
     for (idx, col) in row.columns().iter().enumerate() {
+        if values.contains_key(col.name()) {
+            tracing::warn!(column = col.name(), "a pipelined row names a column twice");
+            return Err(ServiceError::Unavailable(
+                "a row names a column twice".into(),
+            ));
+        }
         let value = column(row, idx).map_err(|e| {
             tracing::warn!(column = col.name(), error = %e, "cannot decode a pipelined column");
             ServiceError::Unavailable(
