@@ -25,7 +25,7 @@
 use crate::m0002_tenancy::{SETTING_READERS, setting_reader};
 use crate::m0008_legacy_role::row_tenant_id_function;
 use crate::m0010_dedicated_tenants::enter_function;
-use crate::m0013_schema_entry::{enter_body_fast, enter_body_fast_with};
+use crate::m0013_schema_entry::enter_body_fast_with;
 use crate::m0014_tenant_moves::move_lock_statement;
 use crate::plan::MigrationPlan;
 
@@ -74,6 +74,7 @@ pub fn plan() -> MigrationPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::m0013_schema_entry::enter_body_fast;
 
     #[test]
     fn the_entry_body_names_no_unqualified_type() {
