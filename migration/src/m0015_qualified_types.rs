@@ -81,7 +81,10 @@ mod tests {
         assert!(enter_body_fast().contains(UNQUALIFIED_DECLARE));
         assert!(enter_body_locked().contains(UNQUALIFIED_DECLARE));
         let body = enter_body_qualified();
-        assert!(body.contains(&move_lock_statement()), "the move lock is kept: {body}");
+        assert!(
+            body.contains(&move_lock_statement()),
+            "the move lock is kept: {body}"
+        );
         assert!(!body.contains(UNQUALIFIED_DECLARE), "{body}");
         assert!(body.contains("DECLARE s pg_catalog.text; done pg_catalog.text;"));
     }
