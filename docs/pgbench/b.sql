@@ -1,0 +1,7 @@
+\set aid 7+1000*random(0,999)
+\startpipeline
+BEGIN;
+SELECT set_config('app.tenant', '@TENANT@', true);
+\endpipeline
+SELECT abalance FROM pgbench_accounts WHERE tenant_id = '@TENANT@' AND aid = :aid;
+COMMIT;
