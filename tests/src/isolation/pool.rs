@@ -151,13 +151,15 @@ impl PgBouncer {
     /// Starts one on a free port for `login`, with `pool_size` server connections.
     pub fn start(cluster: &Cluster, login: &str, pool_size: u32) -> Result<Self, String> {
         let user = crate::os_user::ServerUser::detect().map_err(|e| e.to_string())?;
-        let dir = cluster.dir().join("pgbouncer");
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        user.take_ownership(&dir).map_err(|e| e.to_string())?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .map_err(|e| e.to_string())?;
+        // A directory per instance: tests of one binary start bouncers at the same time, and
+        // a shared pidfile would refuse the second.
+        let dir = cluster.dir().join(format!("pgbouncer-{port}"));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        user.take_ownership(&dir).map_err(|e| e.to_string())?;
         std::fs::write(dir.join("userlist.txt"), format!("\"{login}\" \"\"\n"))
             .map_err(|e| e.to_string())?;
         let ini = format!(
