@@ -7,7 +7,12 @@ use std::sync::LazyLock;
 ///
 /// Inside this crate, implement it with the crate-private `tenant_scoped!(Entity,
 /// Column::TenantId);` in the entity's module, and add the entity to [`tenant_scoped_tables`].
-pub trait TenantScoped: sea_orm::EntityTrait {
+///
+/// Its active model turns into its model (`TryIntoModel`, which SeaORM's derives implement):
+/// the service's one-round-trip path builds models that way.
+pub trait TenantScoped:
+    sea_orm::EntityTrait<ActiveModel: sea_orm::TryIntoModel<<Self as sea_orm::EntityTrait>::Model>>
+{
     /// The column holding the tenant id.
     fn tenant_column() -> Self::Column;
 }

@@ -36,6 +36,13 @@ pub struct TenantryConfig {
     /// [`crate::auth_cache::HEARTBEAT_MISSES`] unanswered ones the cache is flushed and unused
     /// until the listener hears again ([`crate::auth_cache`]).
     pub auth_heartbeat_interval: Duration,
+    /// `TENANTRY_PREPARED_STATEMENTS` (default `on`; `off` or `on`): whether the one-round-trip
+    /// path prepares each statement once per connection and then only binds and executes it
+    /// (`on`), or sends it unnamed every time (`off`). Turn it off where a statement may not
+    /// stay with the connection that prepared it: behind PgBouncer older than 1.21 (or without
+    /// `max_prepared_statements`) in transaction mode. The sqlx pool is not affected: SeaORM's
+    /// sqlx driver always prepares named statements (ARCHITECTURE.md, "PgBouncer").
+    pub prepared_statements: bool,
 }
 
 impl TenantryConfig {
@@ -52,6 +59,7 @@ impl TenantryConfig {
             auth_cache_ttl: None,
             auth_listen_url: None,
             auth_heartbeat_interval: Duration::from_millis(5000),
+            prepared_statements: true,
         }
     }
 
@@ -79,6 +87,19 @@ impl TenantryConfig {
             .filter(|s| !s.is_empty());
         config.auth_heartbeat_interval =
             Duration::from_millis(env_num("TENANTRY_AUTH_HEARTBEAT_MS", 5000)?.max(1));
+        config.prepared_statements = match std::env::var("TENANTRY_PREPARED_STATEMENTS") {
+            Err(_) => true,
+            Ok(v) => match v.as_str() {
+                "on" | "" => true,
+                "off" => false,
+                _ => {
+                    return Err(ServiceError::invalid(
+                        "TENANTRY_PREPARED_STATEMENTS",
+                        "must be on or off",
+                    ));
+                }
+            },
+        };
         Ok(config)
     }
 
@@ -104,6 +125,13 @@ impl TenantryConfig {
     /// Sets the superadmin URL.
     pub fn with_superadmin(mut self, url: impl Into<String>) -> Self {
         self.superadmin_url = Some(url.into());
+        self
+    }
+
+    /// Prepares statements once per connection, or never (see
+    /// [`TenantryConfig::prepared_statements`]).
+    pub fn with_prepared_statements(mut self, on: bool) -> Self {
+        self.prepared_statements = on;
         self
     }
 

@@ -72,6 +72,7 @@ impl Tenantry {
             config.pool_max,
             config.acquire_timeout,
             config.statement_timeout,
+            config.prepared_statements,
         )?);
         Ok(Self {
             app,

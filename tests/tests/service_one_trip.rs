@@ -68,7 +68,7 @@ async fn a_read_and_an_insert_wait_once_on_the_wire() -> Result<()> {
         TenantryConfig::new(proxy.url(&env.db.url(LoginRole::App), port)).with_pool(1),
     )
     .await?;
-    // Warm-up: the pipelined pool connects on first use.
+    // Warm-up: the pipelined pool connects, and prepares each statement, on first use.
     svc.fetch_all(&a.ctx, projects::Entity::find()).await?;
     let n = 10;
     let (waits, trips) = (proxy.waits(), proxy.round_trips());
@@ -77,13 +77,15 @@ async fn a_read_and_an_insert_wait_once_on_the_wire() -> Result<()> {
         ensure!(rows.len() == 1 && rows[0].tenant_id == a.id, "{rows:?}");
     }
     let (read_waits, read_trips) = (proxy.waits() - waits, proxy.round_trips() - trips);
-    // Three request cycles (opening, statement, COMMIT), answered after one wait.
+    // Three request cycles (opening, the prepared statement's Bind/Execute, COMMIT), answered
+    // after one wait.
     ensure!(
         read_trips == 3 * n,
         "{read_trips} request cycles for {n} reads"
     );
     ensure!(read_waits == n, "{read_waits} waits for {n} reads");
 
+    svc.insert_one(&a.ctx, new_project("warm-up")).await?;
     let waits = proxy.waits();
     for i in 0..n {
         let row = svc
@@ -104,7 +106,7 @@ async fn a_read_and_an_insert_wait_once_on_the_wire() -> Result<()> {
             tx.count::<projects::Entity>(service::tx::all()).await
         })
         .await?;
-    ensure!(count == 1 + n, "{count} projects");
+    ensure!(count == 2 + n, "{count} projects");
     svc.close().await?;
     Ok(())
 }
@@ -152,6 +154,25 @@ async fn check_sees_only_its_own(
     Ok(())
 }
 
+/// `rounds` times every tenant of `owned` in turn: each sees only its own projects.
+async fn each_sees_only_its_own(
+    svc: &Tenantry,
+    owned: &[(TenantContext, Vec<Uuid>)],
+    rounds: usize,
+) -> Result<()> {
+    for _ in 0..rounds {
+        for (ctx, mine) in owned {
+            let others: Vec<(Uuid, Uuid)> = owned
+                .iter()
+                .filter(|(c, _)| c.tenant_id() != ctx.tenant_id())
+                .flat_map(|(c, ids)| ids.iter().map(|id| (c.tenant_id(), *id)))
+                .collect();
+            check_sees_only_its_own(svc, ctx, mine, &others).await?;
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn each_tenant_reads_and_writes_only_its_own_rows_shared_or_dedicated() -> Result<()> {
     let env = env().await?;
@@ -177,16 +198,26 @@ async fn each_tenant_reads_and_writes_only_its_own_rows_shared_or_dedicated() ->
         Err(ServiceError::Forbidden(_))
     ));
     // Interleaved on one pool: every tenant, twice, in turn.
-    for _ in 0..2 {
-        for (ctx, mine) in &owned {
-            let others: Vec<(Uuid, Uuid)> = owned
-                .iter()
-                .filter(|(c, _)| c.tenant_id() != ctx.tenant_id())
-                .flat_map(|(c, ids)| ids.iter().map(|id| (c.tenant_id(), *id)))
-                .collect();
-            check_sees_only_its_own(&env.svc, ctx, mine, &others).await?;
-        }
-    }
+    each_sees_only_its_own(&env.svc, &owned, 2).await?;
+    // On one connection, so that one prepared statement serves every tenant in turn: shared,
+    // dedicated, and a second dedicated tenant (PostgreSQL re-analyses a statement whose
+    // search_path or role changed; a plan kept across them would read the wrong schema).
+    let (d2, d2_ctx) = dedicated(&env.svc, "piped-two").await?;
+    let d2_ids = vec![project(&env.svc, &d2_ctx, "d2 seeded").await?];
+    owned.push((d2_ctx, d2_ids));
+    let one = Tenantry::connect(config(&env.db).with_pool(1)).await?;
+    each_sees_only_its_own(&one, &owned, 3).await?;
+    let named = one
+        .fetch_all(
+            &a.ctx,
+            projects::Entity::find().filter(Expr::cust(
+                "EXISTS (SELECT 1 FROM pg_prepared_statements WHERE statement LIKE 'SELECT %')",
+            )),
+        )
+        .await?;
+    ensure!(!named.is_empty(), "the statements were not prepared");
+    ensure!(rows_in(&env.su, &TenantSchema::for_tenant(d2).to_string(), d2).await? == 1);
+    one.close().await?;
     // Underneath: the dedicated tenant's rows are in its schema, none in the shared table.
     let schema = TenantSchema::for_tenant(d).to_string();
     ensure!(rows_in(&env.su, &schema, d).await? == 2);
@@ -303,9 +334,7 @@ async fn behind_pgbouncer_in_transaction_mode_each_tenant_sees_its_own() -> Resu
     // One server connection behind the bouncer: every unit of every tenant shares it.
     let bouncer = PgBouncer::start(tenantry_tests::shared_cluster()?, APP_LOGIN, 1)
         .map_err(anyhow::Error::msg)?;
-    let svc =
-        Tenantry::connect(TenantryConfig::new(bouncer.url(APP_LOGIN, &env.db.name)).with_pool(3))
-            .await?;
+    let svc = Tenantry::connect(bounced(&bouncer, &env.db.name).with_pool(3)).await?;
     let tenants = [&a.ctx, &b.ctx, &d_ctx];
     for round in 0..4 {
         // Three tenants' units at once over three clients and one server connection.
@@ -342,15 +371,30 @@ fn with_a_looked_up_type(sql: &'static str) -> sea_orm::Select<projects::Entity>
 }
 
 /// `projects` only if the session running it holds no prepared statement of tokio-postgres's
-/// type lookup (`pg_prepared_statements` is per session: this runs on the pipeline's own).
+/// type lookup (`pg_prepared_statements` is per session: this runs on the pipeline's own). The
+/// pattern does not match its own text (it has a backslash where the lookup has none).
 fn if_no_type_lookup_prepared() -> sea_orm::Select<projects::Entity> {
     projects::Entity::find().filter(Expr::cust(
-        "NOT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE statement ILIKE '%pg_type%')",
+        r"NOT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE statement ~ 'pg_catalog\.pg_type t')",
     ))
 }
 
+/// `projects` only if the session running it holds no named `SELECT` (the pipelined path's;
+/// the ordinary path's sqlx prepares its `INSERT`s named whatever the setting).
+fn if_no_select_prepared() -> sea_orm::Select<projects::Entity> {
+    projects::Entity::find().filter(Expr::cust(
+        "NOT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE statement LIKE 'SELECT %')",
+    ))
+}
+
+/// The service's configuration behind `bouncer`: PgBouncer 1.18 in transaction mode, so no
+/// statement is named (`TENANTRY_PREPARED_STATEMENTS=off`).
+fn bounced(bouncer: &PgBouncer, db: &str) -> TenantryConfig {
+    TenantryConfig::new(bouncer.url(APP_LOGIN, db)).with_prepared_statements(false)
+}
+
 #[tokio::test]
-async fn no_unit_prepares_a_named_statement_even_behind_pgbouncer() -> Result<()> {
+async fn no_type_lookup_is_prepared_and_behind_pgbouncer_nothing_is_named() -> Result<()> {
     let env = env().await?;
     let [a, ..] = three_tenants(&env.svc).await?;
     project(&env.svc, &a.ctx, "a's").await?;
@@ -372,9 +416,7 @@ async fn no_unit_prepares_a_named_statement_even_behind_pgbouncer() -> Result<()
     // next unit lands on the other one than the unit before.
     let bouncer = PgBouncer::start(tenantry_tests::shared_cluster()?, APP_LOGIN, 2)
         .map_err(anyhow::Error::msg)?;
-    let svc =
-        Tenantry::connect(TenantryConfig::new(bouncer.url(APP_LOGIN, &env.db.name)).with_pool(2))
-            .await?;
+    let svc = Tenantry::connect(bounced(&bouncer, &env.db.name).with_pool(2)).await?;
     let first = svc.begin(&a.ctx).await?;
     insert_project(&first, "pins a server").await?;
     let rows = svc
@@ -390,8 +432,11 @@ async fn no_unit_prepares_a_named_statement_even_behind_pgbouncer() -> Result<()
     ensure!(rows.len() == 2, "{rows:?}");
     second.commit().await?;
     for _ in 0..2 {
-        let rows = svc.fetch_all(&a.ctx, if_no_type_lookup_prepared()).await?;
-        ensure!(rows.len() == 3, "a server session holds a type lookup");
+        let rows = svc.fetch_all(&a.ctx, if_no_select_prepared()).await?;
+        ensure!(
+            rows.len() == 3,
+            "a server session holds a pipelined statement"
+        );
     }
     svc.close().await?;
     Ok(())

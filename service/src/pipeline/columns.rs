@@ -66,14 +66,19 @@ fn read_as<C: ColumnTrait>(col: C) -> Expr {
     }
 }
 
-/// Whether `select` (or any statement nested in it) combines rows with `UNION`, `INTERSECT` or
-/// `EXCEPT`: the service's tenant filter goes into the outer `WHERE`, which an arm of a set
-/// operation escapes. sea-query keeps the arms private; its derived `Debug` shows them (an
-/// empty list prints as `unions: []`), so this is exact for the outer statement and errs on
-/// the side of refusal for nested ones.
-pub(crate) fn has_set_operation<E: EntityTrait>(select: &mut Select<E>) -> bool {
-    use sea_orm::QueryTrait;
-    format!("{:?}", QueryTrait::query(select)).contains("unions: [(")
+/// Whether the SQL of a select combines rows with `UNION`, `INTERSECT` or `EXCEPT`: the
+/// service's tenant filter goes into the outer `WHERE`, which an arm of a set operation
+/// escapes. sea-query keeps the arms private, but it always renders them with one of those
+/// keywords, and every value is a bind parameter, so a word match over the whole text finds
+/// every set operation. It errs on the side of refusal: the word in a custom expression, a
+/// nested statement or an identifier (a column named `"union"`) is refused too.
+pub(crate) fn has_set_operation(sql: &str) -> bool {
+    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+        .any(|word| {
+            ["union", "intersect", "except"]
+                .iter()
+                .any(|k| word.eq_ignore_ascii_case(k))
+        })
 }
 
 /// `select` with its select list replaced by `E`'s columns, each read as [`read_as`] says.
@@ -112,12 +117,22 @@ mod tests {
     #[test]
     fn a_union_is_found_and_a_plain_select_is_not() {
         use sea_orm::sea_query::UnionType;
-        let mut plain = entity::users::Entity::find().filter(Expr::cust("true"));
-        assert!(!has_set_operation(&mut plain));
-        let mut union = entity::users::Entity::find();
-        QueryTrait::query(&mut union)
-            .union(UnionType::All, entity::users::Entity::find().into_query());
-        assert!(has_set_operation(&mut union));
+        let sql = |s: sea_orm::Select<entity::users::Entity>| s.build(DbBackend::Postgres).sql;
+        let plain = entity::users::Entity::find().filter(Expr::cust("unionized AND except_x"));
+        assert!(!has_set_operation(&sql(plain)));
+        for ty in [
+            UnionType::All,
+            UnionType::Distinct,
+            UnionType::Intersect,
+            UnionType::Except,
+        ] {
+            let mut union = entity::users::Entity::find();
+            QueryTrait::query(&mut union).union(ty, entity::users::Entity::find().into_query());
+            assert!(has_set_operation(&sql(union)), "{ty:?}");
+        }
+        let nested =
+            entity::users::Entity::find().filter(Expr::cust("id IN (SELECT 1 union SELECT 2)"));
+        assert!(has_set_operation(&sql(nested)));
     }
 
     #[test]

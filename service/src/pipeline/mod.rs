@@ -28,12 +28,13 @@
 
 mod columns;
 mod pool;
+mod statements;
 mod values;
 
 use entity::TenantScoped;
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, FromQueryResult,
-    IntoActiveModel, ModelTrait, QueryFilter, QuerySelect, QueryTrait, Select, Statement, Value,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, IntoActiveModel,
+    ModelTrait, QueryFilter, QuerySelect, QueryTrait, Select, Statement, Value,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -73,12 +74,26 @@ impl Tenantry {
     /// pipelined on one connection. The statement must already be tenant-filtered.
     async fn one_trip(&self, ctx: &TenantContext, stmt: Statement) -> Result<Vec<Row>> {
         let params = values::params(stmt.values.as_ref())?;
-        let refs: Vec<(&(dyn ToSql + Sync), tokio_postgres::types::Type)> = params
+        let types: Vec<tokio_postgres::types::Type> =
+            params.iter().map(|(_, t)| t.clone()).collect();
+        let opening = pipelined_opening_sql(ctx);
+        let mut lease = self.pipeline.acquire().await?;
+        let prepared = match lease.statement(&stmt.sql, &types).await? {
+            None => None,
+            Some(Ok(prepared)) => Some(prepared),
+            Some(Err(e)) => {
+                drop(lease);
+                return Err(first_error([Some(e), None, None]));
+            }
+        };
+        let bound: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|(v, _)| &**v as &(dyn ToSql + Sync))
+            .collect();
+        let typed: Vec<(&(dyn ToSql + Sync), tokio_postgres::types::Type)> = params
             .iter()
             .map(|(v, t)| (&**v as &(dyn ToSql + Sync), t.clone()))
             .collect();
-        let opening = pipelined_opening_sql(ctx);
-        let mut lease = self.pipeline.acquire().await?;
         // Polled together: each future queues its request on its first poll, so all three are
         // queued before the connection writes them, and before any answer is awaited. `biased`
         // polls them in the order written (an unbiased `join!` rotates where it starts), so the
@@ -88,7 +103,14 @@ impl Tenantry {
                 tokio::join!(
                     biased;
                     client.batch_execute(&opening),
-                    client.query_typed(&stmt.sql, &refs),
+                    async {
+                        match &prepared {
+                            // Bind and Execute of the statement prepared on this connection.
+                            Some(prepared) => client.query(prepared, &bound).await,
+                            // Parse, Bind and Execute of an unnamed statement.
+                            None => client.query_typed(&stmt.sql, &typed).await,
+                        }
+                    },
                     client.batch_execute("COMMIT"),
                 )
             })
@@ -117,17 +139,17 @@ impl Tenantry {
     pub async fn fetch_all<E: TenantScoped>(
         &self,
         ctx: &TenantContext,
-        mut select: Select<E>,
+        select: Select<E>,
     ) -> Result<Vec<E::Model>> {
-        if columns::has_set_operation(&mut select) {
+        let stmt = columns::entity_columns(select)
+            .filter(E::tenant_column().eq(ctx.tenant_id()))
+            .build(DbBackend::Postgres);
+        if columns::has_set_operation(&stmt.sql) {
             return Err(ServiceError::invalid(
                 "statement",
                 "a set operation (UNION, INTERSECT, EXCEPT) on the one-round-trip path",
             ));
         }
-        let stmt = columns::entity_columns(select)
-            .filter(E::tenant_column().eq(ctx.tenant_id()))
-            .build(DbBackend::Postgres);
         let span = tracing::info_span!("tenant_one_trip", tenant_id = %ctx.tenant_id());
         let rows = self.one_trip(ctx, stmt).instrument(span).await?;
         rows.iter().map(|row| model::<E>(ctx, row)).collect()
@@ -191,11 +213,7 @@ impl Tenantry {
 /// A row as `E`'s model, which must be `ctx`'s tenant's (the statement filtered by it: a row
 /// of another tenant here is a bug, refused rather than returned).
 fn model<E: TenantScoped>(ctx: &TenantContext, row: &Row) -> Result<E::Model> {
-    let result = values::query_result(row)?;
-    let model = E::Model::from_query_result(&result, "").map_err(|e| {
-        tracing::warn!(error = %e, "a pipelined row does not fit its model");
-        ServiceError::Unavailable("a row does not fit its model".into())
-    })?;
+    let model = values::model::<E>(row)?;
     if model.get(E::tenant_column()) != Value::Uuid(Some(ctx.tenant_id())) {
         tracing::error!("a pipelined row is not of the context's tenant");
         return Err(ServiceError::Unavailable(

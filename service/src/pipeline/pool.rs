@@ -22,18 +22,22 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::tls::NoTlsStream;
-use tokio_postgres::{Client, Connection, NoTls, Socket};
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Connection, NoTls, Socket, Statement};
 
+use super::statements::StatementCache;
 use crate::error::{Result, ServiceError};
 
 /// A client idle this long is checked with an empty `Sync` before it is used (as the sqlx pool
 /// checks connections idle for 30 s): a half-open connection is found before a unit of work.
 const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 
-/// One connection: the client that queues requests and the connection that sends them.
+/// One connection: the client that queues requests, the connection that sends them, and the
+/// statements prepared on it.
 struct Conn {
     client: Client,
     connection: Connection<Socket, NoTlsStream>,
+    statements: StatementCache,
 }
 
 /// Polls `work` and then `connection` until `work` is done; `None` when the connection ended
@@ -68,6 +72,8 @@ pub(crate) struct PipelinePool {
     idle: Mutex<Vec<(Conn, Instant)>>,
     permits: Arc<Semaphore>,
     acquire_timeout: Duration,
+    /// Whether statements are prepared once per connection (named) or sent unnamed each time.
+    named: bool,
 }
 
 /// One connection, checked out.
@@ -79,12 +85,14 @@ pub(crate) struct Lease {
 
 impl PipelinePool {
     /// A pool of at most `max` connections to `url` (nothing is connected yet). The URL is the
-    /// app login's; `statement_timeout` (zero: none) is set per connection as the sqlx pool does.
+    /// app login's; `statement_timeout` (zero: none) is set per connection as the sqlx pool does;
+    /// `named`: whether statements are prepared once per connection (`statements.rs`).
     pub(crate) fn new(
         url: &str,
         max: u32,
         acquire_timeout: Duration,
         statement_timeout: Duration,
+        named: bool,
     ) -> Result<Self> {
         let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
             ServiceError::invalid("app_url", "not a PostgreSQL URL tokio-postgres reads")
@@ -105,6 +113,7 @@ impl PipelinePool {
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(max.max(1) as usize)),
             acquire_timeout,
+            named,
         })
     }
 
@@ -124,7 +133,9 @@ impl PipelinePool {
                 .map_err(|_| ServiceError::Unavailable("the pool is closed".into()))?;
         while let Some((mut conn, since)) = self.pop_idle() {
             if since.elapsed() >= CHECK_IF_IDLE_FOR {
-                let Conn { client, connection } = &mut conn;
+                let Conn {
+                    client, connection, ..
+                } = &mut conn;
                 if !matches!(
                     drive(connection, client.check_connection()).await,
                     Some(Ok(()))
@@ -138,7 +149,12 @@ impl PipelinePool {
             tracing::warn!(error = %e, "cannot connect the pipelined pool");
             ServiceError::Unavailable("cannot connect to the database".into())
         })?;
-        Ok(self.lease(Conn { client, connection }, permit))
+        let conn = Conn {
+            client,
+            connection,
+            statements: StatementCache::default(),
+        };
+        Ok(self.lease(conn, permit))
     }
 
     fn lease(self: &Arc<Self>, conn: Conn, permit: OwnedSemaphorePermit) -> Lease {
@@ -154,7 +170,9 @@ impl PipelinePool {
         self.permits.close();
         let idle = self.idle.lock().map(|mut v| std::mem::take(&mut *v));
         for (conn, _) in idle.unwrap_or_default() {
-            let Conn { client, connection } = conn;
+            let Conn {
+                client, connection, ..
+            } = conn;
             // Without a client the connection sends `Terminate` and ends.
             drop(client);
             let _ = connection.await;
@@ -178,10 +196,44 @@ impl Lease {
             .conn
             .as_mut()
             .ok_or_else(|| ServiceError::Unavailable("the connection was released".into()))?;
-        let Conn { client, connection } = conn;
+        let Conn {
+            client, connection, ..
+        } = conn;
         drive(connection, work(client))
             .await
             .ok_or_else(|| ServiceError::Unavailable("database connection lost".into()))
+    }
+
+    /// The statement prepared on this connection for `sql` with parameters of `types`,
+    /// preparing it (one round trip, outside any transaction) on first use; `None` when the
+    /// pool does not name statements. A failed prepare is the statement's error.
+    pub(crate) async fn statement(
+        &mut self,
+        sql: &str,
+        types: &[Type],
+    ) -> Result<Option<std::result::Result<Statement, tokio_postgres::Error>>> {
+        if !self.pool.named {
+            return Ok(None);
+        }
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| ServiceError::Unavailable("the connection was released".into()))?;
+        if let Some(statement) = conn.statements.get(sql, types) {
+            return Ok(Some(Ok(statement)));
+        }
+        let Conn {
+            client,
+            connection,
+            statements,
+        } = conn;
+        let prepared = drive(connection, client.prepare_typed(sql, types))
+            .await
+            .ok_or_else(|| ServiceError::Unavailable("database connection lost".into()))?;
+        if let Ok(statement) = &prepared {
+            statements.insert(sql, types, statement.clone());
+        }
+        Ok(Some(prepared))
     }
 
     /// Returns the connection to the pool: call only once every answer was read and none

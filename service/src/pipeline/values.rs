@@ -1,6 +1,6 @@
 //! SeaORM values in and out of tokio-postgres: the bind parameters of a statement built by
 //! sea-query (`Values`), each with the PostgreSQL type it is declared as, and a result row as
-//! the [`QueryResult`] SeaORM's `FromQueryResult` reads (through SeaORM's `ProxyRow`).
+//! the entity's model.
 //!
 //! Parameters are declared with the type SeaORM's own sqlx driver binds for the same value
 //! (`String` as `text`, `Uuid` as `uuid`, ...), so a statement means the same on both paths.
@@ -8,10 +8,9 @@
 //! expect (`timestamptz` as `DateTimeWithTimeZone`, `jsonb` as `Json`). A type outside that
 //! list is an error naming the column, never a guess.
 
-use std::collections::BTreeMap;
-
+use entity::TenantScoped;
 use sea_orm::sea_query::{ArrayType, Value};
-use sea_orm::{ProxyRow, QueryResult};
+use sea_orm::{ActiveModelTrait, IdenStatic, Iterable, TryIntoModel};
 use tokio_postgres::Row;
 use tokio_postgres::types::{ToSql, Type};
 
@@ -123,7 +122,7 @@ pub(crate) fn params(values: Option<&sea_orm::Values>) -> Result<Vec<Param>> {
 }
 
 /// One column of `row` as the `Value` SeaORM's models read.
-fn column(row: &Row, idx: usize) -> std::result::Result<Value, tokio_postgres::Error> {
+fn column_value(row: &Row, idx: usize) -> std::result::Result<Value, tokio_postgres::Error> {
     let ty = row.columns()[idx].type_().clone();
     Ok(match ty {
         Type::BOOL => Value::Bool(row.try_get(idx)?),
@@ -156,28 +155,50 @@ fn column(row: &Row, idx: usize) -> std::result::Result<Value, tokio_postgres::E
     })
 }
 
-/// A tokio-postgres row as SeaORM's [`QueryResult`], columns by name. Two columns of one name
-/// are refused (one would silently win). `ProxyRow` keeps columns in name order, so a
-/// position means nothing here: models read by name (`FromQueryResult` derives do), and
-/// nothing on this path reads by position.
-pub(crate) fn query_result(row: &Row) -> Result<QueryResult> {
-    let mut values = BTreeMap::new();
-    for (idx, col) in row.columns().iter().enumerate() {
-        if values.contains_key(col.name()) {
-            tracing::warn!(column = col.name(), "a pipelined row names a column twice");
-            return Err(ServiceError::Unavailable(
-                "a row names a column twice".into(),
+/// A tokio-postgres row as `E`'s model. The row's columns must be `E`'s, in `E`'s order and
+/// under their own names, as the pipelined select list and `RETURNING` clause put them
+/// (`columns.rs`); anything else is refused, never matched up by guessing. Each value goes
+/// into an active model through SeaORM's own conversion (`try_set`), which then becomes the
+/// model: no map of names per row, as SeaORM's `FromQueryResult` over a `ProxyRow` would build.
+pub(crate) fn model<E: TenantScoped>(row: &Row) -> Result<E::Model> {
+    let unfit = |what: &str, column: &str, e: &dyn std::fmt::Display| {
+        tracing::warn!(column, error = %e, "{what}");
+        ServiceError::Unavailable("a row does not fit its model".into())
+    };
+    let columns = row.columns();
+    if columns.len() != E::Column::iter().count() {
+        return Err(unfit(
+            "a pipelined row has other columns than its entity",
+            "",
+            &columns.len(),
+        ));
+    }
+    let mut active = <E::ActiveModel as ActiveModelTrait>::default();
+    for ((idx, col), column) in E::Column::iter().enumerate().zip(columns) {
+        if column.name() != col.as_str() {
+            return Err(unfit(
+                "a pipelined row's column is not its entity's",
+                column.name(),
+                &col.as_str(),
             ));
         }
-        let value = column(row, idx).map_err(|e| {
-            tracing::warn!(column = col.name(), error = %e, "cannot decode a pipelined column");
+        let value = column_value(row, idx).map_err(|e| {
+            tracing::warn!(column = column.name(), error = %e, "cannot decode a pipelined column");
             ServiceError::Unavailable(
                 "a column of a type the one-round-trip path cannot read".into(),
             )
         })?;
-        values.insert(col.name().to_owned(), value);
+        active.try_set(col, value).map_err(|e| {
+            unfit(
+                "a pipelined value does not fit its field",
+                column.name(),
+                &e,
+            )
+        })?;
     }
-    Ok(ProxyRow::new(values).into())
+    active
+        .try_into_model()
+        .map_err(|e| unfit("a pipelined row does not make a model", "", &e))
 }
 
 #[cfg(test)]

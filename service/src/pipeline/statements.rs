@@ -1,0 +1,74 @@
+//! One connection's prepared statements of the pipelined path, by SQL text and declared
+//! parameter types.
+//!
+//! A statement prepared once per connection is bound and executed from then on: the server
+//! skips parsing, analysis and (once it settles on a generic plan) planning, which is most of
+//! what a cheap statement costs it. PostgreSQL's plan cache still re-analyses a statement when
+//! the `search_path`, the role or `row_security` it was analysed under differ from the
+//! current ones, so one statement serves shared tenants and every dedicated tenant's own
+//! schema correctly (`service_one_trip.rs` alternates them on one connection).
+//!
+//! The names are tokio-postgres's (`s<n>`, counted per process), so they are only safe where
+//! a statement stays with the connection that prepared it: directly, or behind PgBouncer 1.21
+//! or later with `max_prepared_statements`. Behind an older PgBouncer in transaction mode the
+//! path is configured not to name statements ([`crate::TenantryConfig::prepared_statements`]).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+
+use tokio_postgres::Statement;
+use tokio_postgres::types::Type;
+
+/// At most this many statements per connection; a full cache is emptied (each dropped
+/// statement is closed on the server), which an application's small set of statements never
+/// reaches in practice.
+const CAPACITY: usize = 256;
+
+/// One cached statement with what it was prepared for: the SQL text and the types its
+/// parameters are declared with (one text may be bound with different types).
+struct Entry {
+    sql: String,
+    types: Vec<Type>,
+    statement: Statement,
+}
+
+/// The cache of one connection, keyed by a hash of text and types (so a lookup allocates
+/// nothing); a hit is compared in full, and a colliding entry is replaced.
+#[derive(Default)]
+pub(crate) struct StatementCache {
+    hasher: RandomState,
+    map: HashMap<u64, Entry>,
+}
+
+impl StatementCache {
+    fn key(&self, sql: &str, types: &[Type]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        sql.hash(&mut h);
+        types.hash(&mut h);
+        h.finish()
+    }
+
+    /// The statement prepared for `sql` with `types`, if any.
+    pub(crate) fn get(&self, sql: &str, types: &[Type]) -> Option<Statement> {
+        self.map
+            .get(&self.key(sql, types))
+            .filter(|e| e.sql == sql && e.types == types)
+            .map(|e| e.statement.clone())
+    }
+
+    /// Remembers `statement` for `sql` with `types`.
+    pub(crate) fn insert(&mut self, sql: &str, types: &[Type], statement: Statement) {
+        if self.map.len() >= CAPACITY {
+            self.map.clear();
+        }
+        let key = self.key(sql, types);
+        self.map.insert(
+            key,
+            Entry {
+                sql: sql.to_owned(),
+                types: types.to_vec(),
+                statement,
+            },
+        );
+    }
+}
