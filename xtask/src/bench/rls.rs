@@ -13,6 +13,7 @@
 
 use std::time::{Duration, Instant};
 
+use migration::names::APP_ROLE;
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait, Value};
 use tenantry_tests::databases::connect;
 use tenantry_tests::logins::{APP_LOGIN, LoginRole};
@@ -97,14 +98,22 @@ struct Measured {
     rls: Vec<Duration>,
     rls_where: Vec<Duration>,
     base: Vec<Duration>,
+    /// The explicit query as [`BYPASS_ROLE`]: the app's privileges without row level security.
+    bypass: Vec<Duration>,
     mismatches: usize,
 }
+
+/// A role with the app's privileges (a member of `tenantry_app`) and `BYPASSRLS`: the second
+/// baseline of scenario 1, which separates what row level security costs from what any
+/// non-superuser pays (privilege checks the superuser skips).
+const BYPASS_ROLE: &str = "tenantry_bench_bypassrls";
 
 impl Measured {
     fn absorb(&mut self, other: Measured) {
         self.rls.extend(other.rls);
         self.rls_where.extend(other.rls_where);
         self.base.extend(other.base);
+        self.bypass.extend(other.bypass);
         self.mismatches += other.mismatches;
     }
 }
@@ -131,7 +140,8 @@ async fn measure(
     let service_sql = format!("{explicit_sql} /* as the app, under RLS */");
     let as_app = format!("SET LOCAL ROLE {APP_LOGIN}");
     let warmup = (iterations / 10).clamp(1, 100);
-    let (mut a, mut b, mut c) = (vec![], vec![], vec![]);
+    let as_bypass = format!("SET LOCAL ROLE {BYPASS_ROLE}");
+    let (mut a, mut b, mut c, mut d) = (vec![], vec![], vec![], vec![]);
     let mut mismatches = 0;
     for i in 0..warmup + iterations {
         let (tenant, id) = samples[rng.below(samples.len())];
@@ -143,9 +153,9 @@ async fn measure(
             vec![tenant.into()]
         };
         // Rotate the order of the variants from one iteration to the next.
-        let mut results: [(Duration, i64); 3] = [(Duration::ZERO, 0); 3];
-        for k in 0..3 {
-            let which = (i + k) % 3;
+        let mut results: [(Duration, i64); 4] = [(Duration::ZERO, 0); 4];
+        for k in 0..4 {
+            let which = (i + k) % 4;
             results[which] = match which {
                 0 => {
                     exec_text(&txn, &as_app).await?;
@@ -156,19 +166,27 @@ async fn measure(
                     timed(&txn, &service_sql, explicit_values.clone(), count_query).await?
                 }
                 1 => (Duration::ZERO, 0),
+                3 => {
+                    exec_text(&txn, &as_bypass).await?;
+                    timed(&txn, explicit_sql, explicit_values.clone(), count_query).await?
+                }
                 _ => {
                     exec_text(&txn, "RESET ROLE").await?;
                     timed(&txn, explicit_sql, explicit_values.clone(), count_query).await?
                 }
             };
         }
-        if results[0].1 != results[2].1 || (with_service_form && results[1].1 != results[2].1) {
+        if results[0].1 != results[2].1
+            || results[3].1 != results[2].1
+            || (with_service_form && results[1].1 != results[2].1)
+        {
             mismatches += 1;
         }
         if i >= warmup {
             a.push(results[0].0);
             b.push(results[1].0);
             c.push(results[2].0);
+            d.push(results[3].0);
         }
     }
     txn.commit().await?;
@@ -176,6 +194,7 @@ async fn measure(
         rls: a,
         rls_where: if with_service_form { b } else { vec![] },
         base: c,
+        bypass: d,
         mismatches,
     })
 }
@@ -208,6 +227,19 @@ pub async fn run(p: &Params, fx: &Fixture) -> anyhow::Result<Scenario> {
     // Several rounds, each on a fresh pair of connections (so neither side keeps a lucky or
     // unlucky backend), samples pooled.
     let rounds = if p.quick { 1 } else { 4 };
+    {
+        let su = connect(&fx.db.superuser_url(), 1).await?;
+        exec_text(
+            &su,
+            &format!(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{BYPASS_ROLE}') \
+                 THEN CREATE ROLE {BYPASS_ROLE} NOLOGIN BYPASSRLS; END IF; END $$; \
+                 GRANT {APP_ROLE} TO {BYPASS_ROLE}"
+            ),
+        )
+        .await?;
+        su.close().await?;
+    }
     for (i, (q, rls_sql, explicit_sql)) in queries("public.projects").iter().enumerate() {
         tracing::info!(query = q.label, iterations = p.iterations, "scenario 1");
         let mut m = Measured::default();
@@ -245,6 +277,20 @@ pub async fn run(p: &Params, fx: &Fixture) -> anyhow::Result<Scenario> {
                 &base,
             )
             .target_ratio(Cmp::Le, 1.05),
+        );
+        sc.rows.push(
+            Row::latency(
+                format!(
+                    "{}: policy + service's WHERE vs the app's privileges, no RLS",
+                    q.label
+                ),
+                &Stat::of(&m.rls_where),
+                &Stat::of(&m.bypass),
+            )
+            .note(format!(
+                "baseline: the explicit query as {BYPASS_ROLE} (a member of {APP_ROLE}, \
+                 BYPASSRLS): what row level security alone adds"
+            )),
         );
     }
     let app = connect(&fx.db.url(LoginRole::App), 1).await?;
@@ -361,7 +407,7 @@ async fn naive(p: &Params, sc: &mut Scenario) -> anyhow::Result<()> {
              ALTER TABLE public.projects_naive FORCE ROW LEVEL SECURITY; \
              CREATE POLICY naive_select ON public.projects_naive FOR SELECT \
                USING (tenant_id = public.naive_current_tenant()); \
-             GRANT SELECT ON public.projects_naive TO {APP_LOGIN}; \
+             GRANT SELECT ON public.projects_naive TO {APP_LOGIN}, {BYPASS_ROLE}; \
              GRANT EXECUTE ON FUNCTION public.naive_current_tenant() TO {APP_LOGIN}"
         ),
     )
