@@ -38,10 +38,12 @@ pub struct TenantryConfig {
     pub auth_heartbeat_interval: Duration,
     /// `TENANTRY_PREPARED_STATEMENTS` (default `on`; `off` or `on`): whether the one-round-trip
     /// path prepares each statement once per connection and then only binds and executes it
-    /// (`on`), or sends it unnamed every time (`off`). Turn it off where a statement may not
-    /// stay with the connection that prepared it: behind PgBouncer older than 1.21 (or without
-    /// `max_prepared_statements`) in transaction mode. The sqlx pool is not affected: SeaORM's
-    /// sqlx driver always prepares named statements (ARCHITECTURE.md, "PgBouncer").
+    /// (`on`), or sends it unnamed every time (`off`). `on` is safe behind any pooler: a unit
+    /// checks that its server session is the one its statement was prepared on, and a pool that
+    /// finds otherwise stops preparing (`pipeline/statements.rs`). Set `off` behind a
+    /// transaction-mode pooler that does not keep statements (PgBouncer before 1.21, or without
+    /// `max_prepared_statements`) to skip that first failed attempt. The sqlx pool is not
+    /// affected: SeaORM's sqlx driver always prepares named statements.
     pub prepared_statements: bool,
 }
 

@@ -516,3 +516,151 @@ async fn a_unit_finishing_after_close_does_not_pool_its_connection() -> Result<(
     );
     Ok(())
 }
+
+/// A table only dedicated tenants' schemas have (`cloud_providers`, seeded by the tenant-schema
+/// template), as an entity of the test's own.
+mod cloud_providers {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "cloud_providers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        #[sea_orm(column_type = "Text")]
+        pub name: String,
+        pub created_at: DateTimeWithTimeZone,
+        pub tenant_id: Uuid,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+
+    impl entity::TenantScoped for Entity {
+        fn tenant_column() -> Column {
+            Column::TenantId
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_prepared_statement_resolves_names_as_its_tenant_does_and_survives_schema_drift()
+-> Result<()> {
+    let Env { db, svc, su } = env().await?;
+    let [a, ..] = three_tenants(&svc).await?;
+    let (d, d_ctx) = dedicated(&svc, "drifted").await?;
+    let (_, e_ctx) = dedicated(&svc, "undrifted").await?;
+    project(&svc, &a.ctx, "a's").await?;
+    project(&svc, &d_ctx, "d's").await?;
+    project(&svc, &e_ctx, "e's").await?;
+    let one = Tenantry::connect(config(&db).with_pool(1)).await?;
+    // A table that exists in the tenant's schema only: prepared inside the tenant's
+    // transaction, after its schema entry, it resolves there.
+    for _ in 0..2 {
+        let providers = one
+            .fetch_all(&d_ctx, cloud_providers::Entity::find())
+            .await?;
+        ensure!(
+            !providers.is_empty() && providers.iter().all(|p| p.tenant_id == d),
+            "{providers:?}"
+        );
+    }
+    // One tenant's schema drifts (a tenant-schema migration rolled out to some schemas only):
+    // the statement prepared for e's and a's `projects` changes result type for d, which is
+    // served unnamed instead of failing; the others keep the prepared statement.
+    one.fetch_all(&e_ctx, projects::Entity::find()).await?;
+    su.execute_unprepared(&format!(
+        "ALTER TABLE {}.projects ALTER COLUMN description TYPE varchar(1000)",
+        TenantSchema::for_tenant(d)
+    ))
+    .await?;
+    for ctx in [&d_ctx, &a.ctx, &e_ctx, &d_ctx] {
+        let rows = one.fetch_all(ctx, projects::Entity::find()).await?;
+        ensure!(
+            rows.len() == 1 && rows[0].tenant_id == ctx.tenant_id(),
+            "{} saw {rows:?}",
+            ctx.tenant_id()
+        );
+    }
+    one.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn behind_a_pooler_a_statement_name_is_never_bound_on_another_session() -> Result<()> {
+    use sqlx::Connection;
+    if !PgBouncer::available() {
+        eprintln!("pgbouncer is not installed: this test is skipped");
+        return Ok(());
+    }
+    let env = env().await?;
+    let [a, ..] = three_tenants(&env.svc).await?;
+    project(&env.svc, &a.ctx, "a's only project").await?;
+    let bouncer = PgBouncer::start(tenantry_tests::shared_cluster()?, APP_LOGIN, 2)
+        .map_err(anyhow::Error::msg)?;
+    let url = bouncer.url(APP_LOGIN, &env.db.name);
+    let raw = async |sql: &str, conn: &mut sqlx::PgConnection| -> Result<()> {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(conn)
+            .await?;
+        Ok(())
+    };
+    // Another client (another process, or this one before a restart) holds statements named
+    // as tokio-postgres names its own, on the first server session (X): a DELETE of the
+    // tenant's rows that returns rows shaped like projects.
+    let mut other = sqlx::PgConnection::connect(&url).await?;
+    let squat: String = (0..3000)
+        .map(|i| {
+            format!(
+                "PREPARE s{i}(uuid) AS DELETE FROM projects WHERE tenant_id = $1 RETURNING \
+                 tenant_id, id, owner_id, 'deleted by s{i}'::text, description, status, \
+                 metadata, created_at, updated_at;"
+            )
+        })
+        .collect();
+    raw(&squat, &mut other).await?;
+    // X pinned: the service's first unit prepares its statement on the second session (Y).
+    let mut pin_x = sqlx::PgConnection::connect(&url).await?;
+    raw("BEGIN; SELECT 1", &mut pin_x).await?;
+    let svc = Tenantry::connect(TenantryConfig::new(url.clone()).with_pool(1)).await?;
+    let first = svc.fetch_all(&a.ctx, projects::Entity::find()).await?;
+    ensure!(first.len() == 1, "{first:?}");
+    raw("COMMIT", &mut pin_x).await?;
+    // Y pinned, X free: the next unit's Bind would land where `s<n>` is the DELETE.
+    let (mut h1, mut h2) = (
+        sqlx::PgConnection::connect(&url).await?,
+        sqlx::PgConnection::connect(&url).await?,
+    );
+    raw("BEGIN; SELECT 1", &mut h1).await?;
+    raw("BEGIN; SELECT 1", &mut h2).await?;
+    let squatted: (i64,) = sqlx::query_as("SELECT count(*) FROM pg_prepared_statements")
+        .persistent(false)
+        .fetch_one(&mut h1)
+        .await?;
+    let (mut on_y, mut on_x) = if squatted.0 >= 3000 {
+        (h2, h1)
+    } else {
+        (h1, h2)
+    };
+    raw("COMMIT", &mut on_x).await?;
+    let second = svc.fetch_all(&a.ctx, projects::Entity::find()).await?;
+    raw("COMMIT", &mut on_y).await?;
+    let third = svc.fetch_all(&a.ctx, projects::Entity::find()).await?;
+    svc.close().await?;
+    for rows in [&second, &third] {
+        ensure!(
+            rows.len() == 1 && rows[0].name == "a's only project",
+            "a read ran another session's statement: {rows:?}"
+        );
+    }
+    let left = scalar(
+        &env.su,
+        "SELECT count(*) AS n FROM public.projects WHERE tenant_id = $1",
+        [a.id.into()],
+    )
+    .await?;
+    ensure!(left == 1, "{left} of a's projects left");
+    Ok(())
+}

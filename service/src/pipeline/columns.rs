@@ -73,7 +73,9 @@ fn read_as<C: ColumnTrait>(col: C) -> Expr {
 /// every set operation. It errs on the side of refusal: the word in a custom expression, a
 /// nested statement or an identifier (a column named `"union"`) is refused too.
 pub(crate) fn has_set_operation(sql: &str) -> bool {
-    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+    // `$` is not a word character here: `$$x$$UNION` (a dollar-quoted string right before
+    // the keyword) must still split off the keyword.
+    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .any(|word| {
             ["union", "intersect", "except"]
                 .iter()

@@ -9,10 +9,13 @@
 //!
 //! 1. `BEGIN; SET LOCAL tenantry.tenant_id = '<uuid>'; SET LOCAL tenantry.user_id = '<uuid>' (or
 //!    ''); SELECT tenancy.enter_tenant_schema()` (simple protocol, rendered from typed `Uuid`s
-//!    only, the same `SET LOCAL`s and schema entry as a [`crate::TenantTx`]'s opening);
-//! 2. the statement, Parse/Bind/Execute of an unnamed statement with explicitly typed bind
-//!    parameters (no prepare round trip, no named statement: it also works behind PgBouncer in
-//!    transaction mode), whose result columns are the entity's own, of built-in types only
+//!    and integers only, the same `SET LOCAL`s and schema entry as a [`crate::TenantTx`]'s
+//!    opening; on a prepared statement, also the check that the server session is the one the
+//!    statement was prepared on, see [`named_unit`]);
+//! 2. the statement: Bind/Execute of the connection's prepared statement (`statements.rs`), or,
+//!    with `TENANTRY_PREPARED_STATEMENTS=off` or once the pool found statements do not stay
+//!    with their connection, Parse/Bind/Execute of an unnamed statement with explicitly typed
+//!    bind parameters; its result columns are the entity's own, of built-in types only
 //!    (`columns.rs`: otherwise tokio-postgres would look a type up with a named statement);
 //! 3. `COMMIT`.
 //!
@@ -36,10 +39,12 @@ use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, IntoActiveModel,
     ModelTrait, QueryFilter, QuerySelect, QueryTrait, Select, Statement, Value,
 };
-use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Row, SimpleQueryMessage};
 use tracing::Instrument;
 
+use pool::Lease;
 pub(crate) use pool::PipelinePool;
 
 use crate::context::TenantContext;
@@ -69,64 +74,206 @@ fn first_error(errors: [Option<tokio_postgres::Error>; 3]) -> ServiceError {
     }
 }
 
-impl Tenantry {
-    /// Runs one statement for `ctx` in one round trip: opening, statement and `COMMIT`
-    /// pipelined on one connection. The statement must already be tenant-filtered.
-    async fn one_trip(&self, ctx: &TenantContext, stmt: Statement) -> Result<Vec<Row>> {
-        let params = values::params(stmt.values.as_ref())?;
-        let types: Vec<tokio_postgres::types::Type> =
-            params.iter().map(|(_, t)| t.clone()).collect();
-        let opening = pipelined_opening_sql(ctx);
-        let mut lease = self.pipeline.acquire().await?;
-        let prepared = match lease.statement(&stmt.sql, &types).await? {
-            None => None,
-            Some(Ok(prepared)) => Some(prepared),
-            Some(Err(e)) => {
-                drop(lease);
-                return Err(first_error([Some(e), None, None]));
-            }
-        };
-        let bound: Vec<&(dyn ToSql + Sync)> = params
-            .iter()
-            .map(|(v, _)| &**v as &(dyn ToSql + Sync))
-            .collect();
-        let typed: Vec<(&(dyn ToSql + Sync), tokio_postgres::types::Type)> = params
-            .iter()
-            .map(|(v, t)| (&**v as &(dyn ToSql + Sync), t.clone()))
-            .collect();
-        // Polled together: each future queues its request on its first poll, so all three are
-        // queued before the connection writes them, and before any answer is awaited. `biased`
-        // polls them in the order written (an unbiased `join!` rotates where it starts), so the
-        // requests queue, and run, as opening, statement, `COMMIT`.
+/// How a unit on a prepared statement ended.
+enum Attempt {
+    /// Its rows.
+    Rows(Vec<Row>),
+    /// It could not use a prepared statement and nothing ran (its transaction rolled back):
+    /// run it again unnamed.
+    Unnamed,
+}
+
+/// The parameters as tokio-postgres binds them to a prepared statement.
+fn bound(params: &[values::Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|(v, _)| &**v as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// The SQLSTATE of a failed request, if the server sent one.
+fn code(r: &Option<tokio_postgres::Error>) -> Option<&SqlState> {
+    r.as_ref().and_then(tokio_postgres::Error::code)
+}
+
+/// The server session (`pg_backend_pid()`) the opening's last row names.
+fn session_of(messages: &[SimpleQueryMessage]) -> Result<i32> {
+    messages
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => row.get(1).and_then(|pid| pid.parse().ok()),
+            _ => None,
+        })
+        .ok_or_else(|| ServiceError::Unavailable("the opening named no session".into()))
+}
+
+/// One unit on the connection's prepared statement for `sql` (see `statements.rs`).
+///
+/// The first use on a connection prepares it inside the unit's own transaction, after the
+/// opening (so names resolve as they do for this tenant), and reads the server session it
+/// landed on: two waits, once. From then on the opening checks that the session is still that
+/// one (`1 / (pg_backend_pid() = <session>)::int` fails with division by zero otherwise,
+/// aborting the transaction before the statement's `Bind`), so a statement name is never
+/// bound on a session where it may mean another statement: behind a transaction-mode pooler
+/// the pool stops naming statements and the unit runs again unnamed. A statement the session
+/// no longer has, or whose result type changed for this tenant's schema ("cached plan must
+/// not change result type"), also runs again unnamed.
+async fn named_unit(
+    mut lease: Lease,
+    ctx: &TenantContext,
+    sql: &str,
+    params: &[values::Param],
+    types: &[Type],
+) -> Result<Attempt> {
+    let bound = bound(params);
+    let set_local = set_local_sql(ctx);
+    if let Some((statement, session)) = lease.cached(sql, types) {
+        let opening = format!(
+            "BEGIN; {set_local}; SELECT tenancy.enter_tenant_schema(), \
+             1 / (pg_catalog.pg_backend_pid() = {session})::pg_catalog.int4"
+        );
+        // Polled together: each future queues its request on its first poll, so all three
+        // are queued before the connection writes them. `biased` keeps the order written.
         let (open, rows, commit) = lease
             .drive(async |client| {
                 tokio::join!(
                     biased;
                     client.batch_execute(&opening),
-                    async {
-                        match &prepared {
-                            // Bind and Execute of the statement prepared on this connection.
-                            Some(prepared) => client.query(prepared, &bound).await,
-                            // Parse, Bind and Execute of an unnamed statement.
-                            None => client.query_typed(&stmt.sql, &typed).await,
-                        }
-                    },
+                    client.query(&statement, &bound),
                     client.batch_execute("COMMIT"),
                 )
             })
             .await?;
-        match (open, rows, commit) {
+        return match (open, rows, commit) {
             (Ok(()), Ok(rows), Ok(())) => {
                 lease.release();
-                Ok(rows)
+                Ok(Attempt::Rows(rows))
             }
             (open, rows, commit) => {
-                // Dropping the lease closes the connection: an opening that failed may have
-                // failed because of session state, and the next tenant gets a fresh session.
+                let (open, rows, commit) = (open.err(), rows.err(), commit.err());
+                if code(&open) == Some(&SqlState::DIVISION_BY_ZERO) {
+                    lease.stop_naming();
+                    return Ok(Attempt::Unnamed);
+                }
                 drop(lease);
-                Err(first_error([open.err(), rows.err(), commit.err()]))
+                let retry = open.is_none()
+                    && matches!(
+                        code(&rows),
+                        Some(
+                            &SqlState::INVALID_SQL_STATEMENT_NAME
+                                | &SqlState::FEATURE_NOT_SUPPORTED
+                        )
+                    );
+                if retry {
+                    return Ok(Attempt::Unnamed);
+                }
+                Err(first_error([open, rows, commit]))
+            }
+        };
+    }
+    let opening = format!(
+        "BEGIN; {set_local}; SELECT tenancy.enter_tenant_schema(), pg_catalog.pg_backend_pid()"
+    );
+    let (open, prepared) = lease
+        .drive(async |client| {
+            tokio::join!(
+                biased;
+                client.simple_query(&opening),
+                client.prepare_typed(sql, types),
+            )
+        })
+        .await?;
+    let (messages, statement) = match (open, prepared) {
+        (Ok(messages), Ok(statement)) => (messages, statement),
+        (Ok(_), Err(e)) if e.code() == Some(&SqlState::DUPLICATE_PSTATEMENT) => {
+            // The name is taken on this session: not this connection's own session.
+            lease.stop_naming();
+            return Ok(Attempt::Unnamed);
+        }
+        (open, prepared) => {
+            drop(lease);
+            return Err(first_error([open.err(), prepared.err(), None]));
+        }
+    };
+    let session = session_of(&messages)?;
+    if !lease.remember(sql, types, statement.clone(), session)? {
+        lease.stop_naming();
+        return Ok(Attempt::Unnamed);
+    }
+    let (rows, commit) = lease
+        .drive(async |client| {
+            tokio::join!(
+                biased;
+                client.query(&statement, &bound),
+                client.batch_execute("COMMIT"),
+            )
+        })
+        .await?;
+    match (rows, commit) {
+        (Ok(rows), Ok(())) => {
+            lease.release();
+            Ok(Attempt::Rows(rows))
+        }
+        (rows, commit) => {
+            drop(lease);
+            Err(first_error([rows.err(), commit.err(), None]))
+        }
+    }
+}
+
+/// One unit with its statement unnamed: Parse, Bind and Execute every time.
+async fn unnamed_unit(
+    mut lease: Lease,
+    ctx: &TenantContext,
+    sql: &str,
+    params: &[values::Param],
+) -> Result<Vec<Row>> {
+    let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
+        .iter()
+        .map(|(v, t)| (&**v as &(dyn ToSql + Sync), t.clone()))
+        .collect();
+    let opening = pipelined_opening_sql(ctx);
+    // Polled together, in the order written (see `named_unit`).
+    let (open, rows, commit) = lease
+        .drive(async |client| {
+            tokio::join!(
+                biased;
+                client.batch_execute(&opening),
+                client.query_typed(sql, &typed),
+                client.batch_execute("COMMIT"),
+            )
+        })
+        .await?;
+    match (open, rows, commit) {
+        (Ok(()), Ok(rows), Ok(())) => {
+            lease.release();
+            Ok(rows)
+        }
+        (open, rows, commit) => {
+            // Dropping the lease closes the connection: an opening that failed may have
+            // failed because of session state, and the next tenant gets a fresh session.
+            drop(lease);
+            Err(first_error([open.err(), rows.err(), commit.err()]))
+        }
+    }
+}
+
+impl Tenantry {
+    /// Runs one statement for `ctx` in one round trip: opening, statement and `COMMIT`
+    /// pipelined on one connection. The statement must already be tenant-filtered.
+    async fn one_trip(&self, ctx: &TenantContext, stmt: Statement) -> Result<Vec<Row>> {
+        let params = values::params(stmt.values.as_ref())?;
+        let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+        let mut lease = self.pipeline.acquire().await?;
+        if lease.named() {
+            match named_unit(lease, ctx, &stmt.sql, &params, &types).await? {
+                Attempt::Rows(rows) => return Ok(rows),
+                // Nothing ran (its transaction rolled back): once more, unnamed.
+                Attempt::Unnamed => lease = self.pipeline.acquire().await?,
             }
         }
+        unnamed_unit(lease, ctx, &stmt.sql, &params).await
     }
 
     /// The rows of `select` for `ctx`'s tenant, in one round trip (see [`crate::pipeline`]).

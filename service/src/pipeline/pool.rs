@@ -16,6 +16,7 @@
 
 use std::future::Future;
 use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -32,12 +33,18 @@ use crate::error::{Result, ServiceError};
 /// checks connections idle for 30 s): a half-open connection is found before a unit of work.
 const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 
-/// One connection: the client that queues requests, the connection that sends them, and the
-/// statements prepared on it.
+/// A connection is closed once it is this old (as sqlx's pool does by default): its prepared
+/// statements, and the plans cached on its session, never outlive a schema change for long.
+const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+/// One connection: the client that queues requests, the connection that sends them, the
+/// statements prepared on it and the server session (`pg_backend_pid()`) they were prepared on.
 struct Conn {
     client: Client,
     connection: Connection<Socket, NoTlsStream>,
     statements: StatementCache,
+    session: Option<i32>,
+    created: Instant,
 }
 
 /// Polls `work` and then `connection` until `work` is done; `None` when the connection ended
@@ -72,8 +79,9 @@ pub(crate) struct PipelinePool {
     idle: Mutex<Vec<(Conn, Instant)>>,
     permits: Arc<Semaphore>,
     acquire_timeout: Duration,
-    /// Whether statements are prepared once per connection (named) or sent unnamed each time.
-    named: bool,
+    /// Whether statements are prepared once per connection (named) or sent unnamed each time;
+    /// turned off for good once a statement is seen not to stay with its connection.
+    named: AtomicBool,
 }
 
 /// One connection, checked out.
@@ -113,7 +121,7 @@ impl PipelinePool {
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(max.max(1) as usize)),
             acquire_timeout,
-            named,
+            named: AtomicBool::new(named),
         })
     }
 
@@ -132,6 +140,9 @@ impl PipelinePool {
                 })?
                 .map_err(|_| ServiceError::Unavailable("the pool is closed".into()))?;
         while let Some((mut conn, since)) = self.pop_idle() {
+            if conn.created.elapsed() >= MAX_LIFETIME {
+                continue;
+            }
             if since.elapsed() >= CHECK_IF_IDLE_FOR {
                 let Conn {
                     client, connection, ..
@@ -153,6 +164,8 @@ impl PipelinePool {
             client,
             connection,
             statements: StatementCache::default(),
+            session: None,
+            created: Instant::now(),
         };
         Ok(self.lease(conn, permit))
     }
@@ -204,36 +217,54 @@ impl Lease {
             .ok_or_else(|| ServiceError::Unavailable("database connection lost".into()))
     }
 
-    /// The statement prepared on this connection for `sql` with parameters of `types`,
-    /// preparing it (one round trip, outside any transaction) on first use; `None` when the
-    /// pool does not name statements. A failed prepare is the statement's error.
-    pub(crate) async fn statement(
+    /// Whether this pool prepares statements (see `statements.rs`).
+    pub(crate) fn named(&self) -> bool {
+        self.pool.named.load(Ordering::Relaxed)
+    }
+
+    /// Stops this pool from preparing statements, for good: a statement was seen not to stay
+    /// with the server session it was prepared on (a transaction-mode pooler in between).
+    pub(crate) fn stop_naming(&self) {
+        if self.pool.named.swap(false, Ordering::Relaxed) {
+            tracing::warn!(
+                "prepared statements do not stay with their connection (a transaction-mode \
+                 pooler such as PgBouncer before 1.21?): the one-round-trip path now sends \
+                 unnamed statements; set TENANTRY_PREPARED_STATEMENTS=off to say so up front"
+            );
+        }
+    }
+
+    fn conn_mut(&mut self) -> Result<&mut Conn> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| ServiceError::Unavailable("the connection was released".into()))
+    }
+
+    /// The statement prepared on this connection for `sql` with `types`, and the server
+    /// session it was prepared on.
+    pub(crate) fn cached(&mut self, sql: &str, types: &[Type]) -> Option<(Statement, i32)> {
+        let conn = self.conn.as_mut()?;
+        let session = conn.session?;
+        conn.statements.get(sql, types).map(|s| (s, session))
+    }
+
+    /// Remembers `statement`, prepared for `sql` with `types` on server session `session`.
+    /// `false` (nothing remembered) when this connection's earlier statements were prepared on
+    /// another session: statements do not stay with their connection here.
+    pub(crate) fn remember(
         &mut self,
         sql: &str,
         types: &[Type],
-    ) -> Result<Option<std::result::Result<Statement, tokio_postgres::Error>>> {
-        if !self.pool.named {
-            return Ok(None);
+        statement: Statement,
+        session: i32,
+    ) -> Result<bool> {
+        let conn = self.conn_mut()?;
+        match conn.session {
+            Some(known) if known != session => return Ok(false),
+            _ => conn.session = Some(session),
         }
-        let conn = self
-            .conn
-            .as_mut()
-            .ok_or_else(|| ServiceError::Unavailable("the connection was released".into()))?;
-        if let Some(statement) = conn.statements.get(sql, types) {
-            return Ok(Some(Ok(statement)));
-        }
-        let Conn {
-            client,
-            connection,
-            statements,
-        } = conn;
-        let prepared = drive(connection, client.prepare_typed(sql, types))
-            .await
-            .ok_or_else(|| ServiceError::Unavailable("database connection lost".into()))?;
-        if let Ok(statement) = &prepared {
-            statements.insert(sql, types, statement.clone());
-        }
-        Ok(Some(prepared))
+        conn.statements.insert(sql, types, statement);
+        Ok(true)
     }
 
     /// Returns the connection to the pool: call only once every answer was read and none

@@ -8,10 +8,25 @@
 //! current ones, so one statement serves shared tenants and every dedicated tenant's own
 //! schema correctly (`service_one_trip.rs` alternates them on one connection).
 //!
-//! The names are tokio-postgres's (`s<n>`, counted per process), so they are only safe where
-//! a statement stays with the connection that prepared it: directly, or behind PgBouncer 1.21
-//! or later with `max_prepared_statements`. Behind an older PgBouncer in transaction mode the
-//! path is configured not to name statements ([`crate::TenantryConfig::prepared_statements`]).
+//! A statement is prepared inside the first unit that uses it, after that unit's opening, so
+//! its names resolve as they do for that tenant (a table only dedicated schemas have prepares
+//! for a dedicated tenant); a tenant whose schema gives another result type ("cached plan must
+//! not change result type") runs that unit unnamed instead (`mod.rs`, `named_unit`).
+//!
+//! The names are tokio-postgres's (`s<n>`, counted per process), so the same name may mean
+//! another statement on a server session this connection did not prepare it on: behind a
+//! transaction-mode pooler that does not track statements (PgBouncer before 1.21, or later
+//! ones with `max_prepared_statements = 0`, the default before 1.24), or another process's
+//! statements left on a pooled server session. So each connection remembers the server
+//! session (`pg_backend_pid()`) its statements were prepared on, and every unit's opening
+//! aborts the transaction before the statement's `Bind` when the session is another one; the
+//! pool then stops naming statements for good and the unit runs again unnamed. A deployment
+//! that knows it is behind such a pooler sets `TENANTRY_PREPARED_STATEMENTS=off` and skips the
+//! first failed attempt.
+//!
+//! A literal the server folds when it analyses the statement (`'now'::timestamptz`, a
+//! `TimeZone`-dependent cast) is fixed for the statement's life on that connection, as with any
+//! prepared statement; write `now()` instead.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
