@@ -38,12 +38,11 @@ pub struct TenantryConfig {
     pub auth_heartbeat_interval: Duration,
     /// `TENANTRY_PREPARED_STATEMENTS` (default `on`; `off` or `on`): whether the one-round-trip
     /// path prepares each statement once per connection and then only binds and executes it
-    /// (`on`), or sends it unnamed every time (`off`). `on` is safe behind any pooler: a unit
-    /// checks that its server session is the one its statement was prepared on, and a pool that
-    /// finds otherwise stops preparing (`pipeline/statements.rs`). Set `off` behind a
-    /// transaction-mode pooler that does not keep statements (PgBouncer before 1.21, or without
-    /// `max_prepared_statements`) to skip that first failed attempt. The sqlx pool is not
-    /// affected: SeaORM's sqlx driver always prepares named statements.
+    /// (`on`), or sends it unnamed every time (`off`). With `on`, statements are named only on
+    /// connections that talk to their server session directly, which each new connection
+    /// checks (its cancel key names the backend answering it); behind a pooler the pool sends
+    /// unnamed statements by itself (`pipeline/statements.rs`). The sqlx pool is not affected:
+    /// SeaORM's sqlx driver always prepares named statements.
     pub prepared_statements: bool,
 }
 

@@ -648,6 +648,15 @@ async fn behind_a_pooler_a_statement_name_is_never_bound_on_another_session() ->
     let second = svc.fetch_all(&a.ctx, projects::Entity::find()).await?;
     raw("COMMIT", &mut on_y).await?;
     let third = svc.fetch_all(&a.ctx, projects::Entity::find()).await?;
+    // The pool found the pooler on connecting (its cancel key is not the server's): nothing
+    // of the service's is named on the server sessions.
+    for _ in 0..2 {
+        let rows = svc.fetch_all(&a.ctx, if_no_select_prepared()).await?;
+        ensure!(
+            rows.len() == 1,
+            "a server session holds a pipelined statement"
+        );
+    }
     svc.close().await?;
     for rows in [&second, &third] {
         ensure!(

@@ -9,12 +9,10 @@
 //!
 //! 1. `BEGIN; SET LOCAL tenantry.tenant_id = '<uuid>'; SET LOCAL tenantry.user_id = '<uuid>' (or
 //!    ''); SELECT tenancy.enter_tenant_schema()` (simple protocol, rendered from typed `Uuid`s
-//!    and integers only, the same `SET LOCAL`s and schema entry as a [`crate::TenantTx`]'s
-//!    opening; on a prepared statement, also the check that the server session is the one the
-//!    statement was prepared on, see [`named_unit`]);
+//!    only, the same `SET LOCAL`s and schema entry as a [`crate::TenantTx`]'s opening);
 //! 2. the statement: Bind/Execute of the connection's prepared statement (`statements.rs`), or,
-//!    with `TENANTRY_PREPARED_STATEMENTS=off` or once the pool found statements do not stay
-//!    with their connection, Parse/Bind/Execute of an unnamed statement with explicitly typed
+//!    with `TENANTRY_PREPARED_STATEMENTS=off` or behind a pooler (the pool finds out on
+//!    connecting), Parse/Bind/Execute of an unnamed statement with explicitly typed
 //!    bind parameters; its result columns are the entity's own, of built-in types only
 //!    (`columns.rs`: otherwise tokio-postgres would look a type up with a named statement);
 //! 3. `COMMIT`.
@@ -39,9 +37,9 @@ use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, IntoActiveModel,
     ModelTrait, QueryFilter, QuerySelect, QueryTrait, Select, Statement, Value,
 };
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Row, SimpleQueryMessage};
 use tracing::Instrument;
 
 use pool::Lease;
@@ -96,29 +94,14 @@ fn code(r: &Option<tokio_postgres::Error>) -> Option<&SqlState> {
     r.as_ref().and_then(tokio_postgres::Error::code)
 }
 
-/// The server session (`pg_backend_pid()`) the opening's last row names.
-fn session_of(messages: &[SimpleQueryMessage]) -> Result<i32> {
-    messages
-        .iter()
-        .rev()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(row) => row.get(1).and_then(|pid| pid.parse().ok()),
-            _ => None,
-        })
-        .ok_or_else(|| ServiceError::Unavailable("the opening named no session".into()))
-}
-
-/// One unit on the connection's prepared statement for `sql` (see `statements.rs`).
+/// One unit on the connection's prepared statement for `sql` (see `statements.rs`; the pool
+/// names statements only on connections that talk to their server session directly).
 ///
 /// The first use on a connection prepares it inside the unit's own transaction, after the
-/// opening (so names resolve as they do for this tenant), and reads the server session it
-/// landed on: two waits, once. From then on the opening checks that the session is still that
-/// one (`1 / (pg_backend_pid() = <session>)::int` fails with division by zero otherwise,
-/// aborting the transaction before the statement's `Bind`), so a statement name is never
-/// bound on a session where it may mean another statement: behind a transaction-mode pooler
-/// the pool stops naming statements and the unit runs again unnamed. A statement the session
-/// no longer has, or whose result type changed for this tenant's schema ("cached plan must
-/// not change result type"), also runs again unnamed.
+/// opening (so names resolve as they do for this tenant): two waits, once. A statement the
+/// session no longer has, or whose result type changed for this tenant's schema ("cached plan
+/// must not change result type"), runs again unnamed: the failed attempt's transaction rolled
+/// back, so nothing of it is kept.
 async fn named_unit(
     mut lease: Lease,
     ctx: &TenantContext,
@@ -127,12 +110,8 @@ async fn named_unit(
     types: &[Type],
 ) -> Result<Attempt> {
     let bound = bound(params);
-    let set_local = set_local_sql(ctx);
-    if let Some((statement, session)) = lease.cached(sql, types) {
-        let opening = format!(
-            "BEGIN; {set_local}; SELECT tenancy.enter_tenant_schema(), \
-             1 / (pg_catalog.pg_backend_pid() = {session})::pg_catalog.int4"
-        );
+    let opening = pipelined_opening_sql(ctx);
+    if let Some(statement) = lease.cached(sql, types) {
         // Polled together: each future queues its request on its first poll, so all three
         // are queued before the connection writes them. `biased` keeps the order written.
         let (open, rows, commit) = lease
@@ -151,13 +130,9 @@ async fn named_unit(
                 Ok(Attempt::Rows(rows))
             }
             (open, rows, commit) => {
-                let (open, rows, commit) = (open.err(), rows.err(), commit.err());
-                if code(&open) == Some(&SqlState::DIVISION_BY_ZERO) {
-                    lease.stop_naming();
-                    return Ok(Attempt::Unnamed);
-                }
                 drop(lease);
-                let retry = open.is_none()
+                let (open, rows, commit) = (open.err(), rows.err(), commit.err());
+                let rerun = open.is_none()
                     && matches!(
                         code(&rows),
                         Some(
@@ -165,29 +140,26 @@ async fn named_unit(
                                 | &SqlState::FEATURE_NOT_SUPPORTED
                         )
                     );
-                if retry {
+                if rerun {
                     return Ok(Attempt::Unnamed);
                 }
                 Err(first_error([open, rows, commit]))
             }
         };
     }
-    let opening = format!(
-        "BEGIN; {set_local}; SELECT tenancy.enter_tenant_schema(), pg_catalog.pg_backend_pid()"
-    );
     let (open, prepared) = lease
         .drive(async |client| {
             tokio::join!(
                 biased;
-                client.simple_query(&opening),
+                client.batch_execute(&opening),
                 client.prepare_typed(sql, types),
             )
         })
         .await?;
-    let (messages, statement) = match (open, prepared) {
-        (Ok(messages), Ok(statement)) => (messages, statement),
-        (Ok(_), Err(e)) if e.code() == Some(&SqlState::DUPLICATE_PSTATEMENT) => {
-            // The name is taken on this session: not this connection's own session.
+    let statement = match (open, prepared) {
+        (Ok(()), Ok(statement)) => statement,
+        (Ok(()), Err(e)) if e.code() == Some(&SqlState::DUPLICATE_PSTATEMENT) => {
+            // The name is taken on this session: it is not this connection's alone.
             lease.stop_naming();
             return Ok(Attempt::Unnamed);
         }
@@ -196,11 +168,7 @@ async fn named_unit(
             return Err(first_error([open.err(), prepared.err(), None]));
         }
     };
-    let session = session_of(&messages)?;
-    if !lease.remember(sql, types, statement.clone(), session)? {
-        lease.stop_naming();
-        return Ok(Attempt::Unnamed);
-    }
+    lease.remember(sql, types, statement.clone())?;
     let (rows, commit) = lease
         .drive(async |client| {
             tokio::join!(

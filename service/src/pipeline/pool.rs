@@ -37,14 +37,56 @@ const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 /// statements, and the plans cached on its session, never outlive a schema change for long.
 const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
-/// One connection: the client that queues requests, the connection that sends them, the
-/// statements prepared on it and the server session (`pg_backend_pid()`) they were prepared on.
+/// One connection: the client that queues requests, the connection that sends them, and the
+/// statements prepared on it.
 struct Conn {
     client: Client,
     connection: Connection<Socket, NoTlsStream>,
     statements: StatementCache,
-    session: Option<i32>,
     created: Instant,
+}
+
+/// The process id of the `BackendKeyData` the server (or whatever answered) gave `client`,
+/// read back from the cancel request tokio-postgres writes for it (tokio-postgres keeps the
+/// key private; `cancel_query_raw` writes it to any stream: here an in-memory one).
+async fn key_process_id(client: &Client) -> Option<i32> {
+    use tokio::io::AsyncReadExt;
+    let (mut ours, theirs) = tokio::io::duplex(64);
+    client
+        .cancel_token()
+        .cancel_query_raw(theirs, NoTls)
+        .await
+        .ok()?;
+    let mut request = [0u8; 16];
+    ours.read_exact(&mut request).await.ok()?;
+    let word =
+        |i: usize| i32::from_be_bytes([request[i], request[i + 1], request[i + 2], request[i + 3]]);
+    // Length 16, the cancel request code, then the process id and the secret key.
+    (word(0) == 16 && word(4) == 80_877_102).then(|| word(8))
+}
+
+/// Whether `conn` talks to its server session directly: the cancel key it was given names
+/// the backend that answers it (`pg_backend_pid()`). A pooler (PgBouncer in any mode, and
+/// the like) hands out cancel keys of its own, since the server behind a client changes.
+async fn is_direct(conn: &mut Conn) -> bool {
+    let Some(key) = key_process_id(&conn.client).await else {
+        return false;
+    };
+    let Conn {
+        client, connection, ..
+    } = conn;
+    let answer = drive(
+        connection,
+        client.simple_query("SELECT pg_catalog.pg_backend_pid()"),
+    )
+    .await;
+    let pid = answer.and_then(|r| r.ok()).and_then(|messages| {
+        messages.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).and_then(|p| p.parse().ok()),
+            _ => None,
+        })
+    });
+    pid == Some(key)
 }
 
 /// Polls `work` and then `connection` until `work` is done; `None` when the connection ended
@@ -125,6 +167,18 @@ impl PipelinePool {
         })
     }
 
+    /// Stops this pool from preparing statements, for good: it does not talk to its server
+    /// sessions directly (a pooler in between), or a statement did not stay with its session.
+    fn stop_naming(&self) {
+        if self.named.swap(false, Ordering::Relaxed) {
+            tracing::warn!(
+                "the one-round-trip path's connections go through a pooler (or a statement did \
+                 not stay with its session): it sends unnamed statements from now on; set \
+                 TENANTRY_PREPARED_STATEMENTS=off to say so up front"
+            );
+        }
+    }
+
     fn pop_idle(&self) -> Option<(Conn, Instant)> {
         self.idle.lock().ok()?.pop()
     }
@@ -160,13 +214,15 @@ impl PipelinePool {
             tracing::warn!(error = %e, "cannot connect the pipelined pool");
             ServiceError::Unavailable("cannot connect to the database".into())
         })?;
-        let conn = Conn {
+        let mut conn = Conn {
             client,
             connection,
             statements: StatementCache::default(),
-            session: None,
             created: Instant::now(),
         };
+        if self.named.load(Ordering::Relaxed) && !is_direct(&mut conn).await {
+            self.stop_naming();
+        }
         Ok(self.lease(conn, permit))
     }
 
@@ -222,16 +278,9 @@ impl Lease {
         self.pool.named.load(Ordering::Relaxed)
     }
 
-    /// Stops this pool from preparing statements, for good: a statement was seen not to stay
-    /// with the server session it was prepared on (a transaction-mode pooler in between).
+    /// Stops this pool from preparing statements, for good (see [`PipelinePool::stop_naming`]).
     pub(crate) fn stop_naming(&self) {
-        if self.pool.named.swap(false, Ordering::Relaxed) {
-            tracing::warn!(
-                "prepared statements do not stay with their connection (a transaction-mode \
-                 pooler such as PgBouncer before 1.21?): the one-round-trip path now sends \
-                 unnamed statements; set TENANTRY_PREPARED_STATEMENTS=off to say so up front"
-            );
-        }
+        self.pool.stop_naming();
     }
 
     fn conn_mut(&mut self) -> Result<&mut Conn> {
@@ -240,31 +289,20 @@ impl Lease {
             .ok_or_else(|| ServiceError::Unavailable("the connection was released".into()))
     }
 
-    /// The statement prepared on this connection for `sql` with `types`, and the server
-    /// session it was prepared on.
-    pub(crate) fn cached(&mut self, sql: &str, types: &[Type]) -> Option<(Statement, i32)> {
-        let conn = self.conn.as_mut()?;
-        let session = conn.session?;
-        conn.statements.get(sql, types).map(|s| (s, session))
+    /// The statement prepared on this connection for `sql` with `types`.
+    pub(crate) fn cached(&self, sql: &str, types: &[Type]) -> Option<Statement> {
+        self.conn.as_ref()?.statements.get(sql, types)
     }
 
-    /// Remembers `statement`, prepared for `sql` with `types` on server session `session`.
-    /// `false` (nothing remembered) when this connection's earlier statements were prepared on
-    /// another session: statements do not stay with their connection here.
+    /// Remembers `statement`, prepared on this connection for `sql` with `types`.
     pub(crate) fn remember(
         &mut self,
         sql: &str,
         types: &[Type],
         statement: Statement,
-        session: i32,
-    ) -> Result<bool> {
-        let conn = self.conn_mut()?;
-        match conn.session {
-            Some(known) if known != session => return Ok(false),
-            _ => conn.session = Some(session),
-        }
-        conn.statements.insert(sql, types, statement);
-        Ok(true)
+    ) -> Result<()> {
+        self.conn_mut()?.statements.insert(sql, types, statement);
+        Ok(())
     }
 
     /// Returns the connection to the pool: call only once every answer was read and none

@@ -13,16 +13,23 @@
 //! for a dedicated tenant); a tenant whose schema gives another result type ("cached plan must
 //! not change result type") runs that unit unnamed instead (`mod.rs`, `named_unit`).
 //!
-//! The names are tokio-postgres's (`s<n>`, counted per process), so the same name may mean
-//! another statement on a server session this connection did not prepare it on: behind a
-//! transaction-mode pooler that does not track statements (PgBouncer before 1.21, or later
-//! ones with `max_prepared_statements = 0`, the default before 1.24), or another process's
-//! statements left on a pooled server session. So each connection remembers the server
-//! session (`pg_backend_pid()`) its statements were prepared on, and every unit's opening
-//! aborts the transaction before the statement's `Bind` when the session is another one; the
-//! pool then stops naming statements for good and the unit runs again unnamed. A deployment
-//! that knows it is behind such a pooler sets `TENANTRY_PREPARED_STATEMENTS=off` and skips the
-//! first failed attempt.
+//! The names are tokio-postgres's (`s<n>`, counted per process), so a name is only safe on a
+//! server session no other client can reach: behind a pooler the same name may mean another
+//! client's statement (even a `DELETE`), and another client may `DEALLOCATE` ours and prepare
+//! its own under the name. So the pool names statements only on connections that talk to
+//! their server session directly, which it checks on connecting: the cancel key
+//! (`BackendKeyData`) a connection was given names the backend that answers it. A pooler
+//! (PgBouncer in any mode, and the like) hands out cancel keys of its own, since the server
+//! behind a client changes; a pool that sees one stops naming statements for good
+//! (`pool.rs`, `is_direct`). A pooler that keeps statements itself (PgBouncer 1.21 or later
+//! with `max_prepared_statements`) is thus also served unnamed: slower, never unsafe.
+//! `TENANTRY_PREPARED_STATEMENTS=off` turns naming off up front.
+//!
+//! Left as it is: PostgreSQL's plan cache does not notice a table that appears later in a
+//! schema earlier on the `search_path` (a tenant-schema migration adding a table a dedicated
+//! tenant so far reached in `public`): until the connection is replaced (30 minutes at most,
+//! `pool.rs`) a cached statement keeps the table it resolved. SeaORM's sqlx pool caches
+//! statements the same way.
 //!
 //! A literal the server folds when it analyses the statement (`'now'::timestamptz`, a
 //! `TimeZone`-dependent cast) is fixed for the statement's life on that connection, as with any
