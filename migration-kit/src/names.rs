@@ -7,6 +7,11 @@ pub const TENANCY_SCHEMA: &str = "tenancy";
 pub const IDENTITY_SCHEMA: &str = TENANCY_SCHEMA;
 /// The application schema holding the legacy (now tenant-scoped) tables.
 pub const APP_SCHEMA: &str = "public";
+
+/// The `search_path` a tenant transaction's schema entry resets to for a shared tenant
+/// (`tenancy.enter_tenant_schema()`, m0013; m0016 leaves a session already on it alone). The
+/// pipelined path's connections start on it.
+pub const ENTRY_SEARCH_PATH: &str = "public, pg_temp";
 /// Group role of the application: DML on tenant tables, EXECUTE on our functions, nothing more.
 pub const APP_ROLE: &str = "tenantry_app";
 /// Group role of the superadmin escape: policies let it see every row while a reason is set.

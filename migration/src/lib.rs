@@ -74,6 +74,7 @@ pub mod m0011_identity_schema;
 pub mod m0013_schema_entry;
 pub mod m0014_tenant_moves;
 pub mod m0015_qualified_types;
+pub mod m0016_entry_unchanged_resets;
 // generate: new migration modules above this line
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -153,6 +154,11 @@ pub fn planned() -> Vec<Planned> {
         Planned {
             name: "m0015_qualified_types",
             plan: m0015_qualified_types::plan,
+            transactional: true,
+        },
+        Planned {
+            name: "m0016_entry_unchanged_resets",
+            plan: m0016_entry_unchanged_resets::plan,
             transactional: true,
         },
         // generate: new migrations above this line

@@ -24,7 +24,7 @@ use sea_orm::{
 use service::tenants::Isolation;
 use service::{ServiceError, TenantContext, Tenantry, TenantryConfig};
 use service_support::{
-    Env, config, env, insert_project, project, scalar, tenant_with, three_tenants, user,
+    Env, config, env, env_with, insert_project, project, scalar, tenant_with, three_tenants, user,
 };
 use tenantry_tests::isolation::pool::PgBouncer;
 use tenantry_tests::logins::{APP_LOGIN, LoginRole};
@@ -465,6 +465,44 @@ async fn the_app_urls_own_options_hold_on_the_pipelined_path() -> Result<()> {
     .await?;
     ensure!(written == 0, "{written} rows written by a read-only login");
     ro.close().await?;
+    Ok(())
+}
+
+/// Matches only while the session's `search_path` is the one the connection started with
+/// (source `client`): the unit's schema entry found it already right and set no local value.
+fn if_the_entry_left_the_path() -> sea_orm::Select<projects::Entity> {
+    projects::Entity::find().filter(Expr::cust(
+        "(SELECT source FROM pg_catalog.pg_settings WHERE name = 'search_path') = 'client'",
+    ))
+}
+
+// m0016 and the pool's session `search_path`: a shared tenant's entry changes nothing on a
+// pipelined connection, a dedicated tenant's still sets its own path, and the shared tenant
+// after it on the same connection is back on `public` (its entry reset the path again).
+#[tokio::test]
+async fn a_shared_tenants_entry_leaves_the_pipelined_sessions_path_as_it_is() -> Result<()> {
+    let Env { svc, .. } = env_with(|c| c.with_pool(1)).await?;
+    let [a, ..] = three_tenants(&svc).await?;
+    svc.insert_one(&a.ctx, new_project("a's")).await?;
+    let (_, d_ctx) = dedicated(&svc, "path-d").await?;
+    svc.insert_one(&d_ctx, new_project("d's")).await?;
+    for round in 0..2 {
+        let left = svc.fetch_all(&a.ctx, if_the_entry_left_the_path()).await?;
+        ensure!(
+            left.len() == 1,
+            "round {round}: the shared tenant's entry set the path"
+        );
+        let set = svc.fetch_all(&d_ctx, if_the_entry_left_the_path()).await?;
+        ensure!(
+            set.is_empty(),
+            "round {round}: the dedicated tenant kept public's path"
+        );
+        let own = svc.fetch_all(&d_ctx, projects::Entity::find()).await?;
+        ensure!(
+            own.len() == 1 && own[0].name == "d's",
+            "round {round}: {own:?}"
+        );
+    }
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Session state a tenant's raw SQL leaves on a pooled connection never reaches the next
 //! tenant (pool of ONE connection, so every transaction runs on the same backend): a
 //! session-lived temporary table does not shadow a shared table, a session `SET ROLE` is undone
-//! by the next opening, and an opening that fails closes its connection instead of pooling it.
+//! by the next opening, so is a session `search_path`, and an opening that fails closes its connection instead of pooling it.
 //! Offboarding a dedicated tenant is not blocked by its own temporary table or by a database of
 //! the same cluster that still refers to its role.
 
@@ -37,6 +37,16 @@ async fn text(tx: &service::TenantTx, sql: &str) -> anyhow::Result<String> {
     Ok(row.try_get_by_index::<String>(0)?)
 }
 
+/// How many of `tenant`'s rows `public.<table>` holds, seen by the superuser.
+async fn in_public(env: &Env, table: &str, tenant: Uuid) -> anyhow::Result<i64> {
+    scalar(
+        &env.su,
+        &format!("SELECT count(*) FROM public.{table} WHERE tenant_id = $1"),
+        [Value::from(tenant)],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_session_temp_table_never_shadows_the_next_tenants_table() -> anyhow::Result<()> {
     let env = env_with(|c| c.with_pool(1)).await?;
@@ -68,12 +78,7 @@ async fn a_session_temp_table_never_shadows_the_next_tenants_table() -> anyhow::
     })
     .await?;
     tx.commit().await?;
-    let stored = scalar(
-        &env.su,
-        "SELECT count(*) FROM public.documents WHERE tenant_id = $1",
-        [Value::from(c)],
-    )
-    .await?;
+    let stored = in_public(&env, "documents", c).await?;
     assert_eq!(stored, 1, "C's document is in public.documents, not lost");
 
     // Tenant A, back on the same connection, finds nothing of C's in its temporary table.
@@ -114,12 +119,7 @@ async fn a_session_set_role_left_behind_is_undone_by_the_next_opening() -> anyho
     ensure!(!path.contains(b_schema.as_str()), "search path {path}");
     insert_project(&tx, "C's project").await?;
     tx.commit().await?;
-    let stored = scalar(
-        &env.su,
-        "SELECT count(*) FROM public.projects WHERE tenant_id = $1",
-        [Value::from(c)],
-    )
-    .await?;
+    let stored = in_public(&env, "projects", c).await?;
     assert_eq!(stored, 1);
 
     // B itself still works, as its own role.
@@ -155,6 +155,33 @@ async fn a_failed_opening_closes_its_connection() -> anyhow::Result<()> {
         before != after,
         "the failed opening's connection (pid {before}) went back to the pool"
     );
+    Ok(())
+}
+
+// The entry resets `search_path` only where the session's differs (m0016): a path a tenant
+// left at session level differs, so the next shared tenant is back on `public`.
+#[tokio::test]
+async fn a_session_search_path_left_behind_is_reset_by_the_next_opening() -> anyhow::Result<()> {
+    let env = env_with(|c| c.with_pool(1)).await?;
+    let oa = user(&env.svc, "a@path.test", "A").await?;
+    let oc = user(&env.svc, "c@path.test", "C").await?;
+    let (a, a_ctx) = tenant_with(&env.svc, "path-a", oa, Isolation::Dedicated).await?;
+    let (c, c_ctx) = tenant_with(&env.svc, "path-c", oc, Isolation::Shared).await?;
+    let a_schema = TenantSchema::for_tenant(a);
+    let pid = raw(
+        &env.svc,
+        &a_ctx,
+        &[&format!("SET SESSION search_path = {a_schema}, public")],
+    )
+    .await?;
+    let tx = env.svc.begin(&c_ctx).await?;
+    ensure!(scalar(tx.conn(), "SELECT pg_backend_pid()::bigint", []).await? == pid);
+    let path = text(&tx, "SELECT pg_catalog.current_setting('search_path')").await?;
+    assert_eq!(path, "public, pg_temp");
+    insert_project(&tx, "C's project").await?;
+    tx.commit().await?;
+    let stored = in_public(&env, "projects", c).await?;
+    assert_eq!(stored, 1, "C's project is in public.projects");
     Ok(())
 }
 

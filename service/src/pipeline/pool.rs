@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use migration::names::ENTRY_SEARCH_PATH;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::tls::NoTlsStream;
 use tokio_postgres::types::Type;
@@ -147,17 +148,25 @@ impl PipelinePool {
         let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
             ServiceError::invalid("app_url", "not a PostgreSQL URL tokio-postgres reads")
         })?;
+        // Appended to the URL's own `options` (`Config::options` replaces them), as the sqlx
+        // pool appends: a `-c default_transaction_read_only=on` there still holds. The session's
+        // `search_path` is the one every unit's schema entry resets to (`public, pg_temp`, the
+        // space escaped), so for a shared tenant the entry finds it set and leaves it (m0016):
+        // this pool runs nothing but units of work, each of which enters its tenant first.
+        let mut ours = vec![format!(
+            "-c search_path={}",
+            ENTRY_SEARCH_PATH.replace(' ', "\\ ")
+        )];
         let ms = statement_timeout.as_millis();
         if ms > 0 {
-            // Appended to the URL's own `options` (`Config::options` replaces them), as the
-            // sqlx pool appends: a `-c default_transaction_read_only=on` there still holds.
-            let timeout = format!("-c statement_timeout={ms}");
-            let options = match config.get_options() {
-                Some(own) if !own.trim().is_empty() => format!("{own} {timeout}"),
-                _ => timeout,
-            };
-            config.options(options);
+            ours.push(format!("-c statement_timeout={ms}"));
         }
+        let ours = ours.join(" ");
+        let options = match config.get_options() {
+            Some(own) if !own.trim().is_empty() => format!("{own} {ours}"),
+            _ => ours,
+        };
+        config.options(options);
         Ok(Self {
             config,
             idle: Mutex::new(Vec::new()),
