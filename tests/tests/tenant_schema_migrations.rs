@@ -8,11 +8,12 @@ mod service_support;
 use anyhow::ensure;
 use migration::dedicated::migrate;
 use migration::dedicated::{TenantSchema, TenantSchemaMigration, tenant_schema_migrations};
+use migration::dsl::{Grant, GrantObject, Privilege};
 use migration::plan::MigrationPlan;
-use sea_orm::ConnectionTrait;
-use sea_orm::sea_query::{Alias, ColumnDef, Index, Table};
-use service::NewTenant;
+use sea_orm::sea_query::{Alias, ColumnDef, Expr, Index, Query, Table};
+use sea_orm::{Condition, ConnectionTrait, EntityTrait};
 use service::tenants::Isolation;
+use service::{NewTenant, Page};
 use service_support::*;
 
 /// A new tenant-schema migration: a column and an index on `projects`.
@@ -381,6 +382,140 @@ async fn a_killed_up_leaves_no_schema_half_migrated_and_a_rerun_finishes() -> an
     assert_eq!(
         migrate::summary(&migrate::applied(&owner).await?),
         "12 at ts9000_notes"
+    );
+    Ok(())
+}
+
+/// A table this test creates in `public` and then, by a tenant-schema migration, in every
+/// dedicated schema, as an entity of the test's own.
+mod widgets {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "widgets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        #[sea_orm(column_type = "Text")]
+        pub name: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+
+    impl entity::TenantScoped for Entity {
+        fn tenant_column() -> Column {
+            Column::TenantId
+        }
+    }
+}
+
+/// A new tenant-schema migration: `widgets` in the tenant's schema, with one row of its own.
+fn ts9001_widgets(schema: &str) -> MigrationPlan {
+    let mut plan = MigrationPlan::new();
+    let widgets = migration::tables::t(schema, Alias::new("widgets"));
+    let create = Table::create()
+        .table(widgets.clone())
+        .col(
+            ColumnDef::new(Alias::new("id"))
+                .uuid()
+                .not_null()
+                .primary_key(),
+        )
+        .col(ColumnDef::new(Alias::new("tenant_id")).uuid().not_null())
+        .col(ColumnDef::new(Alias::new("name")).text().not_null())
+        .to_owned();
+    plan.step(
+        "widgets",
+        &create,
+        &Table::drop().table(widgets.clone()).to_owned(),
+    );
+    let fill = Query::insert()
+        .into_table(widgets.clone())
+        .columns([
+            Alias::new("id"),
+            Alias::new("tenant_id"),
+            Alias::new("name"),
+        ])
+        .values_panic([
+            Expr::cust("gen_random_uuid()"),
+            Expr::cust("tenancy.current_tenant_id()"),
+            Expr::cust("'the schema''s own'"),
+        ])
+        .to_owned();
+    plan.step(
+        "a widget",
+        &fill,
+        &Query::delete().from_table(widgets).to_owned(),
+    );
+    let grant = Grant::privileges([Privilege::Select])
+        .on(GrantObject::table(migration::tables::t(
+            schema,
+            Alias::new("widgets"),
+        )))
+        .to(Alias::new(schema))
+        .to_owned();
+    plan.step("the tenant role reads it", &grant, &grant.reverse());
+    plan
+}
+
+// A statement a connection prepared before a tenant-schema migration added a table to the
+// tenant's schema resolves, after it, to the new table, not to the one of that name in `public`
+// it found before (each schema's migration rewrites the schema's `pg_namespace` row, which
+// resets every session's cached plans): on the pipelined path, whose statements stay prepared
+// on their connection, and through `with_tenant` (sqlx's statement cache).
+#[tokio::test]
+async fn a_statement_prepared_before_a_schema_migration_sees_the_table_it_adds()
+-> anyhow::Result<()> {
+    let env = env_with(|c| c.with_pool(1)).await?;
+    let owner = user(&env.svc, "o@ts-widgets.test", "O").await?;
+    let (tenant, ctx) = tenant_with(&env.svc, "ts-widgets", owner, Isolation::Dedicated).await?;
+    env.su
+        .execute_unprepared(&format!(
+            "CREATE TABLE public.widgets (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, \
+             name text NOT NULL); GRANT SELECT ON public.widgets TO PUBLIC; \
+             INSERT INTO public.widgets VALUES (gen_random_uuid(), '{tenant}', 'public''s')"
+        ))
+        .await?;
+    let names = async |env: &Env| -> anyhow::Result<(Vec<String>, Vec<String>)> {
+        let piped = env.svc.fetch_all(&ctx, widgets::Entity::find()).await?;
+        let viatx = env
+            .svc
+            .with_tenant(&ctx, async |tx| {
+                tx.list::<widgets::Entity>(Condition::all(), vec![], Page::default())
+                    .await
+            })
+            .await?;
+        Ok((
+            piped.into_iter().map(|w| w.name).collect(),
+            viatx.into_iter().map(|w| w.name).collect(),
+        ))
+    };
+    let before = names(&env).await?;
+    assert_eq!(
+        before,
+        (vec!["public's".to_string()], vec!["public's".to_string()])
+    );
+    let mut all = tenant_schema_migrations();
+    all.push(TenantSchemaMigration {
+        name: "ts9001_widgets",
+        plan: ts9001_widgets,
+    });
+    let owner = env
+        .db
+        .connect(tenantry_tests::logins::LoginRole::Owner, 1)
+        .await?;
+    let report = migrate::up(&owner, &all, 1).await?;
+    ensure!(report.failed.is_empty(), "{:?}", report.failed);
+    let after = names(&env).await?;
+    let own = vec!["the schema's own".to_string()];
+    assert_eq!(
+        after,
+        (own.clone(), own),
+        "the cached statements still read public.widgets"
     );
     Ok(())
 }

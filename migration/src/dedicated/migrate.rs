@@ -13,6 +13,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, 
 use tokio::sync::Semaphore;
 
 use super::{TenantSchema, TenantSchemaMigration, template};
+use crate::dsl::{Grant, GrantObject, Privilege};
 use crate::m0010_dedicated_tenants::{VERSIONS_TABLE, template_rows};
 use crate::plan::pg;
 use crate::tables::t;
@@ -186,6 +187,16 @@ async fn migrate_one(
         .values_panic([Expr::val(schema.as_str()), Expr::val(migration.name)])
         .to_owned();
     txn.execute_raw(pg(&record)).await?;
+    // A grant the tenant role already holds, granted again: it rewrites the schema's
+    // `pg_namespace` row, and PostgreSQL resets every session's cached plans on any namespace
+    // change, so a statement a connection prepared before this migration (the pipelined
+    // path's, or sqlx's) is planned again and resolves a table this migration added here
+    // rather than the one of that name in `public` it found before.
+    let reset_plans = Grant::privileges([Privilege::Usage])
+        .on(GrantObject::schema(Alias::new(schema.as_str())))
+        .to(Alias::new(schema.as_str()))
+        .to_owned();
+    txn.execute_raw(pg(&reset_plans)).await?;
     txn.commit().await
 }
 
