@@ -55,6 +55,12 @@ impl ServiceError {
                 tracing::warn!("a dedicated tenant's schema is missing");
                 Self::Unavailable("the tenant's schema is unavailable".into())
             }
+            migration::dedicated::NOT_READ_COMMITTED_SQLSTATE => {
+                tracing::error!(
+                    "a tenant transaction was opened at another level than READ COMMITTED"
+                );
+                Self::Unavailable("the tenant transaction could not be opened".into())
+            }
             "42501" => Self::Forbidden("the database refused this for the current tenant".into()),
             "23502" | "23514" | "22P02" | "22001" | "22023" => {
                 Self::invalid("input", "a value is missing or malformed")

@@ -68,8 +68,14 @@ pub fn set_local_sql(ctx: &TenantContext) -> String {
 /// tenant's rows). It reads the context the `SET LOCAL`s before it just set.
 pub const ENTER_TENANT_SCHEMA_SQL: &str = "SELECT tenancy.enter_tenant_schema()";
 
-/// The one message that opens a tenant-bound transaction:
-/// `SET LOCAL ...; SELECT tenancy.enter_tenant_schema(); BEGIN`.
+/// Pins a tenant transaction to READ COMMITTED, whatever `default_transaction_isolation` the
+/// session, the login or the database has: the schema entry reads the tenant's mode after it
+/// takes the tenant's move lock, which only a statement snapshot taken after the lock can see
+/// (under REPEATABLE READ the snapshot is the one taken before; m0016's entry refuses it).
+pub const READ_COMMITTED_SQL: &str = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
+
+/// The one message that opens a tenant-bound transaction: `SET TRANSACTION ISOLATION LEVEL
+/// READ COMMITTED; SET LOCAL ...; SELECT tenancy.enter_tenant_schema(); BEGIN`.
 ///
 /// The context comes before `BEGIN`: the statements of one simple-query message before a
 /// `BEGIN` run in an implicit transaction block that `BEGIN` turns into the explicit one (so
@@ -78,7 +84,10 @@ pub const ENTER_TENANT_SCHEMA_SQL: &str = "SELECT tenancy.enter_tenant_schema()"
 /// block and leaves the connection idle and clean. With `BEGIN` first, the same error would
 /// leave an aborted transaction open on a connection sqlx returns to the pool.
 pub fn begin_sql(ctx: &TenantContext) -> String {
-    format!("{}; {ENTER_TENANT_SCHEMA_SQL}; BEGIN", set_local_sql(ctx))
+    format!(
+        "{READ_COMMITTED_SQL}; {}; {ENTER_TENANT_SCHEMA_SQL}; BEGIN",
+        set_local_sql(ctx)
+    )
 }
 
 impl TenantTx {
@@ -326,7 +335,8 @@ mod tests {
             assert_eq!(
                 begin_sql(ctx),
                 format!(
-                    "SET LOCAL tenantry.tenant_id = '{tenant}'; SET LOCAL tenantry.user_id = ''; \
+                    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+                     SET LOCAL tenantry.tenant_id = '{tenant}'; SET LOCAL tenantry.user_id = ''; \
                      SELECT tenancy.enter_tenant_schema(); BEGIN"
                 )
             );

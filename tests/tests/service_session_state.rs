@@ -15,6 +15,7 @@ use sea_orm::{ConnectionTrait, Value};
 use service::tenants::Isolation;
 use service::{ServiceError, TenantContext, Tenantry};
 use service_support::*;
+use tenantry_tests::logins::LoginRole;
 use uuid::Uuid;
 
 /// Runs `sql` (raw, in order) in a committed transaction of `ctx`; returns the backend pid.
@@ -284,4 +285,121 @@ async fn offboarding_survives_another_database_using_the_role() -> anyhow::Resul
     .await?;
     assert_eq!(roles, 1, "the role is left for the other database");
     powerless(&env, &role).await
+}
+
+/// Moves `e` (dedicated) to shared as a move's switch does, by hand: the tenant's move lock,
+/// exclusive, and the flip, committed only once `unit` (E's tenant transaction, started
+/// meanwhile) is waiting on the lock. Returns where `unit`'s row went: (E's old schema, public).
+async fn write_across_a_switch<F>(
+    env: &Env,
+    e: Uuid,
+    name: &str,
+    unit: F,
+) -> anyhow::Result<(i64, i64)>
+where
+    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    use sea_orm::TransactionTrait;
+    let mover = env.db.connect_superuser().await?;
+    let switch = mover.begin().await?;
+    switch
+        .execute_unprepared(&format!(
+            "SELECT pg_catalog.pg_advisory_xact_lock({}, pg_catalog.hashtext('{e}')); \
+             UPDATE tenancy.tenants SET isolation = 'shared', schema_name = NULL WHERE id = '{e}'",
+            migration::dedicated::MOVE_LOCK_CLASS
+        ))
+        .await?;
+    let unit = tokio::spawn(unit);
+    // Until the unit waits on the lock (or ended without reaching it, an error it reports).
+    tokio::select! {
+        waited = until_a_session_waits_on_a_lock(&env.su) => waited?,
+        _ = async { while !unit.is_finished() { tokio::task::yield_now().await } } => {}
+    }
+    switch.commit().await?;
+    unit.await??;
+    let schema = TenantSchema::for_tenant(e);
+    let count = |table: String| {
+        let su = env.su.clone();
+        let name = name.to_string();
+        async move {
+            scalar(
+                &su,
+                &format!("SELECT count(*) FROM {table} WHERE name = $1"),
+                [Value::from(name)],
+            )
+            .await
+        }
+    };
+    Ok((
+        count(format!("{schema}.projects")).await?,
+        count("public.projects".into()).await?,
+    ))
+}
+
+// A default isolation level the app login sets for itself (`ALTER ROLE ... SET`, which reaches
+// every new connection, both pools') never makes a tenant transaction read its tenant's mode
+// from a snapshot taken before the move lock: the openings pin READ COMMITTED, so a write that
+// waited for a switch lands where the switch moved the tenant. The entry itself refuses any
+// other level (TN002), for an opening of someone else's.
+#[tokio::test]
+async fn a_default_isolation_level_never_sends_a_write_to_the_place_a_switch_left()
+-> anyhow::Result<()> {
+    let env = env().await?;
+    let oa = user(&env.svc, "a@iso.test", "A").await?;
+    let oe = user(&env.svc, "e@iso.test", "E").await?;
+    let (_, a_ctx) = tenant_with(&env.svc, "iso-a", oa, Isolation::Shared).await?;
+    let db = env.db.name.clone();
+    raw(
+        &env.svc,
+        &a_ctx,
+        &[&format!(
+            "ALTER ROLE CURRENT_USER IN DATABASE \"{db}\" SET default_transaction_isolation = 'repeatable read'"
+        )],
+    )
+    .await?;
+    // Fresh connections, which start at REPEATABLE READ.
+    let svc = Tenantry::connect(config(&env.db).with_pool(1)).await?;
+    for (path, piped) in [("sqlx", false), ("pipelined", true)] {
+        let (e, e_ctx) =
+            tenant_with(&svc, &format!("iso-e-{path}"), oe, Isolation::Dedicated).await?;
+        let name = format!("E's write via {path}");
+        let (svc2, row) = (svc.clone(), name.clone());
+        let unit = async move {
+            if piped {
+                let project = entity::projects::ActiveModel {
+                    id: Set(Uuid::new_v4()),
+                    name: Set(row),
+                    ..Default::default()
+                };
+                svc2.insert_one(&e_ctx, project).await?;
+            } else {
+                let tx = svc2.begin(&e_ctx).await?;
+                insert_project(&tx, &row).await?;
+                tx.commit().await?;
+            }
+            anyhow::Ok(())
+        };
+        let (old, new) = write_across_a_switch(&env, e, &name, unit).await?;
+        assert_eq!(
+            (old, new),
+            (0, 1),
+            "{path}: the write went to the place the switch left"
+        );
+    }
+    // The entry refuses a REPEATABLE READ transaction opened by hand.
+    let app = env.db.connect(LoginRole::App, 1).await?;
+    let refused = app
+        .execute_unprepared(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL tenantry.tenant_id = '{}'; \
+             SELECT tenancy.enter_tenant_schema(); COMMIT",
+            a_ctx.tenant_id()
+        ))
+        .await;
+    let message = format!("{refused:?}");
+    ensure!(
+        message.contains("TN002") || message.contains("READ COMMITTED"),
+        "{message}"
+    );
+    svc.close().await?;
+    Ok(())
 }

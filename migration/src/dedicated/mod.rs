@@ -15,6 +15,10 @@ pub const DEDICATED_ROLE: &str = "tenantry_dedicated";
 /// The SQLSTATE `tenancy.enter_tenant_schema()` raises when a dedicated tenant's schema or
 /// role is missing (the service answers it with "unavailable", never another tenant's data).
 pub const SCHEMA_UNAVAILABLE_SQLSTATE: &str = "TN001";
+/// The SQLSTATE `tenancy.enter_tenant_schema()` raises in a transaction that is not READ
+/// COMMITTED (m0016): a stricter level would read the tenant's row from a snapshot taken before
+/// the move lock. The service's openings pin READ COMMITTED, so it means a caller's own opening.
+pub const NOT_READ_COMMITTED_SQLSTATE: &str = "TN002";
 /// The first key of a tenant's move lock (`pg_advisory_xact_lock*(MOVE_LOCK_CLASS,
 /// hashtext(tenant id))`): every tenant transaction holds it shared, a move's switch
 /// exclusively (m0014). The two-key form never meets the runner's one-key migration lock.

@@ -7,9 +7,10 @@
 //! read afterwards ("pipelining": tokio-postgres sends requests issued concurrently on a client
 //! without waiting, which sqlx 0.9 keeps crate-private):
 //!
-//! 1. `BEGIN; SET LOCAL tenantry.tenant_id = '<uuid>'; SET LOCAL tenantry.user_id = '<uuid>' (or
-//!    ''); SELECT tenancy.enter_tenant_schema()` (simple protocol, rendered from typed `Uuid`s
-//!    only, the same `SET LOCAL`s and schema entry as a [`crate::TenantTx`]'s opening);
+//! 1. `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL tenantry.tenant_id = '<uuid>'; SET LOCAL
+//!    tenantry.user_id = '<uuid>' (or ''); SELECT tenancy.enter_tenant_schema()` (simple
+//!    protocol, rendered from typed `Uuid`s only, the same level, `SET LOCAL`s and schema entry
+//!    as a [`crate::TenantTx`]'s opening);
 //! 2. the statement: Bind/Execute of the connection's prepared statement (`statements.rs`), or,
 //!    with `TENANTRY_PREPARED_STATEMENTS=off` or behind a pooler (the pool finds out on
 //!    connecting), Parse/Bind/Execute of an unnamed statement with explicitly typed
@@ -53,7 +54,10 @@ use crate::tx::{ENTER_TENANT_SCHEMA_SQL, claim_tenant, set_local_sql};
 /// The opening of a pipelined unit of work: `BEGIN` first, then the context (see the module
 /// documentation for why the order differs from [`crate::tx::begin_sql`]).
 pub fn pipelined_opening_sql(ctx: &TenantContext) -> String {
-    format!("BEGIN; {}; {ENTER_TENANT_SCHEMA_SQL}", set_local_sql(ctx))
+    format!(
+        "BEGIN ISOLATION LEVEL READ COMMITTED; {}; {ENTER_TENANT_SCHEMA_SQL}",
+        set_local_sql(ctx)
+    )
 }
 
 /// The first error of a pipeline, in the order its requests ran, classified (SQLSTATE) as
@@ -359,8 +363,8 @@ mod tests {
         assert_eq!(
             pipelined_opening_sql(&ctx),
             format!(
-                "BEGIN; SET LOCAL tenantry.tenant_id = '{tenant}'; SET LOCAL tenantry.user_id = ''; \
-                 SELECT tenancy.enter_tenant_schema()"
+                "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL tenantry.tenant_id = '{tenant}'; \
+                 SET LOCAL tenantry.user_id = ''; SELECT tenancy.enter_tenant_schema()"
             )
         );
     }
