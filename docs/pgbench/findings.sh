@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces two findings of docs/BENCHMARKS.md (scenario 1), on the fixture of run.sh:
 #  1. The first statement after `SET LOCAL ROLE` from a superuser to a login under row level
-#     security costs more than the next one; after a switch to a BYPASSRLS role or back to the
-#     superuser it does not (per-statement latencies, `pgbench -r`, one row read by key, hot).
+#     security (a policy of our shape) costs more than the next one; after a switch to a BYPASSRLS role or back to the
+#     superuser it does not (per-statement latencies, `pgbench -r`, one row read by uuid key, hot, a policy of our
+#     shape).
 #  2. A policy calling an inlinable SQL function (`tenant_id = app_tenant()`) costs every
 #     planning the function's inlining; the same expression written into the policy does not
 #     (`-M prepared` with custom plans forced, then generic plans: equal).
@@ -12,7 +13,6 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/fixture.sh"
 as_pg "$B/psql" -h "$D" -p 5499 -q -v ON_ERROR_STOP=1 postgres <<'SQL'
 CREATE ROLE byp LOGIN BYPASSRLS;
-GRANT SELECT ON pgbench_accounts TO byp;
 CREATE FUNCTION app_tenant() RETURNS uuid LANGUAGE sql STABLE
   AS $$ SELECT NULLIF(current_setting('app.tenant', true), '')::uuid $$;
 CREATE TABLE acc_fn AS SELECT aid, tenant_id, abalance FROM pgbench_accounts WHERE aid <= 100000;
@@ -22,27 +22,35 @@ ALTER TABLE acc_fn ENABLE ROW LEVEL SECURITY; ALTER TABLE acc_expr ENABLE ROW LE
 CREATE POLICY p ON acc_fn USING (tenant_id = app_tenant());
 CREATE POLICY p ON acc_expr USING (tenant_id = NULLIF(current_setting('app.tenant', true), '')::uuid);
 GRANT SELECT ON acc_fn, acc_expr TO app;
-VACUUM ANALYZE acc_fn, acc_expr;
+CREATE TABLE proj (tenant_id uuid NOT NULL, id uuid NOT NULL DEFAULT gen_random_uuid(),
+  name text, created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (tenant_id, id));
+INSERT INTO proj (tenant_id, name) SELECT tenant_id, 'p' || aid FROM pgbench_accounts;
+CREATE INDEX ON proj (id);
+ALTER TABLE proj ENABLE ROW LEVEL SECURITY;
+CREATE POLICY p ON proj USING (tenant_id = NULLIF(current_setting('app.tenant', true), '')::uuid);
+GRANT SELECT ON proj TO app, byp;
+VACUUM ANALYZE acc_fn, acc_expr, proj;
 SQL
+P="$(as_pg "$B/psql" -h "$D" -p 5499 -At -c "SELECT id FROM proj WHERE tenant_id = '$T' LIMIT 1" postgres)"
 cat >"$D/switch.sql" <<SQL
 BEGIN;
 SET LOCAL app.tenant = '$T';
 SET LOCAL ROLE app;
-SELECT abalance FROM pgbench_accounts WHERE tenant_id = :tid AND aid = 7007 /* app, first */;
-SELECT abalance FROM pgbench_accounts WHERE tenant_id = :tid AND aid = 7007 /* app, second */;
+SELECT * FROM proj WHERE tenant_id = :tid AND id = :pid /* app, first */;
+SELECT * FROM proj WHERE tenant_id = :tid AND id = :pid /* app, second */;
 SET LOCAL ROLE byp;
-SELECT abalance FROM pgbench_accounts WHERE tenant_id = :tid AND aid = 7007 /* bypassrls, first */;
-SELECT abalance FROM pgbench_accounts WHERE tenant_id = :tid AND aid = 7007 /* bypassrls, second */;
+SELECT * FROM proj WHERE tenant_id = :tid AND id = :pid /* bypassrls, first */;
+SELECT * FROM proj WHERE tenant_id = :tid AND id = :pid /* bypassrls, second */;
 RESET ROLE;
-SELECT abalance FROM pgbench_accounts WHERE tenant_id = :tid AND aid = 7007 /* superuser, first */;
-SELECT abalance FROM pgbench_accounts WHERE tenant_id = :tid AND aid = 7007 /* superuser, second */;
+SELECT * FROM proj WHERE tenant_id = :tid AND id = :pid /* superuser, first */;
+SELECT * FROM proj WHERE tenant_id = :tid AND id = :pid /* superuser, second */;
 END;
 SQL
 for t in acc_fn acc_expr; do echo "SELECT count(*) FROM $t WHERE tenant_id = :tid;" >"$D/$t.sql"; done
 chmod a+r "$D"/*.sql
 echo "1. per-statement latency (ms), first and second statement after each role switch:"
-as_pg "$B/pgbench" -h "$D" -p 5499 -n -M prepared -T 10 -r -D tid="$T" -f "$D/switch.sql" postgres \
-  | grep 'aid = 7007' | sed 's/SELECT.*\/\* /  /; s/ \*\/;//'
+as_pg "$B/pgbench" -h "$D" -p 5499 -n -M prepared -T 10 -r -D tid="$T" -D pid="$P" -f "$D/switch.sql" postgres \
+  | grep 'id = :pid' | sed 's/SELECT.*\/\* /  /; s/ \*\/;//'
 echo "2. count of one tenant's rows, transactions per second (custom plans, then generic):"
 for mode in force_custom_plan force_generic_plan; do
   for t in acc_fn acc_expr; do

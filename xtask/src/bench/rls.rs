@@ -169,7 +169,7 @@ async fn measure(
             };
             exec_text(&txn, role).await?;
             // Untimed, the same statement once more: the first statement after a switch to the
-            // app login pays for the switch (about 7 µs on a hot row, measured with pgbench;
+            // app login pays for the switch (a few µs on a hot row, docs/pgbench/findings.sh;
             // none after a switch to the superuser or the BYPASSRLS role), which no deployment
             // pays, since its connections log in as the app. It also makes the first touch of
             // the row every variant's alike.
