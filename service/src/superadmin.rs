@@ -7,7 +7,7 @@
 //! no way to reach "all tenants" by forgetting to set a tenant.
 
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, IsolationLevel, Statement,
     TransactionTrait,
 };
 use uuid::Uuid;
@@ -52,7 +52,13 @@ impl SuperadminTx {
                 "required, at most 2000 characters",
             ));
         }
-        let txn = pool.begin().await?;
+        // READ COMMITTED whatever the database's or the login's default: a move's switch runs in
+        // this transaction and reads the rows tenant transactions committed while it waited on
+        // the tenant's move lock, which a snapshot taken before the wait would not show
+        // (`a_default_repeatable_read_never_makes_the_switch_lose_a_write`).
+        let txn = pool
+            .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+            .await?;
         // The reason is free text, so it travels as a bind parameter, never inside SQL text.
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,

@@ -628,3 +628,44 @@ async fn isolation_holds_during_and_after_a_promote() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+// A database-wide default of REPEATABLE READ (an operator's setting) never makes a move's
+// switch read its delta and counts from a snapshot taken before it waited on the tenant's move
+// lock: the superadmin transaction is READ COMMITTED whatever the default, so a write the switch
+// waited for reaches the new place instead of being cleaned up with the old one (review 6).
+#[tokio::test]
+async fn a_default_repeatable_read_never_makes_the_switch_lose_a_write() -> anyhow::Result<()> {
+    let env = env().await?;
+    env.su
+        .execute_unprepared(&format!(
+            "ALTER DATABASE \"{}\" SET default_transaction_isolation = 'repeatable read'",
+            env.db.name
+        ))
+        .await?;
+    // Fresh connections, which start at REPEATABLE READ.
+    let svc = Tenantry::connect(config(&env.db)).await?;
+    let owner = user(&svc, "x@switch-rr.test", "X").await?;
+    let (x, x_ctx) = tenant_with(&svc, "switch-rr", owner, Isolation::Shared).await?;
+    let open = svc.begin(&x_ctx).await?;
+    let mover = move_behind_open_transaction(&svc, &env.su, x, MoveUntil::Done).await?;
+    open.insert(projects::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        name: Set("written while the switch waited".into()),
+        ..Default::default()
+    })
+    .await?;
+    open.commit().await?;
+    mover.await??;
+    let schema = TenantSchema::for_tenant(x);
+    let moved = scalar(
+        &env.su,
+        &format!(
+            "SELECT count(*) FROM {schema}.projects WHERE name = 'written while the switch waited'"
+        ),
+        [],
+    )
+    .await?;
+    assert_eq!(moved, 1, "the write the switch waited for was lost");
+    svc.close().await?;
+    Ok(())
+}
