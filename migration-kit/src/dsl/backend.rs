@@ -9,9 +9,9 @@ use sea_query::{PostgresQueryBuilder, QuotedBuilder};
 
 use super::{
     DefaultPrivilegesGrantStatement, DefaultPrivilegesRevokeStatement, FunctionCreateStatement,
-    FunctionDropStatement, GrantStatement, PolicyCreateStatement, PolicyDropStatement,
-    RevokeStatement, RoleCreateStatement, RoleDropStatement, RoleGrantStatement,
-    RoleRevokeStatement, RowLevelSecurityStatement,
+    FunctionDropStatement, GrantStatement, PolicyAlterStatement, PolicyCreateStatement,
+    PolicyDropStatement, RevokeStatement, RoleCreateStatement, RoleDropStatement,
+    RoleGrantStatement, RoleRevokeStatement, RowLevelSecurityStatement,
 };
 
 mod access;
@@ -33,6 +33,9 @@ pub trait TenancyBuilder: QuotedBuilder {
 
     /// Writes a [`PolicyCreateStatement`].
     fn prepare_policy_create_statement(&self, statement: &PolicyCreateStatement, sql: &mut String);
+
+    /// Writes a [`PolicyAlterStatement`].
+    fn prepare_policy_alter_statement(&self, statement: &PolicyAlterStatement, sql: &mut String);
 
     /// Writes a [`PolicyDropStatement`].
     fn prepare_policy_drop_statement(&self, statement: &PolicyDropStatement, sql: &mut String);
@@ -91,6 +94,10 @@ impl TenancyBuilder for PostgresQueryBuilder {
 
     fn prepare_policy_create_statement(&self, statement: &PolicyCreateStatement, sql: &mut String) {
         policy::write_create(self, statement, sql);
+    }
+
+    fn prepare_policy_alter_statement(&self, statement: &PolicyAlterStatement, sql: &mut String) {
+        policy::write_alter(self, statement, sql);
     }
 
     fn prepare_policy_drop_statement(&self, statement: &PolicyDropStatement, sql: &mut String) {

@@ -53,7 +53,10 @@ pub use grant::{
 };
 pub use grant_object::GrantObject;
 pub use grantee::Grantee;
-pub use policy::{Policy, PolicyCommand, PolicyCreateStatement, PolicyDropStatement, PolicyKind};
+pub use policy::{
+    Policy, PolicyAlterStatement, PolicyCommand, PolicyCreateStatement, PolicyDropStatement,
+    PolicyKind,
+};
 pub use privilege::Privilege;
 pub use rls::{RowLevelSecurity, RowLevelSecurityAction, RowLevelSecurityStatement};
 pub use role::{Role, RoleCreateStatement, RoleDropStatement};
@@ -98,6 +101,7 @@ tenancy_statement!(
     prepare_row_level_security_statement
 );
 tenancy_statement!(PolicyCreateStatement, prepare_policy_create_statement);
+tenancy_statement!(PolicyAlterStatement, prepare_policy_alter_statement);
 tenancy_statement!(PolicyDropStatement, prepare_policy_drop_statement);
 tenancy_statement!(FunctionCreateStatement, prepare_function_create_statement);
 tenancy_statement!(FunctionDropStatement, prepare_function_drop_statement);

@@ -1,4 +1,4 @@
-//! `CREATE POLICY` / `DROP POLICY`.
+//! `CREATE POLICY` / `ALTER POLICY` / `DROP POLICY`.
 
 use sea_query::{DynIden, Expr, IntoIden, IntoTableRef, TableRef};
 
@@ -65,6 +65,17 @@ pub struct PolicyCreateStatement {
     pub(crate) with_check: Option<Expr>,
 }
 
+/// `ALTER POLICY "n" ON "t" [USING (…)] [WITH CHECK (…)]`: replaces the expressions of an
+/// existing policy in place (its name, command, kind and roles stay), so the table is never
+/// without it, as a drop and a create would leave it between the two.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyAlterStatement {
+    pub(crate) name: Option<DynIden>,
+    pub(crate) table: Option<TableRef>,
+    pub(crate) using: Option<Expr>,
+    pub(crate) with_check: Option<Expr>,
+}
+
 /// `DROP POLICY [IF EXISTS] "n" ON "t"`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PolicyDropStatement {
@@ -79,9 +90,40 @@ impl Policy {
         PolicyCreateStatement::default()
     }
 
+    /// Starts a [`PolicyAlterStatement`].
+    pub fn alter() -> PolicyAlterStatement {
+        PolicyAlterStatement::default()
+    }
+
     /// Starts a [`PolicyDropStatement`].
     pub fn drop() -> PolicyDropStatement {
         PolicyDropStatement::default()
+    }
+}
+
+impl PolicyAlterStatement {
+    /// Sets the policy name.
+    pub fn name<T: IntoIden>(&mut self, name: T) -> &mut Self {
+        self.name = Some(name.into_iden());
+        self
+    }
+
+    /// Sets the table the policy is on.
+    pub fn table<T: IntoTableRef>(&mut self, table: T) -> &mut Self {
+        self.table = Some(table.into_table_ref());
+        self
+    }
+
+    /// The new `USING` expression.
+    pub fn using<E: Into<Expr>>(&mut self, expr: E) -> &mut Self {
+        self.using = Some(expr.into());
+        self
+    }
+
+    /// The new `WITH CHECK` expression.
+    pub fn with_check<E: Into<Expr>>(&mut self, expr: E) -> &mut Self {
+        self.with_check = Some(expr.into());
+        self
     }
 }
 

@@ -1,9 +1,9 @@
-//! Writes `CREATE POLICY` / `DROP POLICY`.
+//! Writes `CREATE POLICY` / `ALTER POLICY` / `DROP POLICY`.
 
-use sea_query::PostgresQueryBuilder;
+use sea_query::{DynIden, Expr, PostgresQueryBuilder, TableRef};
 
 use super::sql;
-use crate::dsl::{PolicyCreateStatement, PolicyDropStatement, PolicyKind};
+use crate::dsl::{PolicyAlterStatement, PolicyCreateStatement, PolicyDropStatement, PolicyKind};
 
 /// `CREATE POLICY "n" ON "t" AS … FOR … [TO …] [USING (…)] [WITH CHECK (…)]`
 pub(super) fn write_create(
@@ -12,13 +12,7 @@ pub(super) fn write_create(
     out: &mut String,
 ) {
     out.push_str("CREATE POLICY ");
-    if let Some(name) = &statement.name {
-        sql::iden(builder, name, out);
-    }
-    out.push_str(" ON ");
-    if let Some(table) = &statement.table {
-        sql::table(builder, table, out);
-    }
+    write_target(builder, &statement.name, &statement.table, out);
     out.push_str(match statement.kind {
         PolicyKind::Permissive => " AS PERMISSIVE",
         PolicyKind::Restrictive => " AS RESTRICTIVE",
@@ -29,14 +23,18 @@ pub(super) fn write_create(
         out.push_str(" TO ");
         sql::grantees(builder, &statement.roles, out);
     }
-    if let Some(using) = &statement.using {
-        out.push_str(" USING ");
-        sql::parenthesized_expr(builder, using, out);
-    }
-    if let Some(with_check) = &statement.with_check {
-        out.push_str(" WITH CHECK ");
-        sql::parenthesized_expr(builder, with_check, out);
-    }
+    write_expressions(builder, &statement.using, &statement.with_check, out);
+}
+
+/// `ALTER POLICY "n" ON "t" [USING (…)] [WITH CHECK (…)]`
+pub(super) fn write_alter(
+    builder: &PostgresQueryBuilder,
+    statement: &PolicyAlterStatement,
+    out: &mut String,
+) {
+    out.push_str("ALTER POLICY ");
+    write_target(builder, &statement.name, &statement.table, out);
+    write_expressions(builder, &statement.using, &statement.with_check, out);
 }
 
 /// `DROP POLICY [IF EXISTS] "n" ON "t"`
@@ -49,11 +47,38 @@ pub(super) fn write_drop(
     if statement.if_exists {
         out.push_str("IF EXISTS ");
     }
-    if let Some(name) = &statement.name {
+    write_target(builder, &statement.name, &statement.table, out);
+}
+
+/// `"n" ON "t"`
+fn write_target(
+    builder: &PostgresQueryBuilder,
+    name: &Option<DynIden>,
+    table: &Option<TableRef>,
+    out: &mut String,
+) {
+    if let Some(name) = name {
         sql::iden(builder, name, out);
     }
     out.push_str(" ON ");
-    if let Some(table) = &statement.table {
+    if let Some(table) = table {
         sql::table(builder, table, out);
+    }
+}
+
+/// ` USING (…)` and ` WITH CHECK (…)`, each when given.
+fn write_expressions(
+    builder: &PostgresQueryBuilder,
+    using: &Option<Expr>,
+    with_check: &Option<Expr>,
+    out: &mut String,
+) {
+    if let Some(using) = using {
+        out.push_str(" USING ");
+        sql::parenthesized_expr(builder, using, out);
+    }
+    if let Some(with_check) = with_check {
+        out.push_str(" WITH CHECK ");
+        sql::parenthesized_expr(builder, with_check, out);
     }
 }

@@ -109,6 +109,35 @@ fn renders_drop() {
 }
 
 #[test]
+fn renders_alter_of_either_expression_or_both() {
+    assert_eq!(
+        Policy::alter()
+            .name("p")
+            .table(("s", "t"))
+            .using(tenant_matches())
+            .to_string(PostgresQueryBuilder),
+        r#"ALTER POLICY "p" ON "s"."t" USING ("tenant_id" = (tenancy.current_tenant_id()))"#
+    );
+    assert_eq!(
+        Policy::alter()
+            .name("p\"q")
+            .table("t")
+            .with_check(Expr::col("archived").eq(false))
+            .to_string(PostgresQueryBuilder),
+        r#"ALTER POLICY "p""q" ON "t" WITH CHECK ("archived" = FALSE)"#
+    );
+    assert_eq!(
+        Policy::alter()
+            .name("p")
+            .table("t")
+            .using(Expr::col("a").eq(1))
+            .with_check(Expr::col("b").eq(2))
+            .to_string(PostgresQueryBuilder),
+        r#"ALTER POLICY "p" ON "t" USING ("a" = 1) WITH CHECK ("b" = 2)"#
+    );
+}
+
+#[test]
 fn reverse_is_drop_if_exists() {
     let create = Policy::create()
         .name("p")
