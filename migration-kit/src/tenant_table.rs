@@ -25,6 +25,7 @@ use crate::ddl::{ColumnAlter, ConstraintAdd, ConstraintDrop, ConstraintKind};
 use crate::dsl::{Grant, GrantObject, Policy, PolicyCommand, Privilege, RowLevelSecurity};
 use crate::names::{
     APP_ROLE, DEFAULT_TENANT_ID, LEGACY_ROLE, SUPERADMIN_ROLE, TENANCY_SCHEMA, TENANT_COLUMN,
+    TENANT_SETTING,
 };
 use crate::plan::{MigrationPlan, SqlStep, pg};
 use crate::probes;
@@ -46,6 +47,31 @@ pub struct Parent {
     pub on_delete: ForeignKeyAction,
 }
 
+/// How the app role's policies of a tenant table read the current tenant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PolicyForm {
+    /// The setting read in the policy itself, [`tenant_predicate`]: nothing to inline when a
+    /// statement is planned, and every name resolved once, when the policy is created. The
+    /// default, and every policy's form from `m0017_policy_setting` on.
+    #[default]
+    Setting,
+    /// `tenant_id = tenancy.current_tenant_id()`, [`function_predicate`]: the form m0002..m0016
+    /// and the tenant-schema migration `ts0001_tables` created, which their plans keep so they
+    /// stay what they were when they ran. Each planning inlines the function's body again.
+    Function,
+}
+
+impl PolicyForm {
+    /// `<column> = <the current tenant, in this form>`.
+    pub fn predicate(self, column: &str) -> Expr {
+        let current = match self {
+            Self::Setting => current_tenant_setting(),
+            Self::Function => current_tenant_id(),
+        };
+        Expr::col(Alias::new(column)).eq(current)
+    }
+}
+
 /// A table made tenant-scoped.
 #[derive(Debug, Clone)]
 pub struct TenantTable {
@@ -59,6 +85,7 @@ pub struct TenantTable {
     app_privileges: Vec<Privilege>,
     legacy: bool,
     app_grantee: Option<String>,
+    policy_form: PolicyForm,
 }
 
 impl TenantTable {
@@ -80,6 +107,7 @@ impl TenantTable {
             ],
             legacy: true,
             app_grantee: None,
+            policy_form: PolicyForm::Setting,
         }
     }
 
@@ -100,6 +128,13 @@ impl TenantTable {
     /// own role, a member of the app role, so the app role's policies still apply to it).
     pub fn grant_app_privileges_to(mut self, role: &str) -> Self {
         self.app_grantee = Some(role.into());
+        self
+    }
+
+    /// How the app role's policies read the current tenant (default [`PolicyForm::Setting`];
+    /// the migrations written before m0017 pin [`PolicyForm::Function`]).
+    pub fn policy_form(mut self, form: PolicyForm) -> Self {
+        self.policy_form = form;
         self
     }
 
@@ -605,7 +640,7 @@ impl TenantTable {
             &force,
             &force.reverse(),
         );
-        for policy in tenant_policies(&self.table, table.clone()) {
+        for policy in tenant_policies(&self.table, table.clone(), self.policy_form) {
             plan.step(
                 format!("policy {}", policy_label(&policy)),
                 &policy,
@@ -637,6 +672,33 @@ impl TenantTable {
         }
         if self.legacy {
             plan.extend(self.legacy_plan());
+        }
+        plan
+    }
+
+    /// The app role's policies rewritten from the form `from` to the form `to`, in place
+    /// (`ALTER POLICY`: the table is never without them); `down` rewrites them back.
+    pub fn policy_form_plan(&self, from: PolicyForm, to: PolicyForm) -> MigrationPlan {
+        let table = t(&self.schema, Alias::new(&self.table));
+        let mut plan = MigrationPlan::new();
+        for (command, with_using, with_check) in APP_POLICY_COMMANDS {
+            let name = app_policy_name(&self.table, command);
+            let alter = |form: PolicyForm| {
+                let mut a = Policy::alter();
+                a.name(Alias::new(&name)).table(table.clone());
+                if with_using {
+                    a.using(form.predicate(TENANT_COLUMN));
+                }
+                if with_check {
+                    a.with_check(form.predicate(TENANT_COLUMN));
+                }
+                a
+            };
+            plan.step(
+                format!("policy {name}: reads the current tenant as {to:?}"),
+                &alter(to),
+                &alter(from),
+            );
         }
         plan
     }
@@ -712,14 +774,32 @@ pub fn current_tenant_id() -> Expr {
     Expr::cust("tenancy.current_tenant_id()")
 }
 
+/// The current tenant read from its setting, as `tenancy.current_tenant_id()`'s body reads it
+/// (and as the planner inlines that function): `NULL` when the setting is unset or emptied,
+/// so `tenant_id = NULL` matches nothing. Every name is qualified; a policy stores it parsed,
+/// so its function, operator and cast are resolved once, when the policy is created or
+/// altered, never under a caller's `search_path`.
+pub fn current_tenant_setting() -> Expr {
+    Expr::cust(format!(
+        "NULLIF(pg_catalog.current_setting('{TENANT_SETTING}', true), '')::pg_catalog.uuid"
+    ))
+}
+
 fn policy_label(p: &crate::dsl::PolicyCreateStatement) -> String {
     p.get_name().map(|n| n.to_string()).unwrap_or_default()
 }
 
-/// `tenant_id = tenancy.current_tenant_id()`: no sub-select, so it plans as an index
-/// condition and a distributed engine can propagate it.
+/// `tenant_id = NULLIF(pg_catalog.current_setting('tenantry.tenant_id', true), '')::pg_catalog.uuid`
+/// ([`PolicyForm::Setting`]): no sub-select, so it plans as an index condition and a
+/// distributed engine can propagate it, and no function to inline at each planning.
 pub fn tenant_predicate() -> Expr {
-    Expr::col(Alias::new(TENANT_COLUMN)).eq(current_tenant_id())
+    PolicyForm::Setting.predicate(TENANT_COLUMN)
+}
+
+/// `tenant_id = tenancy.current_tenant_id()` ([`PolicyForm::Function`]): the policies of the
+/// migrations before m0017.
+pub fn function_predicate() -> Expr {
+    PolicyForm::Function.predicate(TENANT_COLUMN)
 }
 
 /// `tenant_id = '00000000-0000-0000-0000-000000000000'::uuid`: the legacy role's only
@@ -743,6 +823,23 @@ pub fn legacy_policies(
     per_command_policies(name, table, "legacy", LEGACY_ROLE, legacy_predicate)
 }
 
+/// The commands of the per-command policies: `(command, has USING, has WITH CHECK)`.
+const APP_POLICY_COMMANDS: [(PolicyCommand, bool, bool); 4] = [
+    (PolicyCommand::Select, true, false),
+    (PolicyCommand::Insert, false, true),
+    (PolicyCommand::Update, true, true),
+    (PolicyCommand::Delete, true, false),
+];
+
+/// `<table>_app_<command>`: the name of the app role's policy for `command`.
+fn app_policy_name(table: &str, command: PolicyCommand) -> String {
+    policy_name(table, "app", command)
+}
+
+fn policy_name(table: &str, infix: &str, command: PolicyCommand) -> String {
+    format!("{table}_{infix}_{}", command.as_str().to_lowercase())
+}
+
 /// One policy per command for `role`, named `<table>_<infix>_<command>`, each using
 /// `predicate` (writes also as WITH CHECK).
 fn per_command_policies(
@@ -750,24 +847,19 @@ fn per_command_policies(
     table: sea_orm::sea_query::TableRef,
     infix: &str,
     role: &'static str,
-    predicate: fn() -> Expr,
+    predicate: impl Fn() -> Expr,
 ) -> Vec<crate::dsl::PolicyCreateStatement> {
     let mut out = Vec::new();
-    for (suffix, command) in [
-        ("select", PolicyCommand::Select),
-        ("insert", PolicyCommand::Insert),
-        ("update", PolicyCommand::Update),
-        ("delete", PolicyCommand::Delete),
-    ] {
+    for (command, with_using, with_check) in APP_POLICY_COMMANDS {
         let mut p = Policy::create();
-        p.name(Alias::new(format!("{name}_{infix}_{suffix}")))
+        p.name(Alias::new(policy_name(name, infix, command)))
             .table(table.clone())
             .command(command)
             .to(role);
-        if command != PolicyCommand::Insert {
+        if with_using {
             p.using(predicate());
         }
-        if matches!(command, PolicyCommand::Insert | PolicyCommand::Update) {
+        if with_check {
             p.with_check(predicate());
         }
         out.push(p);
@@ -780,12 +872,15 @@ pub fn superadmin_predicate() -> Expr {
     Expr::cust("tenancy.current_superadmin_reason()").is_not_null()
 }
 
-/// The standard policies of a tenant table named `name`.
+/// The standard policies of a tenant table named `name`, the app role's in `form`.
 pub fn tenant_policies(
     name: &str,
     table: sea_orm::sea_query::TableRef,
+    form: PolicyForm,
 ) -> Vec<crate::dsl::PolicyCreateStatement> {
-    let mut out = per_command_policies(name, table.clone(), "app", APP_ROLE, tenant_predicate);
+    let mut out = per_command_policies(name, table.clone(), "app", APP_ROLE, || {
+        form.predicate(TENANT_COLUMN)
+    });
     let mut sa = Policy::create();
     sa.name(Alias::new(format!("{name}_superadmin_all")))
         .table(table)

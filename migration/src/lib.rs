@@ -75,6 +75,7 @@ pub mod m0013_schema_entry;
 pub mod m0014_tenant_moves;
 pub mod m0015_qualified_types;
 pub mod m0016_entry_unchanged_resets;
+pub mod m0017_policy_setting;
 // generate: new migration modules above this line
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -159,6 +160,11 @@ pub fn planned() -> Vec<Planned> {
         Planned {
             name: "m0016_entry_unchanged_resets",
             plan: m0016_entry_unchanged_resets::plan,
+            transactional: true,
+        },
+        Planned {
+            name: "m0017_policy_setting",
+            plan: m0017_policy_setting::plan,
             transactional: true,
         },
         // generate: new migrations above this line

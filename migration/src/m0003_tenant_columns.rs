@@ -10,15 +10,19 @@ use crate::guards::Guard;
 use crate::m0001_legacy_baseline::{LEGACY_SET_UPDATED_AT, set_updated_at_function};
 use crate::names::{APP_SCHEMA, TENANT_COLUMN};
 use crate::plan::MigrationPlan;
-use crate::tenant_table::TenantTable;
+use crate::tenant_table::{PolicyForm, TenantTable};
 
-/// The legacy tables that become tenant-scoped, in dependency order (`users` stays global).
+/// The legacy tables that become tenant-scoped, in dependency order (`users` stays global);
+/// their policies as m0006 created them ([`PolicyForm::Function`], m0017 rewrites them).
 pub fn legacy_tenant_tables() -> Vec<TenantTable> {
     vec![
         TenantTable::new(APP_SCHEMA, "projects"),
         TenantTable::new(APP_SCHEMA, "documents").references("project_id", APP_SCHEMA, "projects"),
         TenantTable::new(APP_SCHEMA, "tasks").references("project_id", APP_SCHEMA, "projects"),
     ]
+    .into_iter()
+    .map(|t| t.policy_form(PolicyForm::Function))
+    .collect()
 }
 
 /// `set_updated_at()` that leaves `updated_at` alone in a session where `tenantry.backfill`

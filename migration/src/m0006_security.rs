@@ -17,7 +17,7 @@ use crate::names::{APP_ROLE, APP_SCHEMA, DEFINER_ROLE, SUPERADMIN_ROLE, TENANCY_
 use crate::plan::{MigrationPlan, SqlStep, pg};
 use crate::probes;
 use crate::tables::t;
-use crate::tenant_table::{TenantTable, superadmin_predicate};
+use crate::tenant_table::{PolicyForm, TenantTable, superadmin_predicate};
 
 /// Every tenant-scoped table after all migrations, in dependency order.
 pub fn tenant_tables() -> Vec<TenantTable> {
@@ -43,7 +43,11 @@ fn tenant_tables_in(set: Set) -> Vec<TenantTable> {
     if set == Set::Full {
         tables.extend(legacy_tenant_tables());
     }
+    // Their policies as this migration created them (m0017 rewrites them).
     tables
+        .into_iter()
+        .map(|t| t.policy_form(PolicyForm::Function))
+        .collect()
 }
 
 /// The SECURITY DEFINER lookup of an API key by its public prefix.

@@ -18,7 +18,7 @@ use crate::dsl::{
 use crate::names::{APP_ROLE, DEFINER_ROLE, SUPERADMIN_ROLE, TENANCY_SCHEMA};
 use crate::plan::{MigrationPlan, SqlStep, pg};
 use crate::tables::t;
-use crate::tenant_table::TenantTable;
+use crate::tenant_table::{PolicyForm, TenantTable};
 
 /// `tenancy.has_permission(text, text)`: SECURITY INVOKER, so row level security applies.
 pub const HAS_PERMISSION: (&str, &str) = (TENANCY_SCHEMA, "has_permission");
@@ -32,7 +32,8 @@ pub const UPDATE_CURRENT_TENANT: (&str, &str) = (TENANCY_SCHEMA, "update_current
 
 const CITEXT: &str = "public.citext";
 
-/// The tenant tables this migration adds, in dependency order.
+/// The tenant tables this migration adds, in dependency order; their policies as this
+/// migration created them ([`PolicyForm::Function`], m0017 rewrites them).
 pub fn tenant_tables() -> Vec<TenantTable> {
     vec![
         TenantTable::new(TENANCY_SCHEMA, "roles")
@@ -50,6 +51,9 @@ pub fn tenant_tables() -> Vec<TenantTable> {
             .references("role_id", TENANCY_SCHEMA, "roles")
             .without_legacy(),
     ]
+    .into_iter()
+    .map(|t| t.policy_form(PolicyForm::Function))
+    .collect()
 }
 
 fn token_check(column: &str) -> Expr {

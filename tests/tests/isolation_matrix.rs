@@ -681,8 +681,9 @@ async fn a_dedicated_table_without_row_level_security_is_reported() -> anyhow::R
     Ok(())
 }
 
-/// With its cast unqualified (m0002's body), `tenancy.current_tenant_id()`, inlined in the
-/// policies, casts to a temporary domain `pg_temp.uuid` a tenant left on the connection.
+/// With its cast unqualified (m0002's body), `tenancy.current_tenant_id()`, inlined where it is
+/// called (the column defaults; the policies too before m0017), casts to a temporary domain
+/// `pg_temp.uuid` a tenant left on the connection.
 #[tokio::test]
 async fn a_setting_reader_casting_to_an_unqualified_type_is_reported() -> anyhow::Result<()> {
     let (report, a) = broken_dedicated(|_, _| {
@@ -697,7 +698,7 @@ async fn a_setting_reader_casting_to_an_unqualified_type_is_reported() -> anyhow
     assert!(
         matches!(
             report.cell(&format!("{a} session state (dedicated)"), "pg_temp_uuid"),
-            Some(isolation::Cell::Fail(why)) if why.contains("hook ran in policy evaluation")
+            Some(isolation::Cell::Fail(why)) if why.contains("hook ran evaluating")
         ),
         "{report}"
     );

@@ -95,7 +95,7 @@ async fn up_migrates_every_schema_reports_failures_and_resumes() -> anyhow::Resu
         .connect(tenantry_tests::logins::LoginRole::Owner, 2)
         .await?;
     let before = migrate::summary(&migrate::applied(&owner).await?);
-    assert_eq!(before, "3 at ts0001_tables");
+    assert_eq!(before, "3 at ts0002_policy_setting");
 
     // The third schema already has a `notes` column: the migration fails there.
     let broken = &schemas[2];
@@ -123,7 +123,7 @@ async fn up_migrates_every_schema_reports_failures_and_resumes() -> anyhow::Resu
     let after = migrate::summary(&migrate::applied(&owner).await?);
     assert_eq!(
         after,
-        format!("2 at ts9000_notes; 1 at ts0001_tables: {broken}")
+        format!("2 at ts9000_notes; 1 at ts0002_policy_setting: {broken}")
     );
     let pending = migrate::pending(&with_notes(), &migrate::applied(&owner).await?);
     assert_eq!(pending, vec![("ts9000_notes", vec![broken.clone()])]);
@@ -363,7 +363,7 @@ async fn a_killed_up_leaves_no_schema_half_migrated_and_a_rerun_finishes() -> an
     assert_eq!(
         migrate::summary(&migrate::applied(&owner).await?),
         format!(
-            "10 at ts9000_notes; 2 at ts0001_tables: {}, {}",
+            "10 at ts9000_notes; 2 at ts0002_policy_setting: {}, {}",
             held[0], held[1]
         )
     );

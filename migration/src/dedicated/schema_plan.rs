@@ -14,7 +14,7 @@ use crate::m0001_legacy_baseline::app_tables;
 use crate::names::TENANCY_SCHEMA;
 use crate::plan::{MigrationPlan, Step};
 use crate::tables::t;
-use crate::tenant_table::TenantTable;
+use crate::tenant_table::{PolicyForm, TenantTable};
 
 /// One migration of every dedicated tenant's schema.
 #[derive(Debug, Clone, Copy)]
@@ -27,10 +27,16 @@ pub struct TenantSchemaMigration {
 
 /// Every tenant-schema migration, in order.
 pub fn tenant_schema_migrations() -> Vec<TenantSchemaMigration> {
-    vec![TenantSchemaMigration {
-        name: "ts0001_tables",
-        plan: ts0001_tables,
-    }]
+    vec![
+        TenantSchemaMigration {
+            name: "ts0001_tables",
+            plan: ts0001_tables,
+        },
+        TenantSchemaMigration {
+            name: "ts0002_policy_setting",
+            plan: ts0002_policy_setting,
+        },
+    ]
 }
 
 /// Seed 004's per-tenant reference tables and the rows each new tenant starts with.
@@ -112,6 +118,7 @@ pub fn ts0001_tables(schema: &str) -> MigrationPlan {
     plan.extend(
         TenantTable::new(schema, "projects")
             .grant_app_privileges_to(schema)
+            .policy_form(PolicyForm::Function)
             .without_legacy()
             .plan(),
     );
@@ -120,6 +127,7 @@ pub fn ts0001_tables(schema: &str) -> MigrationPlan {
             TenantTable::new(schema, child)
                 .references("project_id", schema, "projects")
                 .grant_app_privileges_to(schema)
+                .policy_form(PolicyForm::Function)
                 .without_legacy()
                 .plan(),
         );
@@ -161,8 +169,30 @@ pub fn ts0001_tables(schema: &str) -> MigrationPlan {
             TenantTable::new(schema, table)
                 .unique(&["name"])
                 .grant_app_privileges_to(schema)
+                .policy_form(PolicyForm::Function)
                 .without_legacy()
                 .plan(),
+        );
+    }
+    plan
+}
+
+/// The tenant tables of [`ts0001_tables`], in its order.
+fn ts0001_tenant_tables() -> impl Iterator<Item = &'static str> {
+    ["projects", "documents", "tasks"]
+        .into_iter()
+        .chain(REFERENCE_DATA.iter().map(|(table, _)| *table))
+}
+
+/// `ts0002_policy_setting`: the app role's policies of [`ts0001_tables`] read
+/// `tenantry.tenant_id` themselves instead of calling `tenancy.current_tenant_id()` (the
+/// shared schemas' m0017, here in each schema's own transaction), rewritten in place.
+pub fn ts0002_policy_setting(schema: &str) -> MigrationPlan {
+    let mut plan = MigrationPlan::new();
+    for table in ts0001_tenant_tables() {
+        plan.extend(
+            TenantTable::new(schema, table)
+                .policy_form_plan(PolicyForm::Function, PolicyForm::Setting),
         );
     }
     plan

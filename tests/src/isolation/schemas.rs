@@ -21,8 +21,10 @@
 //! `search_path` without `pg_temp`; the next transaction, B's, entered like the service's,
 //! has role `t_b` and `search_path = t_b, public, pg_temp`, and the hook never ran;
 //! `pg_temp_uuid` — on that connection, with a domain `pg_temp.uuid` too, a transaction that
-//! sets B's id without entering reads `tenancy.tenant_users` (policies inline
-//! `tenancy.current_tenant_id()` and its cast): the hook never ran.
+//! sets B's id without entering reads `tenancy.tenant_users` and calls
+//! `tenancy.current_tenant_id()` (inlined with its cast where it is called, as the column
+//! defaults do; the policies inlined it too before m0017 wrote its body into them): the hook
+//! never ran.
 //!
 //! Then [`shared_cells`]: the shared leg's thirteen attacks ([`attacks::attack_table`]) on every
 //! table of A's schema, as A in a transaction entered like the service's, with one row seeded
@@ -437,14 +439,17 @@ pub async fn pg_temp_type(app_url: &str, d: &Dedicated) -> Result<Row, HarnessEr
                 },
                 other => Cell::fail(format!("B cannot enter: {}", other.describe())),
             };
-            // Policies inline `tenancy.current_tenant_id()`: its cast must not reach the
-            // domain either, even in a transaction that set an id without entering.
+            // Neither the policies' cast (the setting's form since m0017, resolved when the
+            // policy was made; the function's, inlined, before) nor the function's, inlined
+            // where it is called as the column defaults call it, may reach the domain, even in
+            // a transaction that set an id without entering.
             let policy = run_as(
                 &conn,
                 None,
                 &[
                     format!("SET LOCAL tenantry.tenant_id = '{b}'"),
                     "SELECT count(*) FROM tenancy.tenant_users".to_owned(),
+                    "SELECT tenancy.current_tenant_id()".to_owned(),
                 ],
                 "SELECT pg_catalog.current_setting('isolation.hooked', true)",
                 true,
@@ -457,8 +462,12 @@ pub async fn pg_temp_type(app_url: &str, d: &Dedicated) -> Result<Row, HarnessEr
                 other => Some(other.describe()),
             };
             let uuid_cell = match hooked {
-                None => Cell::pass("policy evaluated, hook never ran"),
-                Some(h) => Cell::fail(format!("hook ran in policy evaluation: {h}")),
+                None => {
+                    Cell::pass("policies and tenancy.current_tenant_id() evaluated, hook never ran")
+                }
+                Some(h) => Cell::fail(format!(
+                    "hook ran evaluating the policies or tenancy.current_tenant_id(): {h}"
+                )),
             };
             (cell, uuid_cell)
         }

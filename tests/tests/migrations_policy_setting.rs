@@ -1,0 +1,203 @@
+//! m0017 and `ts0002_policy_setting`: every policy of the form `<column> =
+//! tenancy.current_tenant_id()` reads `tenantry.tenant_id` itself, in the shared schemas, a
+//! user's tables adopted before them, and each dedicated tenant's schema (migrated per schema);
+//! a policy of any other shape is left alone; `down` restores the function's form outside the
+//! dedicated schemas; and a rewritten policy still isolates, with no rows without a context.
+
+mod service_support;
+
+use anyhow::ensure;
+use migration::dedicated::{TenantSchema, migrate, tenant_schema_migrations};
+use migration::run::Command;
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
+use service::tenants::Isolation;
+use service_support::*;
+use tenantry_tests::logins::LoginRole;
+use uuid::Uuid;
+
+/// `pg_get_expr` of the function's form, as m0002..m0016 created it.
+const FUNCTION_FORM: &str = "tenancy.current_tenant_id()";
+/// The setting's form, as `pg_get_expr` shows it under the default path.
+const SETTING_FORM: &str =
+    "(NULLIF(current_setting('tenantry.tenant_id'::text, true), ''::text))::uuid";
+
+/// `schema.table policy: USING | WITH CHECK` of every policy on a table of `schemas` (a
+/// `LIKE` pattern over the schema name), in name order.
+async fn policies(su: &DatabaseConnection, schemas: &str) -> anyhow::Result<Vec<String>> {
+    let rows = su
+        .query_all_raw(stmt(
+            "SELECT n.nspname || '.' || c.relname || ' ' || p.polname || ': ' || \
+               coalesce(pg_get_expr(p.polqual, p.polrelid), '-') || ' | ' || \
+               coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '-') \
+             FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname LIKE $1 ORDER BY 1",
+            [schemas.into()],
+        ))
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0))
+        .collect::<Result<_, _>>()?)
+}
+
+/// The policies of `schemas` that still call the function.
+async fn calling_the_function(
+    su: &DatabaseConnection,
+    schemas: &str,
+) -> anyhow::Result<Vec<String>> {
+    Ok(policies(su, schemas)
+        .await?
+        .into_iter()
+        .filter(|p| p.contains(FUNCTION_FORM))
+        .collect())
+}
+
+/// How many policies of `schemas` read the setting.
+async fn reading_the_setting(su: &DatabaseConnection, schemas: &str) -> anyhow::Result<usize> {
+    Ok(policies(su, schemas)
+        .await?
+        .iter()
+        .filter(|p| p.contains(SETTING_FORM))
+        .count())
+}
+
+/// Runs one runner command as the owner, as the CLI does.
+async fn run_as_owner(env: &Env, command: Command) -> anyhow::Result<()> {
+    let conn = migration::run::connect(&env.db.url(LoginRole::Owner)).await?;
+    migration::run::run(&conn, command).await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// A dedicated tenant's schema, provisioned now (from the stored templates).
+async fn dedicated(env: &Env, slug: &str) -> anyhow::Result<TenantSchema> {
+    let owner = user(&env.svc, &format!("o@{slug}.test"), "O").await?;
+    let (id, _) = tenant_with(&env.svc, slug, owner, Isolation::Dedicated).await?;
+    Ok(TenantSchema::for_tenant(id))
+}
+
+/// The rows of `public.invoices` the app login sees with `tenant` as its context (none set
+/// when `None`).
+async fn invoices_seen(app: &DatabaseConnection, tenant: Option<Uuid>) -> anyhow::Result<i64> {
+    let txn = app.begin().await?;
+    if let Some(t) = tenant {
+        txn.execute_raw(stmt(
+            "SELECT pg_catalog.set_config('tenantry.tenant_id', $1, true)",
+            [t.to_string().into()],
+        ))
+        .await?;
+    }
+    let n = scalar(&txn, "SELECT count(*) FROM public.invoices", []).await?;
+    txn.commit().await?;
+    Ok(n)
+}
+
+#[tokio::test]
+async fn every_policy_of_the_functions_form_reads_the_setting_and_still_isolates()
+-> anyhow::Result<()> {
+    let env = env().await?;
+
+    // A fresh database: no policy calls the function; ours in both schemas read the setting
+    // (`tenancy.tenants` included, on `id`).
+    ensure!(
+        calling_the_function(&env.su, "%").await?.is_empty(),
+        "{:?}",
+        calling_the_function(&env.su, "%").await?
+    );
+    ensure!(reading_the_setting(&env.su, "public").await? == 12);
+    ensure!(
+        policies(&env.su, "tenancy")
+            .await?
+            .iter()
+            .any(|p| p == &format!("tenancy.tenants tenants_app_select: (id = {SETTING_FORM}) | -")),
+        "{:?}",
+        policies(&env.su, "tenancy").await?
+    );
+
+    // A dedicated schema provisioned as before this release (its templates only ts0001's)
+    // keeps the function's form until `up` migrates it; one provisioned after gets the
+    // setting's form from the stored templates.
+    env.su
+        .execute_unprepared(
+            "DELETE FROM tenancy.tenant_schema_steps WHERE migration = 'ts0002_policy_setting'",
+        )
+        .await?;
+    let old = dedicated(&env, "policy-old").await?;
+    let old_schema = old.as_str().to_owned();
+    ensure!(calling_the_function(&env.su, &old_schema).await?.len() == 24);
+    ensure!(reading_the_setting(&env.su, &old_schema).await? == 0);
+    let owner = env.db.connect(LoginRole::Owner, 2).await?;
+    let report = migrate::up(&owner, &tenant_schema_migrations(), 2).await?;
+    ensure!(
+        (report.migrated, report.failed.len()) == (1, 0),
+        "{report:?}"
+    );
+    ensure!(calling_the_function(&env.su, &old_schema).await?.is_empty());
+    ensure!(reading_the_setting(&env.su, &old_schema).await? == 24);
+    let late = dedicated(&env, "policy-late").await?;
+    ensure!(
+        calling_the_function(&env.su, late.as_str())
+            .await?
+            .is_empty()
+    );
+    ensure!(reading_the_setting(&env.su, late.as_str()).await? == 24);
+
+    // A user's table adopted before this release: a policy of the function's form, and one of
+    // another shape that happens to call the function too.
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    for (id, slug) in [(a, "policy-a"), (b, "policy-b")] {
+        env.su
+            .execute_raw(stmt(
+                "INSERT INTO tenancy.tenants (id, slug, name) VALUES ($1, $2, $2)",
+                [id.into(), slug.into()],
+            ))
+            .await?;
+    }
+    owner
+        .execute_unprepared(
+            "CREATE TABLE public.invoices (tenant_id uuid NOT NULL, id uuid NOT NULL, \
+               PRIMARY KEY (tenant_id, id)); \
+             ALTER TABLE public.invoices ENABLE ROW LEVEL SECURITY; \
+             ALTER TABLE public.invoices FORCE ROW LEVEL SECURITY; \
+             CREATE POLICY invoices_app_select ON public.invoices FOR SELECT TO tenantry_app \
+               USING (tenant_id = tenancy.current_tenant_id()); \
+             CREATE POLICY invoices_app_insert ON public.invoices FOR INSERT TO tenantry_app \
+               WITH CHECK (tenant_id = tenancy.current_tenant_id() \
+                 AND tenancy.current_tenant_id() IS NOT NULL); \
+             GRANT SELECT, INSERT ON public.invoices TO tenantry_app",
+        )
+        .await?;
+    env.su
+        .execute_raw(stmt(
+            "INSERT INTO public.invoices SELECT t, gen_random_uuid() \
+             FROM unnest(ARRAY[$1, $1, $1, $2]::uuid[]) t",
+            [a.into(), b.into()],
+        ))
+        .await?;
+
+    // `down` restores the function's form in the shared schemas and leaves the dedicated ones.
+    run_as_owner(&env, Command::Down(Some(1))).await?;
+    ensure!(reading_the_setting(&env.su, "public").await? == 0);
+    ensure!(reading_the_setting(&env.su, "tenancy").await? == 0);
+    ensure!(calling_the_function(&env.su, "public").await?.len() == 14);
+    ensure!(reading_the_setting(&env.su, &old_schema).await? == 24);
+
+    // `up` again: every policy of exactly the function's form reads the setting, the user's
+    // adopted one included; the other shape is left as it was.
+    run_as_owner(&env, Command::Up(None)).await?;
+    ensure!(reading_the_setting(&env.su, "public").await? == 13);
+    let left = calling_the_function(&env.su, "%").await?;
+    ensure!(
+        left.len() == 1 && left[0].starts_with("public.invoices invoices_app_insert: - | "),
+        "{left:?}"
+    );
+
+    // The rewritten policy isolates: each tenant its rows, none without a context.
+    let app = env.db.connect(LoginRole::App, 1).await?;
+    ensure!(invoices_seen(&app, Some(a)).await? == 3);
+    ensure!(invoices_seen(&app, Some(b)).await? == 1);
+    ensure!(invoices_seen(&app, None).await? == 0);
+    ensure!(invoices_seen(&app, Some(Uuid::new_v4())).await? == 0);
+    Ok(())
+}
