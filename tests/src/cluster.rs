@@ -147,7 +147,9 @@ impl Cluster {
         })
     }
 
-    /// Starts the server and waits until it accepts connections (`pg_ctl -w`).
+    /// Starts the server and waits until it accepts connections (`pg_ctl -w`). The socket
+    /// directory is given on the command line (`-k`, which wins over `postgresql.conf`), so a
+    /// persistent cluster whose directory was moved (a moved `target/`) starts where it is now.
     pub fn start(&self) -> Result<(), HarnessError> {
         if self.is_running() {
             return Ok(());
@@ -159,6 +161,8 @@ impl Cluster {
             .arg(self.data_dir())
             .arg("-l")
             .arg(self.dir.join("server.log"))
+            .arg("-o")
+            .arg(format!("-k {}", shell_quoted(&self.dir)))
             .args(["-w", "-t", "60", "start"]))
         .map_err(|e| match e {
             HarnessError::Command { detail, .. } => HarnessError::Start {
@@ -284,6 +288,12 @@ fn read_port(dir: &Path) -> Result<u16, HarnessError> {
     text.trim()
         .parse()
         .map_err(|_| HarnessError::Io(format!("{}: unreadable port file", dir.display())))
+}
+
+/// `path` as one word for the shell `pg_ctl` starts the server through (`-o` options are
+/// passed to it unparsed): in single quotes, each `'` written `'\''`.
+fn shell_quoted(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
 }
 
 /// Asks the kernel for a free port. Another process could take it before the server binds;
