@@ -17,7 +17,10 @@
 //! user's own of that shape. Each is rewritten in place (`ALTER POLICY`), so no table is ever
 //! without it. Any other expression is left as it is. The comparison is made on
 //! `pg_get_expr`'s text under `search_path = pg_catalog, pg_temp`, which this step sets for
-//! itself and restores, so the text does not depend on the runner's path.
+//! itself and restores, so the text does not depend on the runner's path. A policy on a table
+//! the migration login may not alter (owned by a role it does not have the privileges of: a
+//! user's own table, never adopted) is left as it is, with a NOTICE naming it: it means the
+//! same in either form.
 //!
 //! `down` rewrites the setting's form back to the function, in the same schemas. Tables made
 //! by [`crate::tenant_table::TenantTable`] from this release on get the setting's form when
@@ -68,12 +71,17 @@ pub fn rewrite_block(from: &str, to: &str) -> String {
          BEGIN PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true); \
          FOR p IN SELECT n.nspname AS s, c.relname AS r, pol.polname AS name, \
              pg_catalog.substring(pg_catalog.pg_get_expr(pol.polqual, pol.polrelid), {from}) AS q, \
-             pg_catalog.substring(pg_catalog.pg_get_expr(pol.polwithcheck, pol.polrelid), {from}) AS w \
+             pg_catalog.substring(pg_catalog.pg_get_expr(pol.polwithcheck, pol.polrelid), {from}) AS w, \
+             pg_catalog.pg_has_role(c.relowner, 'USAGE') AS owned \
            FROM pg_catalog.pg_policy pol \
            JOIN pg_catalog.pg_class c ON c.oid = pol.polrelid \
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
            WHERE NOT EXISTS (SELECT FROM tenancy.tenant_schema_versions v WHERE v.schema_name = n.nspname) \
            ORDER BY 1, 2, 3 LOOP \
+           IF (p.q IS NOT NULL OR p.w IS NOT NULL) AND NOT p.owned THEN \
+             RAISE NOTICE 'policy % on %.% left as it is: the table belongs to a role this login is not', \
+               p.name, p.s, p.r; \
+             CONTINUE; END IF; \
            IF p.q IS NOT NULL THEN EXECUTE pg_catalog.format({using}, p.name, p.s, p.r, p.q); END IF; \
            IF p.w IS NOT NULL THEN EXECUTE pg_catalog.format({check}, p.name, p.s, p.r, p.w); END IF; \
          END LOOP; \

@@ -168,6 +168,15 @@ async fn every_policy_of_the_functions_form_reads_the_setting_and_still_isolates
              GRANT SELECT, INSERT ON public.invoices TO tenantry_app",
         )
         .await?;
+    // And a user's table the migration login may not alter (another role's): left as it is.
+    env.su
+        .execute_unprepared(
+            "CREATE TABLE public.notes (tenant_id uuid NOT NULL); \
+             ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY; \
+             CREATE POLICY notes_app_select ON public.notes FOR SELECT TO tenantry_app \
+               USING (tenant_id = tenancy.current_tenant_id())",
+        )
+        .await?;
     env.su
         .execute_raw(stmt(
             "INSERT INTO public.invoices SELECT t, gen_random_uuid() \
@@ -180,16 +189,19 @@ async fn every_policy_of_the_functions_form_reads_the_setting_and_still_isolates
     run_as_owner(&env, Command::Down(Some(1))).await?;
     ensure!(reading_the_setting(&env.su, "public").await? == 0);
     ensure!(reading_the_setting(&env.su, "tenancy").await? == 0);
-    ensure!(calling_the_function(&env.su, "public").await?.len() == 14);
+    ensure!(calling_the_function(&env.su, "public").await?.len() == 15);
     ensure!(reading_the_setting(&env.su, &old_schema).await? == 24);
 
     // `up` again: every policy of exactly the function's form reads the setting, the user's
-    // adopted one included; the other shape is left as it was.
+    // adopted one included; the other shape, and the table of another role, are left as they
+    // were, and `up` goes on.
     run_as_owner(&env, Command::Up(None)).await?;
     ensure!(reading_the_setting(&env.su, "public").await? == 13);
     let left = calling_the_function(&env.su, "%").await?;
     ensure!(
-        left.len() == 1 && left[0].starts_with("public.invoices invoices_app_insert: - | "),
+        left.len() == 2
+            && left[0].starts_with("public.invoices invoices_app_insert: - | ")
+            && left[1].starts_with("public.notes notes_app_select: "),
         "{left:?}"
     );
 
