@@ -676,33 +676,6 @@ impl TenantTable {
         plan
     }
 
-    /// The app role's policies rewritten from the form `from` to the form `to`, in place
-    /// (`ALTER POLICY`: the table is never without them); `down` rewrites them back.
-    pub fn policy_form_plan(&self, from: PolicyForm, to: PolicyForm) -> MigrationPlan {
-        let table = t(&self.schema, Alias::new(&self.table));
-        let mut plan = MigrationPlan::new();
-        for (command, with_using, with_check) in APP_POLICY_COMMANDS {
-            let name = app_policy_name(&self.table, command);
-            let alter = |form: PolicyForm| {
-                let mut a = Policy::alter();
-                a.name(Alias::new(&name)).table(table.clone());
-                if with_using {
-                    a.using(form.predicate(TENANT_COLUMN));
-                }
-                if with_check {
-                    a.with_check(form.predicate(TENANT_COLUMN));
-                }
-                a
-            };
-            plan.step(
-                format!("policy {name}: reads the current tenant as {to:?}"),
-                &alter(to),
-                &alter(from),
-            );
-        }
-        plan
-    }
-
     /// The legacy role's part: one policy per command pinned to the default tenant
     /// ([`legacy_policies`]) and the app's privileges for the legacy role.
     pub fn legacy_plan(&self) -> MigrationPlan {
@@ -830,11 +803,6 @@ const APP_POLICY_COMMANDS: [(PolicyCommand, bool, bool); 4] = [
     (PolicyCommand::Update, true, true),
     (PolicyCommand::Delete, true, false),
 ];
-
-/// `<table>_app_<command>`: the name of the app role's policy for `command`.
-fn app_policy_name(table: &str, command: PolicyCommand) -> String {
-    policy_name(table, "app", command)
-}
 
 fn policy_name(table: &str, infix: &str, command: PolicyCommand) -> String {
     format!("{table}_{infix}_{}", command.as_str().to_lowercase())

@@ -17,6 +17,7 @@ pub use migration_kit::{
 pub mod core_set;
 pub mod dedicated;
 pub mod generate;
+pub mod policy_rewrite;
 pub mod tables;
 
 /// The runner ([`migration_kit::run`]) bound to Tenantry's [`Migrator`].
@@ -76,6 +77,7 @@ pub mod m0014_tenant_moves;
 pub mod m0015_qualified_types;
 pub mod m0016_entry_unchanged_resets;
 pub mod m0017_policy_setting;
+pub mod m0018_provision_records_what_ran;
 // generate: new migration modules above this line
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -165,6 +167,11 @@ pub fn planned() -> Vec<Planned> {
         Planned {
             name: "m0017_policy_setting",
             plan: m0017_policy_setting::plan,
+            transactional: true,
+        },
+        Planned {
+            name: "m0018_provision_records_what_ran",
+            plan: m0018_provision_records_what_ran::plan,
             transactional: true,
         },
         // generate: new migrations above this line

@@ -195,7 +195,7 @@ const REQUIRE_REASON: &str = "IF tenancy.current_superadmin_reason() IS NULL THE
      RAISE EXCEPTION 'tenant schemas are managed in a superadmin transaction with a reason' \
      USING ERRCODE = '42501'; END IF;";
 
-fn provision_body() -> String {
+pub(crate) fn provision_body() -> String {
     format!(
         "DECLARE s text; st record; tbl record; \
          BEGIN {REQUIRE_REASON} \
@@ -312,7 +312,11 @@ pub(crate) fn enter_function(body: String) -> FunctionCreateStatement {
 }
 
 /// A superadmin's SECURITY DEFINER function of one tenant id, its `search_path` pinned.
-fn definer(name: &'static str, returns: &'static str, body: String) -> FunctionCreateStatement {
+pub(crate) fn definer(
+    name: &'static str,
+    returns: &'static str,
+    body: String,
+) -> FunctionCreateStatement {
     Function::create()
         .name((TENANCY_SCHEMA, name))
         .or_replace()

@@ -127,14 +127,24 @@ async fn every_policy_of_the_functions_form_reads_the_setting_and_still_isolates
     let old_schema = old.as_str().to_owned();
     ensure!(calling_the_function(&env.su, &old_schema).await?.len() == 24);
     ensure!(reading_the_setting(&env.su, &old_schema).await? == 0);
+    // A table of its own there too (not one of ts0001's): ts0002 rewrites every table of the
+    // schema.
     let owner = env.db.connect(LoginRole::Owner, 2).await?;
+    owner
+        .execute_unprepared(&format!(
+            "CREATE TABLE {old_schema}.extra (tenant_id uuid NOT NULL); \
+             ALTER TABLE {old_schema}.extra ENABLE ROW LEVEL SECURITY; \
+             CREATE POLICY extra_app_select ON {old_schema}.extra FOR SELECT TO tenantry_app \
+               USING (tenant_id = tenancy.current_tenant_id())"
+        ))
+        .await?;
     let report = migrate::up(&owner, &tenant_schema_migrations(), 2).await?;
     ensure!(
         (report.migrated, report.failed.len()) == (1, 0),
         "{report:?}"
     );
     ensure!(calling_the_function(&env.su, &old_schema).await?.is_empty());
-    ensure!(reading_the_setting(&env.su, &old_schema).await? == 24);
+    ensure!(reading_the_setting(&env.su, &old_schema).await? == 25);
     let late = dedicated(&env, "policy-late").await?;
     ensure!(
         calling_the_function(&env.su, late.as_str())
@@ -185,28 +195,63 @@ async fn every_policy_of_the_functions_form_reads_the_setting_and_still_isolates
         ))
         .await?;
 
+    // What a session or an operator may leave in the way, none of which may stop the rewrite or
+    // make it a silent no-op: an app connection holding a temporary table with a policy of
+    // either form (in a schema of its own the runner may not use), the runner's login quoting
+    // every identifier by default, and a policy applying to a role that may not execute the
+    // function (left: the function's form refuses that role, the setting's would not).
+    let app = env.db.connect(LoginRole::App, 1).await?;
+    app.execute_unprepared(
+        "CREATE TEMP TABLE trap (tenant_id uuid); \
+         ALTER TABLE trap ENABLE ROW LEVEL SECURITY; \
+         CREATE POLICY trap_function ON trap USING (tenant_id = tenancy.current_tenant_id()); \
+         CREATE POLICY trap_setting ON trap USING (tenant_id = \
+           NULLIF(pg_catalog.current_setting('tenantry.tenant_id', true), '')::pg_catalog.uuid)",
+    )
+    .await?;
+    env.su
+        .execute_unprepared(
+            "DO $$ BEGIN EXECUTE format('ALTER ROLE tenantry_owner IN DATABASE %I \
+               SET quote_all_identifiers = on', current_database()); END $$; \
+             REVOKE EXECUTE ON FUNCTION tenancy.current_tenant_id() FROM PUBLIC; \
+             GRANT EXECUTE ON FUNCTION tenancy.current_tenant_id() TO tenantry_app; \
+             CREATE POLICY invoices_public_select ON public.invoices FOR SELECT TO PUBLIC \
+               USING (tenant_id = tenancy.current_tenant_id())",
+        )
+        .await?;
+
     // `down` restores the function's form in the shared schemas and leaves the dedicated ones.
-    run_as_owner(&env, Command::Down(Some(1))).await?;
+    run_as_owner(&env, Command::Down(Some(2))).await?;
     ensure!(reading_the_setting(&env.su, "public").await? == 0);
     ensure!(reading_the_setting(&env.su, "tenancy").await? == 0);
-    ensure!(calling_the_function(&env.su, "public").await?.len() == 15);
-    ensure!(reading_the_setting(&env.su, &old_schema).await? == 24);
+    ensure!(calling_the_function(&env.su, "public").await?.len() == 16);
+    ensure!(reading_the_setting(&env.su, &old_schema).await? == 25);
 
     // `up` again: every policy of exactly the function's form reads the setting, the user's
     // adopted one included; the other shape, and the table of another role, are left as they
     // were, and `up` goes on.
     run_as_owner(&env, Command::Up(None)).await?;
     ensure!(reading_the_setting(&env.su, "public").await? == 13);
-    let left = calling_the_function(&env.su, "%").await?;
+    let left: Vec<_> = calling_the_function(&env.su, "%")
+        .await?
+        .into_iter()
+        .filter(|p| !p.starts_with("pg_temp"))
+        .collect();
     ensure!(
-        left.len() == 2
+        left.len() == 3
             && left[0].starts_with("public.invoices invoices_app_insert: - | ")
-            && left[1].starts_with("public.notes notes_app_select: "),
+            && left[1].starts_with("public.invoices invoices_public_select: ")
+            && left[2].starts_with("public.notes notes_app_select: "),
         "{left:?}"
+    );
+    // The temporary table's policies are as its session made them.
+    let trap = policies(&env.su, "pg_temp%").await?;
+    ensure!(
+        trap.len() == 2 && trap[0].contains(FUNCTION_FORM) && trap[1].contains(SETTING_FORM),
+        "{trap:?}"
     );
 
     // The rewritten policy isolates: each tenant its rows, none without a context.
-    let app = env.db.connect(LoginRole::App, 1).await?;
     ensure!(invoices_seen(&app, Some(a)).await? == 3);
     ensure!(invoices_seen(&app, Some(b)).await? == 1);
     ensure!(invoices_seen(&app, None).await? == 0);

@@ -1,5 +1,6 @@
-//! The two tenant filters (the policy's `tenant_id = tenancy.current_tenant_id()` and the
-//! service's own `tenant_id = $1`) are planned at the cost of one: a single index condition on
+//! The two tenant filters (the policy's `tenant_id = NULLIF(current_setting('tenantry.tenant_id',
+//! true), '')::uuid`, m0017's form, and the service's own `tenant_id = $1`) are planned at the
+//! cost of one: a single index condition on
 //! `tenant_id`, and the policy's comparison as a one-time filter evaluated once per execution,
 //! never per row. Checked on the plans of the service's own count and list statements, generic
 //! and custom, as the app login under RLS.

@@ -11,7 +11,7 @@ use migration::dedicated::{TenantSchema, TenantSchemaMigration, tenant_schema_mi
 use migration::dsl::{Grant, GrantObject, Privilege};
 use migration::plan::MigrationPlan;
 use sea_orm::sea_query::{Alias, ColumnDef, Expr, Index, Query, Table};
-use sea_orm::{Condition, ConnectionTrait, EntityTrait};
+use sea_orm::{Condition, ConnectionTrait, EntityTrait, TransactionTrait};
 use service::tenants::Isolation;
 use service::{NewTenant, Page};
 use service_support::*;
@@ -517,5 +517,64 @@ async fn a_statement_prepared_before_a_schema_migration_sees_the_table_it_adds()
         (own.clone(), own),
         "the cached statements still read public.widgets"
     );
+    Ok(())
+}
+
+/// A tenant provisioned while `up` stores a new migration's template: the replay ran the
+/// templates it found when its loop started, so only those are recorded for its schema
+/// (m0018); the late one is pending there, and `up` applies it. Before m0018 it was recorded
+/// as applied without having run, and `up` never ran it.
+#[tokio::test]
+async fn a_template_stored_during_a_provisioning_stays_pending_for_that_schema()
+-> anyhow::Result<()> {
+    let env = env().await?;
+    // As an older release left it: ts0002's template not stored yet.
+    env.su
+        .execute_unprepared(
+            "DELETE FROM tenancy.tenant_schema_steps WHERE migration = 'ts0002_policy_setting'",
+        )
+        .await?;
+    let owner_id = user(&env.svc, "o@racing.test", "O").await?;
+    // Held while the provisioning replays ts0001: its foreign keys to `tenancy.tenants` wait.
+    let blocker = env.db.connect_superuser().await?;
+    let hold = blocker.begin().await?;
+    hold.execute_unprepared("LOCK TABLE tenancy.tenants IN ROW EXCLUSIVE MODE")
+        .await?;
+    let svc = env.svc.clone();
+    let provisioning = tokio::spawn(async move {
+        let sa = svc.superadmin(grant("tenant.provision", None)).await?;
+        let (t, _) = sa
+            .provision_tenant_with(new_tenant("racing"), owner_id, Isolation::Dedicated)
+            .await?;
+        sa.commit().await?;
+        anyhow::Ok(TenantSchema::for_tenant(t.id))
+    });
+    until_a_session_waits_on_a_lock(&env.su).await?;
+    let owner = env
+        .db
+        .connect(tenantry_tests::logins::LoginRole::Owner, 2)
+        .await?;
+    migrate::store_templates(&owner, &tenant_schema_migrations()).await?;
+    hold.commit().await?;
+    let schema = provisioning.await??;
+
+    let applied = migrate::applied(&owner).await?;
+    assert_eq!(
+        applied.get(&schema).map(Vec::as_slice),
+        Some(&["ts0001_tables".to_owned()][..]),
+        "{applied:?}"
+    );
+    let report = migrate::up(&owner, &tenant_schema_migrations(), 2).await?;
+    assert_eq!((report.migrated, report.failed.len()), (1, 0), "{report:?}");
+    let function_form = scalar(
+        &env.su,
+        "SELECT count(*) FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid \
+         WHERE c.relnamespace = $1::regnamespace \
+           AND coalesce(pg_get_expr(p.polqual, p.polrelid), '') \
+               || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') LIKE '%current_tenant_id%'",
+        [schema.as_str().into()],
+    )
+    .await?;
+    assert_eq!(function_form, 0, "ts0002 did not run in {schema}");
     Ok(())
 }

@@ -129,13 +129,16 @@ pub fn pending(
 }
 
 /// Stores the templates of migrations not stored yet, so schemas provisioned from now on get
-/// them too (in the runner's connection, before the schemas are migrated).
-pub async fn store_templates<C: ConnectionTrait>(
-    db: &C,
+/// them too (in the runner's connection, before the schemas are migrated). Each migration's
+/// template in one transaction: a provisioning replaying the templates sees all of it or
+/// none of it (and records only what it ran, m0018), never part of one.
+pub async fn store_templates(
+    db: &DatabaseConnection,
     migrations: &[TenantSchemaMigration],
 ) -> Result<(), DbErr> {
     for m in migrations {
-        let stored = db
+        let txn = db.begin().await?;
+        let stored = txn
             .query_one_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT EXISTS (SELECT FROM tenancy.tenant_schema_steps WHERE migration = $1)",
@@ -150,8 +153,9 @@ pub async fn store_templates<C: ConnectionTrait>(
         }
         let rows = template_rows(m).map_err(|e| DbErr::Custom(e.to_string()))?;
         for insert in &rows {
-            db.execute(insert).await?;
+            txn.execute(insert).await?;
         }
+        txn.commit().await?;
     }
     Ok(())
 }

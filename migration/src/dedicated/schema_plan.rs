@@ -13,6 +13,7 @@ use crate::ddl::TriggerCreate;
 use crate::m0001_legacy_baseline::app_tables;
 use crate::names::TENANCY_SCHEMA;
 use crate::plan::{MigrationPlan, Step};
+use crate::policy_rewrite::{Direction, Scope, rewrite_block};
 use crate::tables::t;
 use crate::tenant_table::{PolicyForm, TenantTable};
 
@@ -177,24 +178,21 @@ pub fn ts0001_tables(schema: &str) -> MigrationPlan {
     plan
 }
 
-/// The tenant tables of [`ts0001_tables`], in its order.
-fn ts0001_tenant_tables() -> impl Iterator<Item = &'static str> {
-    ["projects", "documents", "tasks"]
-        .into_iter()
-        .chain(REFERENCE_DATA.iter().map(|(table, _)| *table))
-}
-
-/// `ts0002_policy_setting`: the app role's policies of [`ts0001_tables`] read
-/// `tenantry.tenant_id` themselves instead of calling `tenancy.current_tenant_id()` (the
-/// shared schemas' m0017, here in each schema's own transaction), rewritten in place.
+/// `ts0002_policy_setting`: in the schema, every policy `<column> =
+/// tenancy.current_tenant_id()` reads `tenantry.tenant_id` itself (m0017's rewrite, here in
+/// each schema's own transaction): ts0001's tables', and any other table's of the schema.
 pub fn ts0002_policy_setting(schema: &str) -> MigrationPlan {
     let mut plan = MigrationPlan::new();
-    for table in ts0001_tenant_tables() {
-        plan.extend(
-            TenantTable::new(schema, table)
-                .policy_form_plan(PolicyForm::Function, PolicyForm::Setting),
-        );
-    }
+    plan.push(crate::plan::SqlStep {
+        label: format!("{schema}: every policy of the function's form reads the setting"),
+        up: vec![crate::probes::raw(rewrite_block(
+            Direction::ToSetting,
+            Scope::Schema(schema),
+        ))],
+        down: vec![],
+        done_when: None,
+        transactional: true,
+    });
     plan
 }
 
