@@ -15,7 +15,7 @@
 //! once), every policy whose `USING` or `WITH CHECK` is exactly that comparison, on any column:
 //! ours (`tenant_id`, and `id` on `tenancy.tenants`), adopted tables' and their partitions', and
 //! a user's own of that shape, with the exceptions [`crate::policy_rewrite`] lists (each left
-//! with a NOTICE). Each is rewritten in place (`ALTER POLICY`), so no table is ever without it.
+//! with a WARNING). Each is rewritten in place (`ALTER POLICY`), so no table is ever without it.
 //!
 //! Locks: `ALTER POLICY` takes an exclusive lock on its table until the migration commits, one
 //! table after another in schema order. Under the runner's `lock_timeout`, a table held by a

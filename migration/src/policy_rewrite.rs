@@ -9,8 +9,8 @@
 //! runner's path nor its quoting). A match is rewritten with `ALTER POLICY` (the table is never
 //! without it), the column re-quoted with `%I`. Any other expression is left as it is.
 //!
-//! Left as they are, each with a NOTICE naming it (either form means the same there, and the
-//! migration goes on):
+//! Left as they are, each with a WARNING naming it (either form means the same there, and the
+//! migration goes on; the CLI and the service log it):
 //! * a policy on a table the login may not alter: owned by a role whose privileges it lacks,
 //!   or in a schema it may not use (a user's own table, never adopted);
 //! * going to the setting's form, a policy applying to a role that may not execute
@@ -23,15 +23,17 @@
 use crate::names::TENANT_SETTING;
 
 /// `pg_get_expr` of `(<column> = tenancy.current_tenant_id())`, the column captured, under the
-/// block's path and quoting.
-pub const FUNCTION_FORM: &str = r"^\(([a-z_][a-z0-9_]*) = tenancy\.current_tenant_id\(\)\)$";
+/// block's path and quoting. Brackets, not backslashes, escape the pattern's parentheses and
+/// dots: a backslash in a string literal would mean another thing under
+/// `standard_conforming_strings = off`, and the pattern would silently match nothing.
+pub const FUNCTION_FORM: &str = "^[(]([a-z_][a-z0-9_]*) = tenancy[.]current_tenant_id[(][)][)]$";
 
 /// `pg_get_expr` of the setting's form, the column captured, under the block's path and
-/// quoting.
+/// quoting (escaped like [`FUNCTION_FORM`]).
 pub fn setting_form() -> String {
     format!(
-        r"^\(([a-z_][a-z0-9_]*) = \(NULLIF\(current_setting\('{}'::text, true\), ''::text\)\)::uuid\)$",
-        TENANT_SETTING.replace('.', r"\.")
+        "^[(]([a-z_][a-z0-9_]*) = [(]NULLIF[(]current_setting[(]'{}'::text, true[)], ''::text[)][)]::uuid[)]$",
+        TENANT_SETTING.replace('.', "[.]")
     )
 }
 
@@ -92,7 +94,10 @@ pub fn rewrite_block(direction: Direction, scope: Scope<'_>) -> String {
         Scope::Shared => "NOT EXISTS (SELECT FROM tenancy.tenant_schema_versions v \
                           WHERE v.schema_name = n.nspname)"
             .to_owned(),
-        Scope::Schema(schema) => format!("n.nspname = {}", literal(schema)),
+        Scope::Schema(schema) => format!(
+            "c.relnamespace = pg_catalog.to_regnamespace({})",
+            literal(schema)
+        ),
     };
     let from = literal(&from);
     let using = literal(&format!("ALTER POLICY %1$I ON %2$I.%3$I USING ({to})"));
@@ -118,11 +123,11 @@ pub fn rewrite_block(direction: Direction, scope: Scope<'_>) -> String {
            ORDER BY 1, 2, 3 LOOP \
            CONTINUE WHEN p.q IS NULL AND p.w IS NULL; \
            IF NOT p.owned THEN \
-             RAISE NOTICE 'policy % on %.% left as it is: its table belongs to a role, or is in a schema, this login may not alter', \
+             RAISE WARNING 'policy % on %.% left as it is: its table belongs to a role, or is in a schema, this login may not alter', \
                p.name, p.s, p.r; \
              CONTINUE; END IF; \
            IF NOT p.allowed THEN \
-             RAISE NOTICE 'policy % on %.% left as it is: a role it applies to may not execute tenancy.current_tenant_id(), which its form refuses', \
+             RAISE WARNING 'policy % on %.% left as it is: a role it applies to may not execute tenancy.current_tenant_id(), which its form refuses', \
                p.name, p.s, p.r; \
              CONTINUE; END IF; \
            IF p.q IS NOT NULL THEN EXECUTE pg_catalog.format({using}, p.name, p.s, p.r, p.q); END IF; \
@@ -156,11 +161,24 @@ mod tests {
     #[test]
     fn a_schema_scope_names_only_that_schema_quoted() {
         let block = rewrite_block(Direction::ToSetting, Scope::Schema("t_0'x"));
-        assert!(block.contains("n.nspname = 't_0''x'"), "{block}");
+        assert!(
+            block.contains("c.relnamespace = pg_catalog.to_regnamespace('t_0''x')"),
+            "{block}"
+        );
         assert!(!block.contains("tenant_schema_versions"), "{block}");
         assert!(block.contains("has_function_privilege"), "{block}");
         let back = rewrite_block(Direction::ToFunction, Scope::Shared);
         assert!(back.contains("tenant_schema_versions"), "{back}");
         assert!(!back.contains("has_function_privilege"), "{back}");
+    }
+
+    #[test]
+    fn no_block_holds_a_backslash() {
+        for direction in [Direction::ToSetting, Direction::ToFunction] {
+            for scope in [Scope::Shared, Scope::Schema("t_00")] {
+                let block = rewrite_block(direction, scope);
+                assert!(!block.contains('\\'), "{block}");
+            }
+        }
     }
 }
