@@ -10,7 +10,7 @@ use std::fmt;
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
-use crate::names::{APP_ROLE, DEFAULT_TENANT_ID, LEGACY_ROLE, TENANT_COLUMN};
+use crate::names::{APP_ROLE, DEFAULT_TENANT_ID, LEGACY_ROLE, TENANT_COLUMN, TENANT_SETTING};
 
 /// One check's verdict on one subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +219,40 @@ const CHECKS: &[(&str, &str)] = &[
     ),
 ];
 
+/// What `pg_get_expr` shows for the only expressions a permissive policy that applies to the
+/// app role may have: `tenant_id` compared with the current tenant, in either form
+/// (`tenant_table::PolicyForm`), the function's schema shown or not (as the session's
+/// `search_path` has it). Brackets, not backslashes, escape the pattern, so it means the same
+/// whatever `standard_conforming_strings` says.
+pub fn app_policy_pattern() -> String {
+    format!(
+        "^[(]{TENANT_COLUMN} = ((tenancy[.])?current_tenant_id[(][)]|\
+         [(]NULLIF[(]current_setting[(]'{setting}'::text, true[)], ''::text[)][)]::uuid)[)]$",
+        setting = TENANT_SETTING.replace('.', "[.]")
+    )
+}
+
+/// `app_policies_tenant_only`: every permissive policy on a tenant table that applies to the
+/// app role (to it, a role it is in, or PUBLIC) compares `tenant_id` with the current tenant
+/// and nothing else, in each expression it has. Permissive policies are OR-ed, so any other
+/// one (`USING (true)`, `OR tenant_id IS NULL`) widens what every tenant sees; restrictive
+/// ones only narrow it and are not checked. `$1` is the app role.
+fn app_policies_sql() -> String {
+    let pattern = format!("'{}'", app_policy_pattern().replace('\'', "''"));
+    format!(
+        "SELECT t.schema || '.' || t.table || ' ' || p.polname, \
+         (p.polqual IS NOT NULL OR p.polwithcheck IS NOT NULL) \
+           AND coalesce(pg_get_expr(p.polqual, p.polrelid) ~ {pattern}, true) \
+           AND coalesce(pg_get_expr(p.polwithcheck, p.polrelid) ~ {pattern}, true), \
+         'USING ' || coalesce(pg_get_expr(p.polqual, p.polrelid), '-') || ' WITH CHECK ' || \
+           coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '-') || \
+           ' (a permissive policy of the app role: tenant_id = the current tenant, nothing else)' \
+         FROM tenant_tables t JOIN pg_policy p ON p.polrelid = t.oid \
+         WHERE p.polpermissive AND (0 = ANY (p.polroles) \
+           OR EXISTS (SELECT FROM unnest(p.polroles) r(oid) WHERE pg_has_role($1, r.oid, 'MEMBER')))"
+    )
+}
+
 /// The only expression a policy that applies to the legacy role may have (as `pg_get_expr`
 /// renders [`crate::tenant_table::legacy_predicate`]).
 pub fn legacy_policy_expression() -> String {
@@ -268,6 +302,18 @@ pub async fn audit<C: ConnectionTrait>(db: &C, app_role: &str) -> Result<Report,
             .findings
             .extend(findings(db, check, query, app_role).await?);
     }
+    report.findings.extend(
+        findings(
+            db,
+            "app_policies_tenant_only",
+            format!(
+                "WITH tenant_tables AS ({TENANT_TABLES_SQL}) {}",
+                app_policies_sql()
+            ),
+            app_role,
+        )
+        .await?,
+    );
     legacy_checks(db, &mut report).await?;
     let tables = tenant_tables(db).await?;
     if tables.is_empty() {

@@ -253,6 +253,40 @@ async fn a_global_table_open_to_every_tenant_is_reported() -> anyhow::Result<()>
     Ok(())
 }
 
+/// A second permissive policy that lets the app role read every row: the attacks read other
+/// tenants' rows, and the catalog audit names the policy; a restrictive policy, which only
+/// narrows, is not reported.
+#[tokio::test]
+async fn an_extra_permissive_policy_is_reported_and_a_restrictive_one_is_not() -> anyhow::Result<()>
+{
+    let report = broken(
+        "CREATE POLICY tasks_open ON public.tasks FOR SELECT TO PUBLIC USING (true); \
+         CREATE POLICY tasks_narrow ON public.tasks AS RESTRICTIVE FOR SELECT TO tenantry_app \
+           USING (status <> 'hidden')",
+        ContextMode::Local,
+    )
+    .await?;
+    let failed = failures(&report);
+    assert!(
+        failed.contains(&(
+            "public.tasks tasks_open".to_owned(),
+            "app_policies_tenant_only".to_owned()
+        )),
+        "{report}"
+    );
+    assert!(
+        !failed.iter().any(|(s, _)| s.contains("tasks_narrow")),
+        "{report}"
+    );
+    assert!(
+        failed
+            .iter()
+            .any(|(s, c)| s == "public.tasks" && c.starts_with("read")),
+        "{report}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn writes_allowed_without_a_context_are_reported() -> anyhow::Result<()> {
     let report = broken(
@@ -263,7 +297,13 @@ async fn writes_allowed_without_a_context_are_reported() -> anyhow::Result<()> {
     .await?;
     assert_eq!(
         failures(&report),
-        set(&[("public.projects", "write_no_ctx")]),
+        set(&[
+            ("public.projects", "write_no_ctx"),
+            (
+                "public.projects projects_app_insert",
+                "app_policies_tenant_only"
+            )
+        ]),
         "{report}"
     );
     Ok(())
@@ -314,11 +354,16 @@ async fn an_insert_policy_that_checks_nothing_is_reported() -> anyhow::Result<()
     )
     .await?;
     // A row for tenant B is accepted under tenant A's context, and so is one without a context.
+    // The catalog audit names the policy.
     assert_eq!(
         failures(&report),
         set(&[
             ("public.projects", "insert_other"),
-            ("public.projects", "write_no_ctx")
+            ("public.projects", "write_no_ctx"),
+            (
+                "public.projects projects_app_insert",
+                "app_policies_tenant_only"
+            )
         ]),
         "{report}"
     );
@@ -511,13 +556,17 @@ async fn a_dedicated_insert_policy_that_checks_nothing_is_reported() -> anyhow::
         .map(|(s, c, _)| (s, c))
         .collect();
     // `write_no_ctx` too: "no context" in A's schema is A's role with no tenant id, and the
-    // policy lets it insert A's row there.
+    // policy lets it insert A's row there. The catalog audit names the policy.
     let subject = format!("{a}.projects (dedicated, shared attacks)");
     assert_eq!(
         failed,
         vec![
             (subject.clone(), "insert_other".to_owned()),
-            (subject, "write_no_ctx".to_owned())
+            (subject, "write_no_ctx".to_owned()),
+            (
+                format!("{a}.projects projects_app_insert"),
+                "app_policies_tenant_only".to_owned()
+            )
         ],
         "{report}"
     );
