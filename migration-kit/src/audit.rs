@@ -221,20 +221,26 @@ const CHECKS: &[(&str, &str)] = &[
 
 /// What `pg_get_expr` shows for the only expressions a permissive policy that applies to the
 /// app role may have: `tenant_id` compared with the current tenant, in either form
-/// (`tenant_table::PolicyForm`), the function's schema shown or not (as the session's
+/// (`tenant_table::PolicyForm`), each name's schema shown or not (as the session's
 /// `search_path` has it). Brackets, not backslashes, escape the pattern, so it means the same
 /// whatever `standard_conforming_strings` says.
 pub fn app_policy_pattern() -> String {
+    // Built-ins print qualified where a user's object of the same name comes first on the
+    // session's path; which object each one is, `app_policies_sql` checks by dependency.
+    let cat = "(pg_catalog[.])?";
     format!(
-        "^[(]{TENANT_COLUMN} = ((tenancy[.])?current_tenant_id[(][)]|\
-         [(]NULLIF[(]current_setting[(]'{setting}'::text, true[)], ''::text[)][)]::uuid)[)]$",
+        "^[(]{TENANT_COLUMN} (=|OPERATOR[(]pg_catalog[.]=[)]) ((tenancy[.])?current_tenant_id[(][)]|\
+         [(]NULLIF[(]{cat}current_setting[(]'{setting}'::{cat}text, true[)], ''::{cat}text[)][)]::{cat}uuid)[)]$",
         setting = TENANT_SETTING.replace('.', "[.]")
     )
 }
 
 /// `app_policies_tenant_only`: every permissive policy on a tenant table that applies to the
 /// app role (to it, a role it is in, or PUBLIC) compares `tenant_id` with the current tenant
-/// and nothing else, in each expression it has. Permissive policies are OR-ed, so any other
+/// and nothing else, in each expression it has. The text alone depends on the session's
+/// `search_path` (a `public.current_setting` prints unqualified where `public` comes before
+/// `pg_catalog`), so the policy must also depend on no function, type or operator but
+/// `tenancy.current_tenant_id()` (PostgreSQL records no dependency on its own built-ins). Permissive policies are OR-ed, so any other
 /// one (`USING (true)`, `OR tenant_id IS NULL`) widens what every tenant sees; restrictive
 /// ones only narrow it and are not checked. `$1` is the app role.
 fn app_policies_sql() -> String {
@@ -243,7 +249,14 @@ fn app_policies_sql() -> String {
         "SELECT t.schema || '.' || t.table || ' ' || p.polname, \
          (p.polqual IS NOT NULL OR p.polwithcheck IS NOT NULL) \
            AND coalesce(pg_get_expr(p.polqual, p.polrelid) ~ {pattern}, true) \
-           AND coalesce(pg_get_expr(p.polwithcheck, p.polrelid) ~ {pattern}, true), \
+           AND coalesce(pg_get_expr(p.polwithcheck, p.polrelid) ~ {pattern}, true) \
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d \
+             WHERE d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND d.objid = p.oid \
+               AND d.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass, \
+                 'pg_catalog.pg_type'::pg_catalog.regclass, 'pg_catalog.pg_operator'::pg_catalog.regclass) \
+               AND NOT (d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass \
+                 AND d.refobjid IS NOT DISTINCT FROM \
+                   pg_catalog.to_regprocedure('tenancy.current_tenant_id()')::pg_catalog.oid)), \
          'USING ' || coalesce(pg_get_expr(p.polqual, p.polrelid), '-') || ' WITH CHECK ' || \
            coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '-') || \
            ' (a permissive policy of the app role: tenant_id = the current tenant, nothing else)' \

@@ -764,3 +764,51 @@ async fn a_tenant_role_that_may_create_views_is_reported() -> anyhow::Result<()>
     assert!(failed.contains("view_across"), "{report}");
     Ok(())
 }
+
+/// A policy of the setting's shape calling a `public.current_setting` of the user's: under a
+/// session whose `search_path` puts `public` before `pg_catalog` it prints exactly like ours,
+/// and the audit still names it (it depends on a function that is not a built-in).
+#[tokio::test]
+async fn a_policy_calling_a_lookalike_function_is_reported_whatever_the_path() -> anyhow::Result<()>
+{
+    let db = tenantry_tests::migrated_db().await?;
+    let su = db.connect_superuser().await?;
+    su.execute_unprepared(
+        "CREATE FUNCTION public.current_setting(text, boolean) RETURNS text LANGUAGE sql STABLE \
+           AS $$ SELECT '00000000-0000-0000-0000-000000000000'::text $$; \
+         ALTER POLICY projects_app_select ON public.projects USING (tenant_id = \
+           NULLIF(public.current_setting('tenantry.tenant_id', true), '')::pg_catalog.uuid)",
+    )
+    .await?;
+    let owner = db
+        .connect(tenantry_tests::logins::LoginRole::Owner, 1)
+        .await?;
+    owner
+        .execute_unprepared("SET search_path = public, pg_catalog")
+        .await?;
+    let printed = owner
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_get_expr(polqual, polrelid) FROM pg_policy \
+             WHERE polname = 'projects_app_select'",
+        ))
+        .await?
+        .map(|r| r.try_get_by_index::<String>(0))
+        .transpose()?
+        .unwrap_or_default();
+    assert!(printed.contains("(NULLIF(current_setting("), "{printed}");
+    let report = migration::audit::audit(&owner, migration::names::APP_ROLE).await?;
+    let failed: Vec<_> = report
+        .failures()
+        .map(|f| (f.check.clone(), f.subject.clone()))
+        .collect();
+    assert_eq!(
+        failed,
+        vec![(
+            "app_policies_tenant_only".to_owned(),
+            "public.projects projects_app_select".to_owned()
+        )],
+        "{report}"
+    );
+    Ok(())
+}
