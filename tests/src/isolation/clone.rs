@@ -33,6 +33,11 @@ use std::process::{Command, Stdio};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::HarnessError;
+
+/// Held while a clone changes the cluster's roles (creating them, their attributes and
+/// memberships): roles are cluster-global, and two clones into the same cluster at once (tests
+/// of one binary share it) updating one role's row fail with "tuple concurrently updated".
+static CLUSTER_ROLES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 use crate::databases::{TestDb, connect, empty_db, shared_cluster};
 use crate::logins::{APP_LOGIN, LEGACY_LOGIN, OWNER_LOGIN, SUPERADMIN_LOGIN};
 use migration::dedicated::DEDICATED_ROLE;
@@ -148,8 +153,11 @@ async fn clone_from(
     let roles = role_statements(source).await?;
     let db = empty_db().await?;
     let su = connect(&db.superuser_url(), 1).await?;
-    for sql in &roles {
-        su.execute_unprepared(sql).await?;
+    {
+        let _roles = CLUSTER_ROLES.lock().await;
+        for sql in &roles {
+            su.execute_unprepared(sql).await?;
+        }
     }
     su.close().await.map_err(HarnessError::from)?;
     let dump = Dump::take(source_url, shown, &db)?;
@@ -171,6 +179,7 @@ async fn clone_from(
     if has_legacy_role {
         logins.push((LEGACY_ROLE, LEGACY_LOGIN));
     }
+    let roles_guard = CLUSTER_ROLES.lock().await;
     for (role, login) in logins {
         su.execute_unprepared(&format!(
             "DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN \
@@ -192,6 +201,7 @@ async fn clone_from(
            END IF; END $$"
     ))
     .await?;
+    drop(roles_guard);
     su.close().await.map_err(HarnessError::from)?;
     Ok(ClonedDatabase {
         db,
