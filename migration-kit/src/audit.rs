@@ -67,7 +67,7 @@ SELECT n.nspname AS schema, c.relname AS table, c.oid::bigint AS oid \
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-  AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2";
+  AND pg_catalog.left(n.nspname, 3) <> 'pg_' ORDER BY 1, 2";
 
 /// The role `$1` and its members: no SUPERUSER, BYPASSRLS, CREATEROLE or CREATEDB.
 const ROLE_NOT_PRIVILEGED_SQL: &str = "SELECT r.rolname::text, NOT (r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR r.rolcreatedb), \
@@ -78,9 +78,9 @@ const ROLE_NOT_PRIVILEGED_SQL: &str = "SELECT r.rolname::text, NOT (r.rolsuper O
 /// The role `$1` and its members own no table, schema or function.
 const ROLE_OWNS_NOTHING_SQL: &str = "SELECT r.rolname::text, NOT EXISTS ( \
            SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-           WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
+           WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND pg_catalog.left(n.nspname, 3) <> 'pg_' \
              AND pg_has_role(r.oid, c.relowner, 'MEMBER')) \
-           AND NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname NOT LIKE 'pg\\_%' \
+           AND NOT EXISTS (SELECT FROM pg_namespace n WHERE pg_catalog.left(n.nspname, 3) <> 'pg_' \
              AND n.nspname <> 'information_schema' AND pg_has_role(r.oid, n.nspowner, 'MEMBER') AND n.nspname <> 'public') \
            AND NOT EXISTS (SELECT FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
              WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND pg_has_role(r.oid, p.proowner, 'MEMBER')), \
@@ -94,12 +94,12 @@ const ROLE_NO_DANGEROUS_GRANTS_SQL: &str = "SELECT c.oid::regclass::text || ' ' 
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          CROSS JOIN (VALUES ('TRUNCATE'), ('REFERENCES'), ('TRIGGER')) AS priv(p) \
          WHERE c.relkind IN ('r','p','v','m') AND n.nspname NOT IN ('pg_catalog','information_schema') \
-           AND n.nspname NOT LIKE 'pg\\_%' AND has_table_privilege($1, c.oid, priv.p)";
+           AND pg_catalog.left(n.nspname, 3) <> 'pg_' AND has_table_privilege($1, c.oid, priv.p)";
 
 /// The role `$1` may CREATE in no schema.
 const ROLE_NO_CREATE_SQL: &str = "SELECT n.nspname::text, NOT has_schema_privilege($1, n.oid, 'CREATE'), \
          CASE WHEN has_schema_privilege($1, n.oid, 'CREATE') THEN $1 || ' may CREATE in this schema' ELSE 'no CREATE' END \
-         FROM pg_namespace n WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_%'";
+         FROM pg_namespace n WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND pg_catalog.left(n.nspname, 3) <> 'pg_'";
 
 /// Each check: a name and a query returning `(subject text, ok bool, detail text)` rows.
 /// `$1` is the app group role's name.
@@ -199,7 +199,7 @@ const CHECKS: &[(&str, &str)] = &[
         "SELECT c.oid::regclass::text, coalesce(c.reloptions::text[] && ARRAY['security_invoker=true','security_invoker=on'], false), \
          'views run with their owner''s rights unless security_invoker = true' \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.relkind = 'v' AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_%'",
+         WHERE c.relkind = 'v' AND n.nspname NOT IN ('pg_catalog','information_schema') AND pg_catalog.left(n.nspname, 3) <> 'pg_'",
     ),
     (
         "unique_includes_tenant",
@@ -235,8 +235,17 @@ pub fn app_policy_pattern() -> String {
     )
 }
 
-/// `app_policies_tenant_only`: every permissive policy on a tenant table that applies to the
-/// app role (to it, a role it is in, or PUBLIC) compares `tenant_id` with the current tenant
+/// Whether one of the roles policy `p` names (`p.polroles`) applies to a session of the role
+/// `$1`: a role that is `$1` or a member of it (a login, a dedicated tenant's role, and whoever
+/// may `SET ROLE` to one) and is a member of that named role. Superusers count as members of
+/// every role and bypass row level security, so they are left out.
+const SESSIONS_OF_ROLE_IN: &str = "SELECT FROM unnest(p.polroles) r(oid), pg_catalog.pg_roles s \
+     WHERE NOT s.rolsuper AND pg_catalog.pg_has_role(s.oid, $1, 'MEMBER') \
+       AND pg_catalog.pg_has_role(s.oid, r.oid, 'MEMBER')";
+
+/// `app_policies_tenant_only`: every permissive policy on a tenant table that applies to a
+/// session of the app role (to PUBLIC, to the app role or a role it is in, or to one of its
+/// members: a login, a dedicated tenant's role) compares `tenant_id` with the current tenant
 /// and nothing else, in each expression it has. The text alone depends on the session's
 /// `search_path` (a `public.current_setting` prints unqualified where `public` comes before
 /// `pg_catalog`), so the policy must also depend on no function, type or operator but
@@ -261,8 +270,7 @@ fn app_policies_sql() -> String {
            coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '-') || \
            ' (a permissive policy of the app role: tenant_id = the current tenant, nothing else)' \
          FROM tenant_tables t JOIN pg_policy p ON p.polrelid = t.oid \
-         WHERE p.polpermissive AND (0 = ANY (p.polroles) \
-           OR EXISTS (SELECT FROM unnest(p.polroles) r(oid) WHERE pg_has_role($1, r.oid, 'MEMBER')))"
+         WHERE p.polpermissive AND (0 = ANY (p.polroles) OR EXISTS ({SESSIONS_OF_ROLE_IN}))"
     )
 }
 
@@ -274,7 +282,8 @@ pub fn legacy_policy_expression() -> String {
 
 /// The legacy role's checks: `$1` is its name, `$2` [`legacy_policy_expression`]. The role
 /// checks of the app apply to it too; every permissive policy on a tenant table that applies
-/// to it (to it, a role it is in, or PUBLIC) must be pinned to the default tenant by a
+/// to a session of it (to PUBLIC, to it or a role it is in, or to one of its members, such as a
+/// login) must be pinned to the default tenant by a
 /// constant (a policy reading a setting would let a legacy login choose its tenant); and it
 /// has no privilege on a global table (shared by every tenant).
 const LEGACY_CHECKS: &[(&str, &str)] = &[
@@ -291,8 +300,10 @@ const LEGACY_CHECKS: &[(&str, &str)] = &[
          'USING ' || coalesce(pg_get_expr(p.polqual, p.polrelid), '-') || ' WITH CHECK ' || \
            coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '-') || ' (a policy the legacy role gets must be exactly ' || $2 || ')' \
          FROM tenant_tables t JOIN pg_policy p ON p.polrelid = t.oid \
-         WHERE p.polpermissive AND (0 = ANY (p.polroles) \
-           OR EXISTS (SELECT FROM unnest(p.polroles) r(oid) WHERE pg_has_role($1, r.oid, 'MEMBER')))",
+         WHERE p.polpermissive AND (0 = ANY (p.polroles) OR EXISTS (\
+           SELECT FROM unnest(p.polroles) r(oid), pg_catalog.pg_roles s \
+           WHERE NOT s.rolsuper AND pg_catalog.pg_has_role(s.oid, $1, 'MEMBER') \
+             AND pg_catalog.pg_has_role(s.oid, r.oid, 'MEMBER')))",
     ),
     (
         "legacy_no_global_tables",
@@ -301,7 +312,7 @@ const LEGACY_CHECKS: &[(&str, &str)] = &[
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          CROSS JOIN (VALUES ('SELECT'), ('INSERT'), ('UPDATE'), ('DELETE')) AS priv(p) \
          WHERE c.relkind IN ('r','p','v','m') AND n.nspname NOT IN ('pg_catalog','information_schema') \
-           AND n.nspname NOT LIKE 'pg\\_%' AND c.oid NOT IN (SELECT oid FROM tenant_tables) \
+           AND pg_catalog.left(n.nspname, 3) <> 'pg_' AND c.oid NOT IN (SELECT oid FROM tenant_tables) \
            AND has_table_privilege($1, c.oid, priv.p)",
     ),
 ];

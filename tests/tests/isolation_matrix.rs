@@ -812,3 +812,53 @@ async fn a_policy_calling_a_lookalike_function_is_reported_whatever_the_path() -
     );
     Ok(())
 }
+
+/// A permissive policy naming a member of the app role (its login) rather than the role: it
+/// applies to every session of the app, and the audit names it.
+#[tokio::test]
+async fn a_permissive_policy_on_the_app_login_is_reported() -> anyhow::Result<()> {
+    let report = broken(
+        "CREATE POLICY tasks_login_open ON public.tasks FOR SELECT TO tenantry_app_login \
+           USING (true)",
+        ContextMode::Local,
+    )
+    .await?;
+    let failed = failures(&report);
+    assert!(
+        failed.contains(&(
+            "public.tasks tasks_login_open".to_owned(),
+            "app_policies_tenant_only".to_owned()
+        )),
+        "{report}"
+    );
+    Ok(())
+}
+
+/// Under `standard_conforming_strings = off` a `LIKE 'pg\_%'` reads as `LIKE 'pg_%'` and hid
+/// every schema named `pg` and one more character: a tenant table in `pgapp` is audited.
+#[tokio::test]
+async fn a_schema_named_like_a_system_one_is_audited_whatever_the_string_syntax()
+-> anyhow::Result<()> {
+    let db = tenantry_tests::migrated_db().await?;
+    let su = db.connect_superuser().await?;
+    su.execute_unprepared(
+        "CREATE SCHEMA pgapp; CREATE TABLE pgapp.secrets (tenant_id uuid NOT NULL, v text); \
+         ALTER TABLE pgapp.secrets ENABLE ROW LEVEL SECURITY; \
+         CREATE POLICY wide ON pgapp.secrets TO tenantry_app USING (true)",
+    )
+    .await?;
+    let owner = db
+        .connect(tenantry_tests::logins::LoginRole::Owner, 1)
+        .await?;
+    owner
+        .execute_unprepared("SET standard_conforming_strings = off")
+        .await?;
+    let report = migration::audit::audit(&owner, migration::names::APP_ROLE).await?;
+    assert!(
+        report
+            .failures()
+            .any(|f| f.check == "app_policies_tenant_only" && f.subject == "pgapp.secrets wide"),
+        "{report}"
+    );
+    Ok(())
+}

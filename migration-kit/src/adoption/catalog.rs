@@ -344,7 +344,7 @@ pub async fn read<C: ConnectionTrait>(db: &C, schema: &str) -> Result<Catalog, D
             "SELECT DISTINCT p.proname::text FROM pg_catalog.pg_proc p \
              JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace \
              WHERE pn.nspname NOT IN ('pg_catalog', 'information_schema', 'tenancy') \
-               AND pn.nspname NOT LIKE 'pg\\_%' AND $1::text IS NOT NULL ORDER BY 1",
+               AND pg_catalog.left(pn.nspname, 3) <> 'pg_' AND $1::text IS NOT NULL ORDER BY 1",
             schema,
         ))
         .await?;

@@ -69,7 +69,7 @@ pub async fn discover<C: ConnectionTrait>(db: &C) -> Result<Vec<Table>, DbErr> {
             DbBackend::Postgres,
             format!(
                 "{TABLES} AND n.nspname NOT IN ('pg_catalog','information_schema') \
-                   AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname !~ '^t_[0-9a-f]{{32}}$' ORDER BY 1, 2"
+                   AND pg_catalog.left(n.nspname, 3) <> 'pg_' AND n.nspname !~ '^t_[0-9a-f]{{32}}$' ORDER BY 1, 2"
             ),
         ),
     )

@@ -22,10 +22,10 @@ pub async fn set_role(
     let rows = app
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT DISTINCT r.rolname::text FROM pg_roles r WHERE r.rolname NOT IN ($1, $2, $3) AND r.rolname NOT LIKE 'pg\\_%' AND ( \
+            "SELECT DISTINCT r.rolname::text FROM pg_roles r WHERE r.rolname NOT IN ($1, $2, $3) AND pg_catalog.left(r.rolname, 3) <> 'pg_' AND ( \
                r.rolsuper OR r.rolbypassrls OR r.rolcreaterole \
                OR r.oid IN (SELECT c.relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                            WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_%') \
+                            WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND pg_catalog.left(n.nspname, 3) <> 'pg_') \
                OR r.oid IN (SELECT p.proowner FROM pg_proc p WHERE p.prosecdef) \
                OR r.rolname LIKE 'tenantry\\_%') ORDER BY 1",
             [
