@@ -55,7 +55,7 @@ pub enum PolicyForm {
     /// default, and every policy's form from `m0017_policy_setting` on.
     #[default]
     Setting,
-    /// `tenant_id = tenancy.current_tenant_id()`, [`function_predicate`]: the form m0002..m0016
+    /// `tenant_id = tenancy.current_tenant_id()`: the form m0002..m0016
     /// and the tenant-schema migration `ts0001_tables` created, which their plans keep so they
     /// stay what they were when they ran. Each planning inlines the function's body again.
     Function,
@@ -769,11 +769,6 @@ pub fn tenant_predicate() -> Expr {
     PolicyForm::Setting.predicate(TENANT_COLUMN)
 }
 
-/// `tenant_id = tenancy.current_tenant_id()` ([`PolicyForm::Function`]): the policies of the
-/// migrations before m0017.
-pub fn function_predicate() -> Expr {
-    PolicyForm::Function.predicate(TENANT_COLUMN)
-}
 
 /// `tenant_id = '00000000-0000-0000-0000-000000000000'::uuid`: the legacy role's only
 /// predicate, a constant, so no setting a legacy login sends can move it to another tenant.
