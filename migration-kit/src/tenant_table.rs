@@ -769,7 +769,6 @@ pub fn tenant_predicate() -> Expr {
     PolicyForm::Setting.predicate(TENANT_COLUMN)
 }
 
-
 /// `tenant_id = '00000000-0000-0000-0000-000000000000'::uuid`: the legacy role's only
 /// predicate, a constant, so no setting a legacy login sends can move it to another tenant.
 pub fn legacy_predicate() -> Expr {
