@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionSession, TransactionTrait};
 
 use crate::names::{APP_ROLE, DEFAULT_TENANT_ID, LEGACY_ROLE, TENANT_COLUMN, TENANT_SETTING};
 
@@ -317,8 +317,38 @@ const LEGACY_CHECKS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Runs every catalog check. `app_role` is the group role the application's logins are in.
-pub async fn audit<C: ConnectionTrait>(db: &C, app_role: &str) -> Result<Report, DbErr> {
+/// Pins what changes how `pg_get_expr` renders a policy, for the audit's own transaction:
+/// with `quote_all_identifiers = on` (a session's, a role's or a database's default) every
+/// name prints quoted, and no correct policy would match [`app_policy_pattern`].
+/// (`search_path` changes which names print qualified; the pattern allows both, and
+/// `app_policies_tenant_only` checks by dependency which objects they are.)
+pub const PIN_RENDERING_SQL: &str = "SET LOCAL quote_all_identifiers = off";
+
+/// Runs `checks` in a transaction of their own, the rendering pinned ([`PIN_RENDERING_SQL`]),
+/// and rolls it back: the audit only reads, and the rollback ends the pin too, also inside a
+/// caller's transaction (where `begin` opens a savepoint).
+pub async fn pinned<C, T>(
+    db: &C,
+    checks: impl AsyncFnOnce(&C::Transaction) -> Result<T, DbErr>,
+) -> Result<T, DbErr>
+where
+    C: TransactionTrait,
+{
+    let txn = db.begin().await?;
+    txn.execute_unprepared(PIN_RENDERING_SQL).await?;
+    let out = checks(&txn).await;
+    txn.rollback().await?;
+    out
+}
+
+/// Runs every catalog check, in a transaction of its own with the rendering pinned
+/// ([`pinned`]). `app_role` is the group role the application's logins are in.
+pub async fn audit<C: TransactionTrait>(db: &C, app_role: &str) -> Result<Report, DbErr> {
+    pinned(db, async |txn| audit_in(txn, app_role).await).await
+}
+
+/// Runs every catalog check on `db` as it is (the caller pins the rendering: [`pinned`]).
+pub async fn audit_in<C: ConnectionTrait>(db: &C, app_role: &str) -> Result<Report, DbErr> {
     let mut report = Report::default();
     for (check, sql) in CHECKS {
         let query = format!("WITH tenant_tables AS ({TENANT_TABLES_SQL}) {sql}");
@@ -420,7 +450,7 @@ fn to_findings(check: &str, rows: Vec<sea_orm::QueryResult>) -> Result<Vec<Findi
 }
 
 /// Runs the audit for the standard app role.
-pub async fn audit_default<C: ConnectionTrait>(db: &C) -> Result<Report, DbErr> {
+pub async fn audit_default<C: TransactionTrait>(db: &C) -> Result<Report, DbErr> {
     audit(db, APP_ROLE).await
 }
 

@@ -836,6 +836,38 @@ async fn a_permissive_policy_on_the_app_login_is_reported() -> anyhow::Result<()
 
 /// Under `standard_conforming_strings = off` a `LIKE 'pg\_%'` reads as `LIKE 'pg_%'` and hid
 /// every schema named `pg` and one more character: a tenant table in `pgapp` is audited.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_quoting_every_identifier_neither_fails_a_correct_audit_nor_keeps_the_pin()
+-> anyhow::Result<()> {
+    let db = tenantry_tests::migrated_db().await?;
+    let owner = db
+        .connect(tenantry_tests::logins::LoginRole::Owner, 1)
+        .await?;
+    // A session (or role, or database) default that makes `pg_get_expr` quote every name.
+    owner
+        .execute_unprepared("SET quote_all_identifiers = on")
+        .await?;
+    let report = migration::dedicated::audit::audit_all(&owner, migration::names::APP_ROLE).await?;
+    assert!(report.passed(), "{report}");
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.check == "app_policies_tenant_only"),
+        "{report}"
+    );
+    // The audit's pin ended with its transaction: the session's own setting is back.
+    let row = owner
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_catalog.current_setting('quote_all_identifiers')",
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no row"))?;
+    assert_eq!(row.try_get_by_index::<String>(0)?, "on");
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_schema_named_like_a_system_one_is_audited_whatever_the_string_syntax()
 -> anyhow::Result<()> {

@@ -10,7 +10,7 @@
 //! `tenantry_dedicated`; functions pin `search_path`; no object of one tenant's schema refers
 //! to another tenant's schema.
 
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
 
 use crate::audit::Report;
 
@@ -134,9 +134,13 @@ pub async fn audit<C: ConnectionTrait>(db: &C, app_role: &str) -> Result<Report,
     Ok(report)
 }
 
-/// [`crate::audit::audit`] and then [`audit`]: the whole catalog audit of a Tenantry database.
-pub async fn audit_all<C: ConnectionTrait>(db: &C, app_role: &str) -> Result<Report, DbErr> {
-    let mut report = crate::audit::audit(db, app_role).await?;
-    report.findings.extend(audit(db, app_role).await?.findings);
-    Ok(report)
+/// [`crate::audit::audit`] and then [`audit`]: the whole catalog audit of a Tenantry database,
+/// in one transaction with the rendering pinned ([`crate::audit::pinned`]).
+pub async fn audit_all<C: TransactionTrait>(db: &C, app_role: &str) -> Result<Report, DbErr> {
+    crate::audit::pinned(db, async |txn| {
+        let mut report = crate::audit::audit_in(txn, app_role).await?;
+        report.findings.extend(audit(txn, app_role).await?.findings);
+        Ok(report)
+    })
+    .await
 }
