@@ -9,7 +9,11 @@
 //!
 //! Each row is measured for both of our paths: the tenant transaction (`with_tenant`, three
 //! round trips) and the one-round-trip unit of work (`Tenantry::fetch_all` / `insert_one`:
-//! opening, statement and `COMMIT` pipelined on one connection, one wait).
+//! opening, statement and `COMMIT` pipelined on one connection, one wait). The targets (≥ 0.85
+//! of plain SeaORM, ≥ 0.95 of the hand-written transaction) are the one-round-trip path's: it is
+//! the service's path for a one-statement unit of work. `with_tenant` is the path for units of
+//! several statements, whose closure may await between them, so nothing can be sent ahead; its
+//! rows are reported without a target.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -205,6 +209,14 @@ async fn service_insert(tenantry: &Tenantry, ctx: &TenantContext, i: u64) -> any
     Ok(())
 }
 
+/// The note on the hand-written baseline's rows.
+const BY_HAND_NOTE: &str =
+    "baseline: BEGIN; SET LOCAL; the statement; COMMIT with sqlx on the app login";
+
+/// The note on `with_tenant`'s rows, which carry no target.
+const WITH_TENANT_NOTE: &str = "with_tenant, the path for units of several statements \
+     (3 round trips), for reference: a one-statement unit's targets are on its one-round-trip rows";
+
 /// What ours is compared with.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Baseline {
@@ -248,7 +260,7 @@ enum Path {
 impl Path {
     fn label(self) -> &'static str {
         match self {
-            Path::Tx => "",
+            Path::Tx => ", with_tenant",
             Path::OneTrip => ", one round trip",
         }
     }
@@ -390,11 +402,17 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
                     b.rate(),
                     &b.stat(),
                 );
-                sc.rows.push(match baseline {
-                    Baseline::Plain => row.target_ratio(Cmp::Ge, 0.85),
-                    Baseline::ByHand => row.target_ratio(Cmp::Ge, 0.95).note(
-                        "baseline: BEGIN; SET LOCAL; the statement; COMMIT with sqlx on the app login",
-                    ),
+                sc.rows.push(match (path, baseline) {
+                    // One statement's targets are the one-round-trip path's; `with_tenant`
+                    // (whose closure may await between statements) is measured for reference.
+                    (Path::Tx, Baseline::Plain) => row.note(WITH_TENANT_NOTE),
+                    (Path::Tx, Baseline::ByHand) => {
+                        row.note(format!("{BY_HAND_NOTE}; {WITH_TENANT_NOTE}"))
+                    }
+                    (Path::OneTrip, Baseline::Plain) => row.target_ratio(Cmp::Ge, 0.85),
+                    (Path::OneTrip, Baseline::ByHand) => {
+                        row.target_ratio(Cmp::Ge, 0.95).note(BY_HAND_NOTE)
+                    }
                 });
             }
         }
