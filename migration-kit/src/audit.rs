@@ -147,8 +147,8 @@ const CHECKS: &[(&str, &str)] = &[
     (
         "policy_no_subselect",
         "SELECT t.schema || '.' || t.table || ' ' || p.polname, \
-         coalesce(pg_get_expr(p.polqual, p.polrelid), '') !~* '\\mselect\\M' \
-           AND coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') !~* '\\mselect\\M', \
+         coalesce(pg_get_expr(p.polqual, p.polrelid), '') !~* '[[:<:]]select[[:>:]]' \
+           AND coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') !~* '[[:<:]]select[[:>:]]', \
          coalesce(pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid), '') \
          FROM tenant_tables t JOIN pg_policy p ON p.polrelid = t.oid",
     ),
@@ -317,16 +317,28 @@ const LEGACY_CHECKS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Pins what changes how `pg_get_expr` renders a policy, for the audit's own transaction:
-/// with `quote_all_identifiers = on` (a session's, a role's or a database's default) every
-/// name prints quoted, and no correct policy would match [`app_policy_pattern`].
-/// (`search_path` changes which names print qualified; the pattern allows both, and
-/// `app_policies_tenant_only` checks by dependency which objects they are.)
-pub const PIN_RENDERING_SQL: &str = "SET LOCAL quote_all_identifiers = off";
+/// Pins, for the audit's own transaction, every setting that changes what its SQL means or
+/// how `pg_get_expr` renders a policy, whatever the session, the role or the database set:
+/// - `search_path = pg_catalog, pg_temp`: the audit's SQL names catalog functions, operators
+///   and tables (`pg_get_expr`, `~`, `pg_policy`) unqualified, and a `public.pg_get_expr` the
+///   database's owner may create would otherwise be the one called; it also fixes which names
+///   a policy prints qualified (the patterns allow both; `app_policies_tenant_only` checks by
+///   dependency which objects they are);
+/// - `standard_conforming_strings = on`: the SQL's string literals mean what they say (the
+///   patterns use brackets, not backslashes, as well);
+/// - `quote_all_identifiers = off`: otherwise every name prints quoted, and no correct policy
+///   would match [`app_policy_pattern`].
+pub const PIN_RENDERING_SQL: &str = "SET LOCAL search_path = pg_catalog, pg_temp; \
+     SET LOCAL standard_conforming_strings = on; SET LOCAL quote_all_identifiers = off";
 
-/// Runs `checks` in a transaction of their own, the rendering pinned ([`PIN_RENDERING_SQL`]),
+/// Runs `checks` in a transaction of their own, the settings pinned ([`PIN_RENDERING_SQL`]),
 /// and rolls it back: the audit only reads, and the rollback ends the pin too, also inside a
-/// caller's transaction (where `begin` opens a savepoint).
+/// caller's transaction (where `begin` opens a savepoint). A failed check's error is the one
+/// returned, even if the rollback fails as well.
+///
+/// Pass an open transaction as a `DatabaseTransaction`, never a connection inside a `BEGIN`
+/// sent by hand: on that connection the audit's own `BEGIN` is a no-op and its `ROLLBACK`
+/// would end the caller's transaction.
 pub async fn pinned<C, T>(
     db: &C,
     checks: impl AsyncFnOnce(&C::Transaction) -> Result<T, DbErr>,
@@ -335,10 +347,14 @@ where
     C: TransactionTrait,
 {
     let txn = db.begin().await?;
-    txn.execute_unprepared(PIN_RENDERING_SQL).await?;
-    let out = checks(&txn).await;
-    txn.rollback().await?;
-    out
+    let out = match txn.execute_unprepared(PIN_RENDERING_SQL).await {
+        Ok(_) => checks(&txn).await,
+        Err(e) => Err(e),
+    };
+    let rolled_back = txn.rollback().await;
+    let out = out?;
+    rolled_back?;
+    Ok(out)
 }
 
 /// Runs every catalog check, in a transaction of its own with the rendering pinned

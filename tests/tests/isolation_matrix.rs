@@ -834,8 +834,8 @@ async fn a_permissive_policy_on_the_app_login_is_reported() -> anyhow::Result<()
     Ok(())
 }
 
-/// Under `standard_conforming_strings = off` a `LIKE 'pg\_%'` reads as `LIKE 'pg_%'` and hid
-/// every schema named `pg` and one more character: a tenant table in `pgapp` is audited.
+/// A session (or role, or database) quoting every identifier: the audit pins it off for its
+/// own transaction, so correct policies still match, and the session's setting comes back.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_quoting_every_identifier_neither_fails_a_correct_audit_nor_keeps_the_pin()
 -> anyhow::Result<()> {
@@ -868,6 +868,8 @@ async fn a_session_quoting_every_identifier_neither_fails_a_correct_audit_nor_ke
     Ok(())
 }
 
+/// Under `standard_conforming_strings = off` a `LIKE 'pg\_%'` reads as `LIKE 'pg_%'` and hid
+/// every schema named `pg` and one more character: a tenant table in `pgapp` is audited.
 #[tokio::test]
 async fn a_schema_named_like_a_system_one_is_audited_whatever_the_string_syntax()
 -> anyhow::Result<()> {
@@ -890,6 +892,92 @@ async fn a_schema_named_like_a_system_one_is_audited_whatever_the_string_syntax(
         report
             .failures()
             .any(|f| f.check == "app_policies_tenant_only" && f.subject == "pgapp.secrets wide"),
+        "{report}"
+    );
+    Ok(())
+}
+
+/// Runs the whole audit on `owner` and asserts that `check` reports `subject`.
+async fn assert_audit_reports(
+    owner: &sea_orm::DatabaseConnection,
+    check: &str,
+    subject: &str,
+) -> anyhow::Result<()> {
+    let report = migration::dedicated::audit::audit_all(owner, migration::names::APP_ROLE).await?;
+    assert!(
+        report
+            .failures()
+            .any(|f| f.check == check && f.subject == subject),
+        "{report}"
+    );
+    Ok(())
+}
+
+/// The audit's own SQL names catalog functions unqualified: a `public.pg_get_expr` that the
+/// database's owner may create, first on the session's path, would be the one it called, and
+/// could print `USING (true)` as a correct policy. The audit pins its `search_path`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lookalike_of_a_function_the_audit_calls_cannot_pass_a_wide_policy() -> anyhow::Result<()>
+{
+    let db = tenantry_tests::migrated_db().await?;
+    let owner = db
+        .connect(tenantry_tests::logins::LoginRole::Owner, 1)
+        .await?;
+    owner
+        .execute_unprepared(
+            "CREATE FUNCTION public.pg_get_expr(pg_node_tree, oid) RETURNS text LANGUAGE sql \
+               STABLE AS $$ SELECT CASE WHEN pg_catalog.pg_get_expr($1, $2) IN ('true', '(true)') \
+               THEN '(tenant_id = tenancy.current_tenant_id())' \
+               ELSE pg_catalog.pg_get_expr($1, $2) END $$; \
+             CREATE POLICY wide ON public.projects FOR SELECT TO tenantry_app USING (true); \
+             SET search_path = public, pg_catalog",
+        )
+        .await?;
+    assert_audit_reports(&owner, "app_policies_tenant_only", "public.projects wide").await
+}
+
+/// Under `standard_conforming_strings = off` (a role's or database's default, on a fresh
+/// session) `'\mselect\M'` read as `'mselectM'` and a sub-select in a policy passed
+/// `policy_no_subselect`; the pattern uses brackets, and the audit pins the setting.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subselect_in_a_policy_is_reported_whatever_the_string_syntax() -> anyhow::Result<()> {
+    let db = tenantry_tests::migrated_db().await?;
+    let su = db.connect_superuser().await?;
+    su.execute_unprepared(
+        "CREATE POLICY narrow ON public.projects AS RESTRICTIVE TO tenantry_app \
+           USING ((SELECT true))",
+    )
+    .await?;
+    let owner = db
+        .connect(tenantry_tests::logins::LoginRole::Owner, 1)
+        .await?;
+    owner
+        .execute_unprepared("SET standard_conforming_strings = off")
+        .await?;
+    assert_audit_reports(&owner, "policy_no_subselect", "public.projects narrow").await
+}
+
+/// A type named `uuid` first on the session's path made every correct legacy policy print
+/// `::pg_catalog.uuid` and fail the exact-text check; under the audit's pinned path it passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lookalike_type_on_the_sessions_path_does_not_fail_a_correct_audit() -> anyhow::Result<()>
+{
+    let db = tenantry_tests::migrated_db().await?;
+    let owner = db
+        .connect(tenantry_tests::logins::LoginRole::Owner, 1)
+        .await?;
+    owner
+        .execute_unprepared(
+            "CREATE TYPE public.uuid AS ENUM ('x'); SET search_path = public, pg_catalog",
+        )
+        .await?;
+    let report = migration::dedicated::audit::audit_all(&owner, migration::names::APP_ROLE).await?;
+    assert!(report.passed(), "{report}");
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.check == "legacy_policies_pinned"),
         "{report}"
     );
     Ok(())
