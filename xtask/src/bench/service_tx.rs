@@ -9,11 +9,13 @@
 //!
 //! Each row is measured for both of our paths: the tenant transaction (`with_tenant`, three
 //! round trips) and the one-round-trip unit of work (`Tenantry::fetch_all` / `insert_one`:
-//! opening, statement and `COMMIT` pipelined on one connection, one wait). The targets (≥ 0.85
-//! of plain SeaORM, ≥ 0.95 of the hand-written transaction) are the one-round-trip path's: it is
-//! the service's path for a one-statement unit of work. `with_tenant` is the path for units of
-//! several statements, whose closure may await between them, so nothing can be sent ahead; its
-//! rows are reported without a target.
+//! opening, statement and `COMMIT` pipelined on one connection, one wait). The target against
+//! plain SeaORM (≥ 0.85) is the one-round-trip path's: it is the service's path for a
+//! one-statement unit of work, and `with_tenant` (the path for units of several statements,
+//! whose closure may await between them, so nothing can be sent ahead) pays 3 round trips
+//! against the autocommit read's 1; its rows there are reported for reference. The target
+//! against the hand-written transaction (≥ 0.95) is on both paths: for `with_tenant` it is the
+//! like-for-like comparison (3 round trips against 4).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -213,9 +215,17 @@ async fn service_insert(tenantry: &Tenantry, ctx: &TenantContext, i: u64) -> any
 const BY_HAND_NOTE: &str =
     "baseline: BEGIN; SET LOCAL; the statement; COMMIT with sqlx on the app login";
 
-/// The note on `with_tenant`'s rows, which carry no target.
-const WITH_TENANT_NOTE: &str = "with_tenant, the path for units of several statements \
-     (3 round trips), for reference: a one-statement unit's targets are on its one-round-trip rows";
+/// The note on `with_tenant`'s rows against plain SeaORM, which carry no target.
+const WITH_TENANT_NOTE: &str = "with_tenant, the path for units of several statements, for \
+     reference: 3 round trips against the autocommit read's 1; a one-statement unit's target is \
+     on its one-round-trip rows";
+
+/// The note on `with_tenant`'s rows against the hand-written transaction.
+const WITH_TENANT_BY_HAND_NOTE: &str = "with_tenant: like for like, 3 round trips against 4; \
+     the gap is our own work per unit (see BENCHMARKS.md, Findings 2)";
+
+/// The note on the one-round-trip rows against the hand-written transaction.
+const ONE_TRIP_BY_HAND_NOTE: &str = "one wait against 4 round trips: the protocol, not less work";
 
 /// What ours is compared with.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -403,16 +413,19 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
                     &b.stat(),
                 );
                 sc.rows.push(match (path, baseline) {
-                    // One statement's targets are the one-round-trip path's; `with_tenant`
-                    // (whose closure may await between statements) is measured for reference.
+                    // A one-statement unit's target against plain SeaORM is the one-round-trip
+                    // path's; `with_tenant` (whose closure may await between statements) pays
+                    // 3 round trips against the autocommit read's 1, and is shown for reference.
                     (Path::Tx, Baseline::Plain) => row.note(WITH_TENANT_NOTE),
-                    (Path::Tx, Baseline::ByHand) => {
-                        row.note(format!("{BY_HAND_NOTE}; {WITH_TENANT_NOTE}"))
-                    }
+                    // Against the same transaction by hand, both paths carry the target: for
+                    // `with_tenant` it is like for like (3 round trips against 4).
+                    (Path::Tx, Baseline::ByHand) => row
+                        .target_ratio(Cmp::Ge, 0.95)
+                        .note(format!("{BY_HAND_NOTE}; {WITH_TENANT_BY_HAND_NOTE}")),
                     (Path::OneTrip, Baseline::Plain) => row.target_ratio(Cmp::Ge, 0.85),
-                    (Path::OneTrip, Baseline::ByHand) => {
-                        row.target_ratio(Cmp::Ge, 0.95).note(BY_HAND_NOTE)
-                    }
+                    (Path::OneTrip, Baseline::ByHand) => row
+                        .target_ratio(Cmp::Ge, 0.95)
+                        .note(format!("{BY_HAND_NOTE}; {ONE_TRIP_BY_HAND_NOTE}")),
                 });
             }
         }
