@@ -134,13 +134,24 @@ fn decode_project(row: &sqlx::postgres::PgRow) -> anyhow::Result<()> {
 /// rolling its own would get: `BEGIN`; `SET LOCAL` (simple protocol); the SELECT (prepared,
 /// cached); `COMMIT`, on the app login under RLS.
 async fn hand_read(pool: &sqlx::PgPool, tenant: Uuid) -> anyhow::Result<usize> {
+    Ok(hand_read_timed(pool, tenant).await?.0)
+}
+
+/// [`hand_read`], with the instant each of its four requests was answered (`BEGIN` with the
+/// acquire, `SET LOCAL`, the SELECT with its decoding, `COMMIT`).
+async fn hand_read_timed(
+    pool: &sqlx::PgPool,
+    tenant: Uuid,
+) -> anyhow::Result<(usize, [Instant; 4])> {
     use sqlx::Executor;
     let mut tx = pool.begin().await?;
+    let began = Instant::now();
     (&mut *tx)
         .execute(sqlx::AssertSqlSafe(format!(
             "SET LOCAL tenantry.tenant_id = '{tenant}'"
         )))
         .await?;
+    let set = Instant::now();
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {PROJECT_COLUMNS} FROM public.projects WHERE tenant_id = $1 \
          ORDER BY created_at DESC, id ASC LIMIT $2 OFFSET $3"
@@ -153,8 +164,9 @@ async fn hand_read(pool: &sqlx::PgPool, tenant: Uuid) -> anyhow::Result<usize> {
     for row in &rows {
         decode_project(row)?;
     }
+    let read = Instant::now();
     tx.commit().await?;
-    Ok(rows.len())
+    Ok((rows.len(), [began, set, read, Instant::now()]))
 }
 
 /// The hand-written insert: `BEGIN`; `SET LOCAL`; `INSERT ... RETURNING`; `COMMIT`.
@@ -438,10 +450,11 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
         Tenantry::connect(TenantryConfig::new(fx.db.url(LoginRole::App)).with_pool(p.pool)).await?;
     let plain = connect(&fx.db.superuser_url(), p.pool).await?;
     let ctx = contexts(&tenantry, fx, 1).await?.remove(0);
-    for row in breakdown(&tenantry, &ctx, &plain, if p.quick { 50 } else { 1000 }).await? {
-        sc.rows
-            .push(row.note("medians; ratio against the plain read's median"));
-    }
+    let hand = hand_pool(&fx.db.url(LoginRole::App), p.pool).await?;
+    let n = if p.quick { 50 } else { 1000 };
+    sc.rows
+        .extend(breakdown(&tenantry, &ctx, &plain, &hand, n).await?);
+    hand.close().await;
     tenantry.close().await?;
     plain.close().await?;
     explain_generic(fx, &mut sc).await?;
@@ -539,10 +552,12 @@ async fn breakdown(
     tenantry: &Tenantry,
     ctx: &TenantContext,
     plain: &DatabaseConnection,
+    hand: &sqlx::PgPool,
     n: usize,
 ) -> anyhow::Result<Vec<Row>> {
     let (mut begin, mut query, mut commit, mut total, mut base) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let (mut h_open, mut h_query, mut h_commit, mut h_total) = (vec![], vec![], vec![], vec![]);
     for i in 0..n + n / 10 {
         let t0 = Instant::now();
         let tx = tenantry.begin(ctx).await?;
@@ -558,30 +573,61 @@ async fn breakdown(
         let t3 = Instant::now();
         plain_read(plain, ctx.tenant_id()).await?;
         let t4 = Instant::now();
+        let (_, [_began, set, read, done]) = hand_read_timed(hand, ctx.tenant_id()).await?;
         if i >= n / 10 {
             begin.push(t1 - t0);
             query.push(t2 - t1);
             commit.push(t3 - t2);
             total.push(t3 - t0);
             base.push(t4 - t3);
+            h_open.push(set - t4);
+            h_query.push(read - set);
+            h_commit.push(done - read);
+            h_total.push(done - t4);
         }
     }
     let b = Stat::of(&base);
+    let by_hand = "medians; ratio against the same phase of the hand-written transaction";
     Ok(vec![
         Row::latency(
             "1 task, one read: whole transaction vs plain read",
             &Stat::of(&total),
             &b,
-        ),
+        )
+        .note(PLAIN_PHASE_NOTE),
         Row::latency(
             "  of which acquire + BEGIN + SET LOCAL",
             &Stat::of(&begin),
             &b,
-        ),
-        Row::latency("  of which the SELECT (list 50)", &Stat::of(&query), &b),
-        Row::latency("  of which COMMIT", &Stat::of(&commit), &b),
+        )
+        .note(PLAIN_PHASE_NOTE),
+        Row::latency("  of which the SELECT (list 50)", &Stat::of(&query), &b)
+            .note(PLAIN_PHASE_NOTE),
+        Row::latency("  of which COMMIT", &Stat::of(&commit), &b).note(PLAIN_PHASE_NOTE),
+        Row::latency(
+            "1 task, one read: with_tenant vs the same transaction by hand",
+            &Stat::of(&total),
+            &Stat::of(&h_total),
+        )
+        .note(by_hand),
+        Row::latency(
+            "  opening: one message (isolation, context, schema entry, BEGIN) vs BEGIN, then SET LOCAL",
+            &Stat::of(&begin),
+            &Stat::of(&h_open),
+        )
+        .note(format!("{by_hand}; both with the acquire")),
+        Row::latency(
+            "  the SELECT (list 50): into SeaORM models vs decoded with sqlx",
+            &Stat::of(&query),
+            &Stat::of(&h_query),
+        )
+        .note(by_hand),
+        Row::latency("  COMMIT", &Stat::of(&commit), &Stat::of(&h_commit)).note(by_hand),
     ])
 }
+
+/// The note on the breakdown's rows against the plain read.
+const PLAIN_PHASE_NOTE: &str = "medians; ratio against the plain read's median";
 
 fn check_errors(sc: &mut Scenario, r: &LoadResult, side: &str) {
     if r.errors > 0 {
