@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use migration::names::ENTRY_SEARCH_PATH;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 use tracing::Instrument;
 
@@ -29,7 +30,25 @@ pub struct Tenantry {
     pub(crate) pipeline: std::sync::Arc<crate::pipeline::PipelinePool>,
 }
 
-async fn pool(url: &str, config: &TenantryConfig, max: u32) -> Result<DatabaseConnection> {
+/// Which pool [`pool`] connects, for its sessions' startup settings.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PoolKind {
+    /// The app pool: tenant transactions, and the app's few statements outside them (all
+    /// qualified). Its sessions start on the `search_path` every schema entry resets to
+    /// (`public, pg_temp`), so for a shared tenant the entry finds it set and sets nothing (no
+    /// transaction-local value pushed and popped, no path rebuilt by the next lookup), as the
+    /// one-round-trip pool's do (m0016).
+    App,
+    /// The superadmin pool: left on the login's own settings.
+    Superadmin,
+}
+
+async fn pool(
+    url: &str,
+    config: &TenantryConfig,
+    max: u32,
+    kind: PoolKind,
+) -> Result<DatabaseConnection> {
     let mut opts = ConnectOptions::new(url);
     opts.max_connections(max)
         .min_connections(config.pool_min.min(max))
@@ -38,9 +57,17 @@ async fn pool(url: &str, config: &TenantryConfig, max: u32) -> Result<DatabaseCo
         // docs/BENCHMARKS.md); connections idle for a while are still checked.
         .test_before_acquire_if_idle_for(std::time::Duration::from_secs(30))
         .sqlx_logging(false);
+    let mut startup = Vec::new();
+    if kind == PoolKind::App {
+        startup.push(("search_path", ENTRY_SEARCH_PATH.to_owned()));
+    }
     let ms = config.statement_timeout.as_millis();
     if ms > 0 {
-        opts.map_sqlx_postgres_opts(move |o| o.options([("statement_timeout", ms.to_string())]));
+        startup.push(("statement_timeout", ms.to_string()));
+    }
+    if !startup.is_empty() {
+        // Appended to the URL's own `options` (sqlx escapes the space in the path).
+        opts.map_sqlx_postgres_opts(move |o| o.options(startup.clone()));
     }
     Database::connect(opts).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot connect");
@@ -51,13 +78,13 @@ async fn pool(url: &str, config: &TenantryConfig, max: u32) -> Result<DatabaseCo
 impl Tenantry {
     /// Connects both pools.
     pub async fn connect(config: TenantryConfig) -> Result<Self> {
-        let app = pool(&config.app_url, &config, config.pool_max).await?;
+        let app = pool(&config.app_url, &config, config.pool_max, PoolKind::App).await?;
         if app.get_database_backend() != DbBackend::Postgres {
             return Err(ServiceError::invalid("app_url", "must be a PostgreSQL URL"));
         }
         let app_pg = app.get_postgres_connection_pool().clone();
         let superadmin = match &config.superadmin_url {
-            Some(url) => Some(pool(url, &config, 4).await?),
+            Some(url) => Some(pool(url, &config, 4, PoolKind::Superadmin).await?),
             None => None,
         };
         let auth_cache = config.auth_cache_ttl.map(|ttl| {

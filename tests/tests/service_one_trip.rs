@@ -506,6 +506,38 @@ async fn a_shared_tenants_entry_leaves_the_pipelined_sessions_path_as_it_is() ->
     Ok(())
 }
 
+// The same for `with_tenant` on the app pool, whose sessions start on the entry's path too.
+#[tokio::test]
+async fn a_shared_tenants_entry_leaves_the_app_pools_path_as_it_is() -> Result<()> {
+    let Env { svc, .. } = env_with(|c| c.with_pool(1)).await?;
+    let [a, ..] = three_tenants(&svc).await?;
+    svc.insert_one(&a.ctx, new_project("a's")).await?;
+    let (_, d_ctx) = dedicated(&svc, "app-path-d").await?;
+    svc.insert_one(&d_ctx, new_project("d's")).await?;
+    let left = async |ctx: &TenantContext| {
+        svc.with_tenant(ctx, async |tx| {
+            Ok(if_the_entry_left_the_path()
+                .filter(projects::Column::TenantId.eq(tx.tenant_id()))
+                .all(tx.conn())
+                .await?)
+        })
+        .await
+    };
+    for round in 0..2 {
+        let shared = left(&a.ctx).await?;
+        ensure!(
+            shared.len() == 1,
+            "round {round}: the shared tenant's entry set the path"
+        );
+        let set = left(&d_ctx).await?;
+        ensure!(
+            set.is_empty(),
+            "round {round}: the dedicated tenant kept public's path"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_callers_select_list_never_reaches_a_model() -> Result<()> {
     let Env { svc, .. } = env().await?;
