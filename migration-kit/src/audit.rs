@@ -203,7 +203,8 @@ const CHECKS: &[(&str, &str)] = &[
     ),
     (
         "unique_includes_tenant",
-        "SELECT t.schema || '.' || t.table || ' ' || i.indexrelid::regclass::text, \
+        "SELECT t.schema || '.' || t.table || ' ' || \
+           (SELECT x.relname FROM pg_class x WHERE x.oid = i.indexrelid), \
          EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attname = 'tenant_id' AND a.attnum = ANY (i.indkey)), \
          'unique index ' || pg_get_indexdef(i.indexrelid) \
          FROM tenant_tables t JOIN pg_index i ON i.indrelid = t.oid WHERE i.indisunique",

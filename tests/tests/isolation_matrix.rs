@@ -159,7 +159,7 @@ async fn granting_truncate_is_reported() -> anyhow::Result<()> {
         failures(&report),
         set(&[
             ("public.documents", "truncate"),
-            ("documents TRUNCATE", "app_no_dangerous_grants")
+            ("public.documents TRUNCATE", "app_no_dangerous_grants")
         ]),
         "{report}"
     );
