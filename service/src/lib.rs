@@ -22,6 +22,7 @@ pub mod error;
 pub mod members;
 pub mod permissions;
 pub mod pipeline;
+mod rows;
 pub mod superadmin;
 pub mod tenant_conn;
 pub mod tenant_move;

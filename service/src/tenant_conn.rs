@@ -26,11 +26,14 @@
 
 use std::sync::Arc;
 
+use entity::TenantScoped;
 use sea_orm::{
-    ConnectionTrait, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr, Statement, Values,
+    ConnectionTrait, DbBackend, DbErr, ExecResult, FromQueryResult, QueryResult, RuntimeErr,
+    Statement, Values,
 };
 use sea_query_sqlx::SqlxValues;
 use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgRow;
 use sqlx::{Executor, PgPool, Postgres};
 use tokio::sync::Mutex;
 
@@ -172,6 +175,56 @@ fn open(guard: &mut Option<PoolConnection<Postgres>>) -> Result<&mut sqlx::PgCon
     guard
         .as_deref_mut()
         .ok_or_else(|| DbErr::Custom("the tenant transaction has ended".into()))
+}
+
+impl TenantConn {
+    /// The rows of `stmt`, a statement that selects (or returns) exactly `E`'s columns in
+    /// `E`'s order, each as `E`'s model read by position (`rows.rs`); a row that does not fit
+    /// is read by name, as SeaORM's `all()` would.
+    pub(crate) async fn fetch_models<E: TenantScoped>(
+        &self,
+        stmt: &Statement,
+    ) -> Result<Vec<E::Model>, DbErr> {
+        let rows = {
+            let mut txn = self.txn.lock().await;
+            query(stmt)
+                .fetch_all(open(&mut txn)?)
+                .await
+                .map_err(query_err)?
+        };
+        rows.into_iter().map(read_model::<E>).collect()
+    }
+
+    /// The first row of `stmt` (as [`TenantConn::fetch_models`]), if any.
+    pub(crate) async fn fetch_model<E: TenantScoped>(
+        &self,
+        stmt: &Statement,
+    ) -> Result<Option<E::Model>, DbErr> {
+        let row = {
+            let mut txn = self.txn.lock().await;
+            query(stmt)
+                .fetch_optional(open(&mut txn)?)
+                .await
+                .map_err(query_err)?
+        };
+        row.map(read_model::<E>).transpose()
+    }
+}
+
+/// One row as `E`'s model: by position, or by name where the row does not fit.
+fn read_model<E: TenantScoped>(row: PgRow) -> Result<E::Model, DbErr> {
+    match crate::rows::model::<E>(&row) {
+        Ok(model) => Ok(model),
+        Err(unfit) => {
+            tracing::debug!(
+                column = unfit.column,
+                error = unfit.error,
+                "{}; read by name",
+                unfit.what
+            );
+            E::Model::from_query_result(&QueryResult::from(row), "")
+        }
+    }
 }
 
 #[async_trait::async_trait]

@@ -8,11 +8,11 @@
 
 use entity::TenantScoped;
 use sea_orm::IdenStatic;
-use sea_orm::sea_query::{IntoCondition, Value};
+use sea_orm::sea_query::{IntoCondition, Query, Value};
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, Condition, DeleteMany, EntityTrait,
-    IntoActiveModel, Iterable, Order, PaginatorTrait, PrimaryKeyToColumn, QueryFilter, QueryOrder,
-    QuerySelect, Select, UpdateMany,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, Condition, DbBackend, DeleteMany,
+    EntityTrait, IntoActiveModel, Iterable, Order, PaginatorTrait, PrimaryKeyToColumn, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -140,11 +140,12 @@ impl TenantTx {
         id: impl Into<Value>,
     ) -> Result<Option<E::Model>> {
         let col = id_column::<E>()?;
-        Ok(self
+        let stmt = self
             .select::<E>()
             .filter(col.eq(id.into()))
-            .one(&self.txn)
-            .await?)
+            .limit(1)
+            .build(DbBackend::Postgres);
+        Ok(self.txn.fetch_model::<E>(&stmt).await?)
     }
 
     /// One row by its id, or [`ServiceError::NotFound`] naming `what`.
@@ -176,11 +177,11 @@ impl TenantTx {
             query = query.order_by(col, ord);
         }
         query = query.order_by(id_column::<E>()?, Order::Asc);
-        Ok(query
+        let stmt = query
             .offset(page.offset)
             .limit(page.limit)
-            .all(&self.txn)
-            .await?)
+            .build(DbBackend::Postgres);
+        Ok(self.txn.fetch_models::<E>(&stmt).await?)
     }
 
     /// How many rows match `filter`.
@@ -204,7 +205,23 @@ impl TenantTx {
     {
         self.ctx.require_write()?;
         self.claim(&mut row)?;
-        Ok(row.insert(&self.txn).await?)
+        // What SeaORM's `ActiveModelTrait::insert` does (the hooks, `INSERT ... RETURNING`
+        // every column as SeaORM returns it), the returned row read by position.
+        let row = ActiveModelBehavior::before_save(row, &self.txn, true).await?;
+        let mut insert = <A::Entity as EntityTrait>::insert(row);
+        insert.query().returning(
+            Query::returning().exprs(
+                <A::Entity as EntityTrait>::Column::iter()
+                    .map(|c| c.select_as(c.into_returning_expr(DbBackend::Postgres))),
+            ),
+        );
+        let stmt = insert.build(DbBackend::Postgres);
+        let model = self
+            .txn
+            .fetch_model::<A::Entity>(&stmt)
+            .await?
+            .ok_or_else(|| sea_orm::DbErr::RecordNotFound("the insert returned no row".into()))?;
+        Ok(A::after_save(model, &self.txn, true).await?)
     }
 
     /// Updates a row of this tenant (its primary key, which includes `tenant_id`, is the WHERE).

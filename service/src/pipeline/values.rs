@@ -10,7 +10,6 @@
 
 use entity::TenantScoped;
 use sea_orm::sea_query::{ArrayType, Value};
-use sea_orm::{ActiveModelTrait, IdenStatic, Iterable, TryIntoModel};
 use tokio_postgres::Row;
 use tokio_postgres::types::{ToSql, Type};
 
@@ -99,106 +98,24 @@ fn array_param(ty: ArrayType, items: Option<Vec<Value>>) -> Result<Param> {
     })
 }
 
-/// An array column as SeaORM's `Value::Array` of `ty`, each element wrapped by `wrap`.
-fn array<T>(
-    row: &Row,
-    idx: usize,
-    ty: ArrayType,
-    wrap: fn(Option<T>) -> Value,
-) -> std::result::Result<Value, tokio_postgres::Error>
-where
-    T: for<'a> tokio_postgres::types::FromSql<'a>,
-{
-    let items: Option<Vec<Option<T>>> = row.try_get(idx)?;
-    Ok(Value::Array(
-        ty,
-        items.map(|v| Box::new(v.into_iter().map(wrap).collect())),
-    ))
-}
-
 /// All parameters of a statement, in order.
 pub(crate) fn params(values: Option<&sea_orm::Values>) -> Result<Vec<Param>> {
     values.map_or(Ok(Vec::new()), |v| v.0.iter().map(param).collect())
 }
 
-/// One column of `row` as the `Value` SeaORM's models read.
-fn column_value(row: &Row, idx: usize) -> std::result::Result<Value, tokio_postgres::Error> {
-    let ty = row.columns()[idx].type_().clone();
-    Ok(match ty {
-        Type::BOOL => Value::Bool(row.try_get(idx)?),
-        Type::INT2 => Value::SmallInt(row.try_get(idx)?),
-        Type::INT4 => Value::Int(row.try_get(idx)?),
-        Type::INT8 => Value::BigInt(row.try_get(idx)?),
-        Type::FLOAT4 => Value::Float(row.try_get(idx)?),
-        Type::FLOAT8 => Value::Double(row.try_get(idx)?),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => Value::String(row.try_get(idx)?),
-        Type::BYTEA => Value::Bytes(row.try_get(idx)?),
-        Type::UUID => Value::Uuid(row.try_get(idx)?),
-        Type::JSON | Type::JSONB => Value::Json(
-            row.try_get::<_, Option<serde_json::Value>>(idx)?
-                .map(Box::new),
-        ),
-        Type::DATE => Value::ChronoDate(row.try_get(idx)?),
-        Type::TIME => Value::ChronoTime(row.try_get(idx)?),
-        Type::TIMESTAMP => Value::ChronoDateTime(row.try_get(idx)?),
-        Type::TIMESTAMPTZ => Value::ChronoDateTimeWithTimeZone(row.try_get(idx)?),
-        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => {
-            array(row, idx, ArrayType::String, Value::String)?
-        }
-        Type::UUID_ARRAY => array(row, idx, ArrayType::Uuid, Value::Uuid)?,
-        Type::INT4_ARRAY => array(row, idx, ArrayType::Int, Value::Int)?,
-        Type::INT8_ARRAY => array(row, idx, ArrayType::BigInt, Value::BigInt)?,
-        Type::BOOL_ARRAY => array(row, idx, ArrayType::Bool, Value::Bool)?,
-        // `citext` (the users' e-mail) and other text-like types read as text; tokio-postgres
-        // refuses any other type here with a type error, which the caller reports.
-        _ => Value::String(row.try_get(idx)?),
-    })
-}
-
-/// A tokio-postgres row as `E`'s model. The row's columns must be `E`'s, in `E`'s order and
-/// under their own names, as the pipelined select list and `RETURNING` clause put them
-/// (`columns.rs`); anything else is refused, never matched up by guessing. Each value goes
-/// into an active model through SeaORM's own conversion (`try_set`), which then becomes the
-/// model: no map of names per row, as SeaORM's `FromQueryResult` over a `ProxyRow` would build.
+/// A tokio-postgres row as `E`'s model ([`crate::rows::model`]). The row's columns must be
+/// `E`'s, in `E`'s order and under their own names, as the pipelined select list and
+/// `RETURNING` clause put them (`columns.rs`); anything else is refused, never matched up by
+/// guessing.
 pub(crate) fn model<E: TenantScoped>(row: &Row) -> Result<E::Model> {
-    let unfit = |what: &str, column: &str, e: &dyn std::fmt::Display| {
-        tracing::warn!(column, error = %e, "{what}");
-        ServiceError::Unavailable("a row does not fit its model".into())
-    };
-    let columns = row.columns();
-    if columns.len() != E::Column::iter().count() {
-        return Err(unfit(
-            "a pipelined row has other columns than its entity",
-            "",
-            &columns.len(),
-        ));
-    }
-    let mut active = <E::ActiveModel as ActiveModelTrait>::default();
-    for ((idx, col), column) in E::Column::iter().enumerate().zip(columns) {
-        if column.name() != col.as_str() {
-            return Err(unfit(
-                "a pipelined row's column is not its entity's",
-                column.name(),
-                &col.as_str(),
-            ));
-        }
-        let value = column_value(row, idx).map_err(|e| {
-            tracing::warn!(column = column.name(), error = %e, "cannot decode a pipelined column");
-            ServiceError::Unavailable(
-                "a column of a type the one-round-trip path cannot read".into(),
-            )
-        })?;
-        active.try_set(col, value).map_err(|e| {
-            unfit(
-                "a pipelined value does not fit its field",
-                column.name(),
-                &e,
-            )
-        })?;
-    }
-    active
-        .try_into_model()
-        .map_err(|e| unfit("a pipelined row does not make a model", "", &e))
+    crate::rows::model::<E>(row).map_err(|unfit| {
+        tracing::warn!(column = unfit.column, error = unfit.error, "{}", unfit.what);
+        ServiceError::Unavailable(if unfit.what == crate::rows::NOT_READ_BY_POSITION {
+            "a column of a type the one-round-trip path cannot read".into()
+        } else {
+            "a row does not fit its model".into()
+        })
+    })
 }
 
 #[cfg(test)]
