@@ -158,14 +158,15 @@ fn set<A: ActiveModelTrait>(
     col: <A::Entity as sea_orm::EntityTrait>::Column,
     value: Value,
 ) -> Result<(), sea_orm::DbErr> {
-    let utc = match &value {
-        Value::ChronoDateTimeWithTimeZone(v) => Some(Value::ChronoDateTimeUtc(
-            v.map(|d| d.with_timezone(&chrono::Utc)),
-        )),
+    let offered = match &value {
+        Value::ChronoDateTimeWithTimeZone(v) => Some(*v),
         _ => None,
     };
-    match (active.try_set(col, value), utc) {
-        (Err(_), Some(utc)) => active.try_set(col, utc),
+    match (active.try_set(col, value), offered) {
+        (Err(_), Some(v)) => active.try_set(
+            col,
+            Value::ChronoDateTimeUtc(v.map(|d| d.with_timezone(&chrono::Utc))),
+        ),
         (result, _) => result,
     }
 }
