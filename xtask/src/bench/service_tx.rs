@@ -451,8 +451,11 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
     let ctx = contexts(&tenantry, fx, 1).await?.remove(0);
     let hand = hand_pool(&fx.db.url(LoginRole::App), p.pool).await?;
     let n = if p.quick { 50 } else { 1000 };
-    sc.rows
-        .extend(breakdown(&tenantry, &ctx, &plain, &hand, n).await?);
+    let mut rows = breakdown(&tenantry, &ctx, &plain, &hand, n).await?;
+    // After the opening's row, before the SELECT's and COMMIT's.
+    let at = rows.len().saturating_sub(2);
+    rows.insert(at, entry_cost(&fx.db.url(LoginRole::App), &ctx, n).await?);
+    sc.rows.extend(rows);
     hand.close().await;
     tenantry.close().await?;
     plain.close().await?;
@@ -623,6 +626,49 @@ async fn breakdown(
         .note(by_hand),
         Row::latency("  COMMIT", &Stat::of(&commit), &Stat::of(&h_commit)).note(by_hand),
     ])
+}
+
+/// What the schema entry costs a shared tenant's opening: the service's opening message
+/// against the same message without `SELECT tenancy.enter_tenant_schema()`, interleaved on one
+/// connection like the service's (the app login, its session already on the entry's
+/// `search_path`, so the entry's resets find nothing to do), each rolled back untimed.
+async fn entry_cost(url: &str, ctx: &TenantContext, n: usize) -> anyhow::Result<Row> {
+    use sqlx::{ConnectOptions, Connection, Executor};
+    let opts: sqlx::postgres::PgConnectOptions = url.parse()?;
+    let mut conn = opts
+        .options([("search_path", migration::names::ENTRY_SEARCH_PATH)])
+        .connect()
+        .await?;
+    let with = service::tx::begin_sql(ctx);
+    let without = format!(
+        "{}; {}; BEGIN",
+        service::tx::READ_COMMITTED_SQL,
+        service::tx::set_local_sql(ctx)
+    );
+    let (mut entered, mut bare) = (vec![], vec![]);
+    for i in 0..n + n / 10 {
+        for (sql, out) in [(&with, &mut entered), (&without, &mut bare)] {
+            let t = Instant::now();
+            (&mut conn)
+                .execute(sqlx::AssertSqlSafe(sql.clone()))
+                .await?;
+            let d = t.elapsed();
+            (&mut conn).execute("ROLLBACK").await?;
+            if i >= n / 10 {
+                out.push(d);
+            }
+        }
+    }
+    conn.close().await?;
+    Ok(Row::latency(
+        "  of the opening, the schema entry: with it vs the same message without",
+        &Stat::of(&entered),
+        &Stat::of(&bare),
+    )
+    .note(
+        "medians, one connection, interleaved: the opening message with and without \
+         SELECT tenancy.enter_tenant_schema(), each rolled back untimed",
+    ))
 }
 
 /// The note on the breakdown's rows against the plain read.
