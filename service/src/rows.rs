@@ -153,22 +153,40 @@ fn column_value(row: &impl Cells, idx: usize) -> Result<Value, String> {
 
 /// Sets `col` to `value`; a `timestamptz` the field declines as `DateTimeWithTimeZone` is
 /// offered as `DateTimeUtc` (the other type SeaORM maps it to) before giving up.
+///
+/// An array is set under `catch_unwind`: sea-query's conversion of `Vec<T>` checks only the
+/// array's element type and then unwraps each element's own conversion, so an element the
+/// field's type refuses (a label a `Vec<MyEnum>` does not know, written by a newer release or
+/// by hand) panics inside it. Caught, it is a value that does not fit, like any other: the
+/// caller reads the row by name (SeaORM's error) or refuses it. The active model is dropped
+/// with the error. (A build with `panic = "abort"` still aborts there, as in any dependency.)
 fn set<A: ActiveModelTrait>(
     active: &mut A,
     col: <A::Entity as sea_orm::EntityTrait>::Column,
     value: Value,
-) -> Result<(), sea_orm::DbErr> {
+) -> Result<(), String> {
     let offered = match &value {
         Value::ChronoDateTimeWithTimeZone(v) => Some(*v),
         _ => None,
     };
-    match (active.try_set(col, value), offered) {
+    let result = if matches!(value, Value::Array(..)) {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| active.try_set(col, value)))
+            .unwrap_or_else(|_| {
+                Err(sea_orm::DbErr::Type(
+                    "an array element its field refuses".into(),
+                ))
+            })
+    } else {
+        active.try_set(col, value)
+    };
+    match (result, offered) {
         (Err(_), Some(v)) => active.try_set(
             col,
             Value::ChronoDateTimeUtc(v.map(|d| d.with_timezone(&chrono::Utc))),
         ),
         (result, _) => result,
     }
+    .map_err(|e| e.to_string())
 }
 
 /// `row` as `E`'s model. The row's columns must be `E`'s, in `E`'s order and under their own
