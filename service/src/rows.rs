@@ -18,7 +18,7 @@
 
 use entity::TenantScoped;
 use sea_orm::sea_query::{ArrayType, Value};
-use sea_orm::{ActiveModelTrait, IdenStatic, Iterable, TryIntoModel};
+use sea_orm::{ActiveModelTrait, IdenStatic, Iterable, ModelTrait, TryIntoModel};
 use sqlx::Postgres;
 use tokio_postgres::types::{FromSql, Type};
 
@@ -218,4 +218,20 @@ pub(crate) fn model<E: TenantScoped>(row: &impl Cells) -> Result<E::Model, Unfit
     active
         .try_into_model()
         .map_err(|e| Unfit::new("a row does not make a model", "", e))
+}
+
+/// `model`, which must be `tenant`'s: the statement that read it filtered by the tenant, and row
+/// level security did too, so a row of another tenant here is a bug in both, refused (logged as
+/// an error, answered as unavailable) rather than returned.
+pub(crate) fn of_tenant<E: TenantScoped>(
+    tenant: uuid::Uuid,
+    model: E::Model,
+) -> crate::error::Result<E::Model> {
+    if model.get(E::tenant_column()) != Value::Uuid(Some(tenant)) {
+        tracing::error!("a row read for a tenant is not the tenant's");
+        return Err(crate::error::ServiceError::Unavailable(
+            "a row does not fit its model".into(),
+        ));
+    }
+    Ok(model)
 }

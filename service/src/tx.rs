@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::context::TenantContext;
 use crate::error::{Result, ServiceError};
+use crate::rows::of_tenant;
 use crate::tenant_conn::TenantConn;
 
 /// The largest page a list returns.
@@ -145,7 +146,11 @@ impl TenantTx {
             .filter(col.eq(id.into()))
             .limit(1)
             .build(DbBackend::Postgres);
-        Ok(self.txn.fetch_model::<E>(&stmt).await?)
+        self.txn
+            .fetch_model::<E>(&stmt)
+            .await?
+            .map(|m| of_tenant::<E>(self.tenant_id(), m))
+            .transpose()
     }
 
     /// One row by its id, or [`ServiceError::NotFound`] naming `what`.
@@ -181,7 +186,12 @@ impl TenantTx {
             .offset(page.offset)
             .limit(page.limit)
             .build(DbBackend::Postgres);
-        Ok(self.txn.fetch_models::<E>(&stmt).await?)
+        self.txn
+            .fetch_models::<E>(&stmt)
+            .await?
+            .into_iter()
+            .map(|m| of_tenant::<E>(self.tenant_id(), m))
+            .collect()
     }
 
     /// How many rows match `filter`.
@@ -221,6 +231,7 @@ impl TenantTx {
             .fetch_model::<A::Entity>(&stmt)
             .await?
             .ok_or_else(|| sea_orm::DbErr::RecordNotFound("the insert returned no row".into()))?;
+        let model = of_tenant::<A::Entity>(self.tenant_id(), model)?;
         Ok(A::after_save(model, &self.txn, true).await?)
     }
 

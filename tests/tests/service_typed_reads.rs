@@ -100,6 +100,37 @@ mod palettes {
     }
 }
 
+/// A table of the user's own that was never made tenant-scoped (no row level security), whose
+/// trigger moves every new row to another tenant: the bug the tenant check on what `TenantTx`
+/// reads back is there for.
+mod drifting {
+    use sea_orm::entity::prelude::*;
+
+    /// A row of `public.drifting`.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(schema_name = "public", table_name = "drifting")]
+    pub struct Model {
+        /// The tenant.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        /// The row's id.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+
+    impl entity::TenantScoped for Entity {
+        fn tenant_column() -> Column {
+            Column::TenantId
+        }
+    }
+}
+
 /// Creates `public.<table>` (`columns` after its `id`) as the owner and makes it tenant-scoped.
 async fn user_table(env: &service_support::Env, table: &str, columns: &str) -> Result<()> {
     let owner_db = env.db.connect(LoginRole::Owner, 1).await?;
@@ -320,5 +351,57 @@ async fn an_array_element_its_field_refuses_is_an_error_not_a_panic() -> Result<
         )
         .await?;
     ensure!(ok.as_ref() == Some(&good), "{ok:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_row_read_back_for_another_tenant_is_refused_and_rolled_back() -> Result<()> {
+    let env = service_support::env().await?;
+    let owner_db = env.db.connect(LoginRole::Owner, 1).await?;
+    let elsewhere = Uuid::new_v4();
+    owner_db
+        .execute_unprepared(&format!(
+            "CREATE TABLE public.drifting (tenant_id uuid NOT NULL, \
+               id uuid NOT NULL DEFAULT gen_random_uuid(), PRIMARY KEY (tenant_id, id)); \
+             CREATE FUNCTION public.drift() RETURNS trigger LANGUAGE plpgsql AS \
+               $$BEGIN NEW.tenant_id := '{elsewhere}'; RETURN NEW; END$$; \
+             CREATE TRIGGER drift BEFORE INSERT ON public.drifting \
+               FOR EACH ROW EXECUTE FUNCTION public.drift(); \
+             GRANT SELECT, INSERT ON public.drifting TO {}",
+            migration::names::APP_ROLE
+        ))
+        .await?;
+    owner_db.close().await?;
+    let owner = service_support::user(&env.svc, "drift@example.test", "D").await?;
+    let (_, ctx) = service_support::tenant(&env.svc, "Drift", "drift", "free", owner).await?;
+
+    let err = env
+        .svc
+        .with_tenant(&ctx, async |tx| {
+            tx.insert(drifting::ActiveModel {
+                ..Default::default()
+            })
+            .await
+        })
+        .await
+        .expect_err("the row came back as another tenant's");
+    ensure!(
+        matches!(err, service::ServiceError::Unavailable(_)),
+        "{err:?}"
+    );
+    ensure!(
+        !err.to_string().contains(&elsewhere.to_string()),
+        "the error names no other tenant: {err}"
+    );
+    let left = env
+        .su
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) FROM public.drifting",
+        ))
+        .await?
+        .map(|r| r.try_get_by_index::<i64>(0))
+        .transpose()?;
+    ensure!(left == Some(0), "the insert was rolled back: {left:?}");
     Ok(())
 }

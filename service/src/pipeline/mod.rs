@@ -36,7 +36,7 @@ mod values;
 use entity::TenantScoped;
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, IntoActiveModel,
-    ModelTrait, QueryFilter, QuerySelect, QueryTrait, Select, Statement, Value,
+    QueryFilter, QuerySelect, QueryTrait, Select, Statement,
 };
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -332,14 +332,7 @@ impl Tenantry {
 /// A row as `E`'s model, which must be `ctx`'s tenant's (the statement filtered by it: a row
 /// of another tenant here is a bug, refused rather than returned).
 fn model<E: TenantScoped>(ctx: &TenantContext, row: &Row) -> Result<E::Model> {
-    let model = values::model::<E>(row)?;
-    if model.get(E::tenant_column()) != Value::Uuid(Some(ctx.tenant_id())) {
-        tracing::error!("a pipelined row is not of the context's tenant");
-        return Err(ServiceError::Unavailable(
-            "a row does not fit its model".into(),
-        ));
-    }
-    Ok(model)
+    crate::rows::of_tenant::<E>(ctx.tenant_id(), values::model::<E>(row)?)
 }
 
 #[cfg(test)]
