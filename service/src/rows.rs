@@ -76,9 +76,6 @@ impl Cells for sqlx::postgres::PgRow {
     }
 }
 
-/// [`Unfit::what`] for a column whose type or value the driver would not decode.
-pub(crate) const NOT_READ_BY_POSITION: &str = "a column of a type not read by position";
-
 /// Why a row does not make its entity's model.
 #[derive(Debug)]
 pub(crate) struct Unfit {
@@ -88,6 +85,9 @@ pub(crate) struct Unfit {
     pub column: String,
     /// The driver's or SeaORM's own words.
     pub error: String,
+    /// Whether the driver could not decode the column (its type is outside the list), rather
+    /// than the row or a value not fitting the model.
+    pub undecodable: bool,
 }
 
 impl Unfit {
@@ -96,6 +96,7 @@ impl Unfit {
             what,
             column: column.to_owned(),
             error: error.to_string(),
+            undecodable: false,
         }
     }
 }
@@ -210,8 +211,10 @@ pub(crate) fn model<E: TenantScoped>(row: &impl Cells) -> Result<E::Model, Unfit
                 col.as_str(),
             ));
         }
-        let value =
-            column_value(row, idx).map_err(|e| Unfit::new(NOT_READ_BY_POSITION, name, e))?;
+        let value = column_value(row, idx).map_err(|e| Unfit {
+            undecodable: true,
+            ..Unfit::new("a column of a type not read by position", name, e)
+        })?;
         set(&mut active, col, value)
             .map_err(|e| Unfit::new("a value does not fit its field", name, e))?;
     }

@@ -110,7 +110,7 @@ pub(crate) fn params(values: Option<&sea_orm::Values>) -> Result<Vec<Param>> {
 pub(crate) fn model<E: TenantScoped>(row: &Row) -> Result<E::Model> {
     crate::rows::model::<E>(row).map_err(|unfit| {
         tracing::warn!(column = unfit.column, error = unfit.error, "{}", unfit.what);
-        ServiceError::Unavailable(if unfit.what == crate::rows::NOT_READ_BY_POSITION {
+        ServiceError::Unavailable(if unfit.undecodable {
             "a column of a type the one-round-trip path cannot read".into()
         } else {
             "a row does not fit its model".into()
