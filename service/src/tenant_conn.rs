@@ -194,21 +194,6 @@ impl TenantConn {
         };
         rows.into_iter().map(read_model::<E>).collect()
     }
-
-    /// The first row of `stmt` (as [`TenantConn::fetch_models`]), if any.
-    pub(crate) async fn fetch_model<E: TenantScoped>(
-        &self,
-        stmt: &Statement,
-    ) -> Result<Option<E::Model>, DbErr> {
-        let row = {
-            let mut txn = self.txn.lock().await;
-            query(stmt)
-                .fetch_optional(open(&mut txn)?)
-                .await
-                .map_err(query_err)?
-        };
-        row.map(read_model::<E>).transpose()
-    }
 }
 
 /// One row as `E`'s model: by position, or by name where the row does not fit.

@@ -147,8 +147,10 @@ impl TenantTx {
             .limit(1)
             .build(DbBackend::Postgres);
         self.txn
-            .fetch_model::<E>(&stmt)
+            .fetch_models::<E>(&stmt)
             .await?
+            .into_iter()
+            .next()
             .map(|m| of_tenant::<E>(self.tenant_id(), m))
             .transpose()
     }
@@ -228,8 +230,10 @@ impl TenantTx {
         let stmt = insert.build(DbBackend::Postgres);
         let model = self
             .txn
-            .fetch_model::<A::Entity>(&stmt)
+            .fetch_models::<A::Entity>(&stmt)
             .await?
+            .into_iter()
+            .next()
             .ok_or_else(|| sea_orm::DbErr::RecordNotFound("the insert returned no row".into()))?;
         let model = of_tenant::<A::Entity>(self.tenant_id(), model)?;
         Ok(A::after_save(model, &self.txn, true).await?)

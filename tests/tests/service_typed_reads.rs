@@ -393,15 +393,7 @@ async fn a_row_read_back_for_another_tenant_is_refused_and_rolled_back() -> Resu
         !err.to_string().contains(&elsewhere.to_string()),
         "the error names no other tenant: {err}"
     );
-    let left = env
-        .su
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT count(*) FROM public.drifting",
-        ))
-        .await?
-        .map(|r| r.try_get_by_index::<i64>(0))
-        .transpose()?;
-    ensure!(left == Some(0), "the insert was rolled back: {left:?}");
+    let left = service_support::scalar(&env.su, "SELECT count(*) FROM public.drifting", []).await?;
+    ensure!(left == 0, "the insert was rolled back: {left}");
     Ok(())
 }
