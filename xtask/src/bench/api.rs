@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::Params;
-use super::load::{alternate, closed_loop};
+use super::load::{alternate, closed_loop, cpu_note};
 use super::report::{Cmp, Row, Scenario};
 use super::service_tx::contexts;
 use super::setup::{Fixture, rows};
@@ -213,7 +213,8 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
                 b.rate(),
                 &b.stat(),
             )
-            .target_ratio(Cmp::Ge, 0.8),
+            .target_ratio(Cmp::Ge, 0.8)
+            .also(cpu_note(&o, &b)),
         );
     }
     // Write the meter's last batch, then count the events.

@@ -15,6 +15,7 @@ mod api;
 mod auth;
 mod backfill;
 mod backfill_tenant_root;
+mod cpu;
 mod dedicated;
 mod load;
 mod login_flood;
@@ -214,6 +215,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// others still run).
 pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
     let started = Instant::now();
+    let run_ticks = cpu::CpuTicks::now();
     let p = Params::resolve(args);
     let cluster = tenantry_tests::shared_cluster()?;
     let su = connect(
@@ -272,6 +274,7 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
             continue;
         }
         let t = Instant::now();
+        let ticks = cpu::CpuTicks::now();
         let result = match (id, &fixture) {
             (3, _) => backfill::run(&p).await,
             (7, _) => dedicated::run(&p).await,
@@ -294,6 +297,12 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
             }
         };
         sc.wall_s = t.elapsed().as_secs_f64();
+        if let Some(steal) = cpu::steal_text(&cpu::since(ticks)) {
+            sc.notes.push(format!(
+                "host during this scenario: {steal} (a virtual CPU runnable but not run; \
+                 wall-clock ratios swing with it, CPU per op much less)"
+            ));
+        }
         scenarios.push(sc);
     }
     scenarios.sort_by_key(|s| s.id);
@@ -317,6 +326,7 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
         command,
         started_at,
         wall_s: started.elapsed().as_secs_f64(),
+        steal: cpu::since(run_ticks).steal_share(),
         machine,
         params: serde_json::to_value(&p)?,
         scenarios,

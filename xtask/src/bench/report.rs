@@ -183,6 +183,17 @@ impl Row {
         self
     }
 
+    /// Adds a remark after the one already there (or as the first), if there is one to add.
+    pub fn also(mut self, more: Option<String>) -> Self {
+        if let Some(more) = more {
+            self.note = Some(match self.note.take() {
+                Some(n) => format!("{n}; {more}"),
+                None => more,
+            });
+        }
+        self
+    }
+
     fn ours_cell(&self) -> String {
         cell(self.unit, self.ours, self.ours_p95_ms, self.ours_p99_ms)
     }
@@ -348,6 +359,9 @@ pub struct Report {
     pub started_at: String,
     /// Total wall time (s).
     pub wall_s: f64,
+    /// The share of the machine's time stolen by the host during the run (`/proc/stat`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steal: Option<f64>,
     /// The machine.
     pub machine: Machine,
     /// The sizes used.
@@ -463,6 +477,13 @@ impl Report {
             }
         }
         let _ = writeln!(out, "wall time: {:.1} s", self.wall_s);
+        if let Some(steal) = self.steal {
+            let _ = writeln!(
+                out,
+                "host steal: {:.0}% of the machine's time",
+                steal * 100.0
+            );
+        }
         out
     }
 
@@ -483,6 +504,13 @@ impl Report {
         let _ = writeln!(out, "| build profile | {} |", m.profile);
         let _ = writeln!(out, "| load average at start | {} |", m.loadavg_at_start);
         let _ = writeln!(out, "| total wall time | {:.0} s |", self.wall_s);
+        if let Some(steal) = self.steal {
+            let _ = writeln!(
+                out,
+                "| host steal during the run | {:.0}% of the machine's time |",
+                steal * 100.0
+            );
+        }
         let _ = writeln!(
             out,
             "| parameters | `{}` |\n",

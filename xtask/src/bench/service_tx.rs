@@ -31,7 +31,7 @@ use tenantry_tests::logins::{APP_LOGIN, LoginRole};
 use uuid::Uuid;
 
 use super::Params;
-use super::load::{LoadResult, alternate, closed_loop};
+use super::load::{LoadResult, alternate, closed_loop, cpu_note};
 use super::report::{Cmp, Explain, Row, Scenario};
 use super::setup::{BENCH_OWNER, Fixture, exec_text, snippet, tenant_uuid, text_lines};
 use super::stats::Stat;
@@ -423,21 +423,25 @@ pub async fn run(p: &Params, fx: &Fixture, port: u16) -> anyhow::Result<Scenario
                     b.rate(),
                     &b.stat(),
                 );
-                sc.rows.push(match (path, baseline) {
-                    // A one-statement unit's target against plain SeaORM is the one-round-trip
-                    // path's; `with_tenant` (whose closure may await between statements) pays
-                    // 3 round trips against the autocommit read's 1, and is shown for reference.
-                    (Path::Tx, Baseline::Plain) => row.note(WITH_TENANT_NOTE),
-                    // Against the same transaction by hand, both paths carry the target: for
-                    // `with_tenant` it is like for like (3 round trips against 4).
-                    (Path::Tx, Baseline::ByHand) => row
-                        .target_ratio(Cmp::Ge, 0.95)
-                        .note(format!("{BY_HAND_NOTE}; {WITH_TENANT_BY_HAND_NOTE}")),
-                    (Path::OneTrip, Baseline::Plain) => row.target_ratio(Cmp::Ge, 0.85),
-                    (Path::OneTrip, Baseline::ByHand) => row
-                        .target_ratio(Cmp::Ge, 0.95)
-                        .note(format!("{BY_HAND_NOTE}; {ONE_TRIP_BY_HAND_NOTE}")),
-                });
+                let cpu = cpu_note(&o, &b);
+                sc.rows.push(
+                    match (path, baseline) {
+                        // A one-statement unit's target against plain SeaORM is the one-round-trip
+                        // path's; `with_tenant` (whose closure may await between statements) pays
+                        // 3 round trips against the autocommit read's 1, and is shown for reference.
+                        (Path::Tx, Baseline::Plain) => row.note(WITH_TENANT_NOTE),
+                        // Against the same transaction by hand, both paths carry the target: for
+                        // `with_tenant` it is like for like (3 round trips against 4).
+                        (Path::Tx, Baseline::ByHand) => row
+                            .target_ratio(Cmp::Ge, 0.95)
+                            .note(format!("{BY_HAND_NOTE}; {WITH_TENANT_BY_HAND_NOTE}")),
+                        (Path::OneTrip, Baseline::Plain) => row.target_ratio(Cmp::Ge, 0.85),
+                        (Path::OneTrip, Baseline::ByHand) => row
+                            .target_ratio(Cmp::Ge, 0.95)
+                            .note(format!("{BY_HAND_NOTE}; {ONE_TRIP_BY_HAND_NOTE}")),
+                    }
+                    .also(cpu),
+                );
             }
         }
     }
