@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# What the schema entry costs the server, in instructions (docs/BENCHMARKS.md, scenario 2
+# findings): counted by valgrind's callgrind in a single-user backend, so the numbers repeat
+# whatever else the machine is doing (wall-clock timings on a shared host do not).
+#
+# Each variant is a tenant transaction's opening and its COMMIT, run 1 and 401 times as the app
+# login (SET SESSION AUTHORIZATION, so `role` is `none` as on a pooled connection); the
+# difference over 400 is the cost of one. The pieces are functions in a scratch schema of a
+# copy of the dev cluster's data: the dev cluster itself is not changed.
+#
+# Usage: docs/pgbench/entry_instructions.sh   (as root, with valgrind installed; it starts the
+# dev cluster with `cargo xtask db start`, applies the migrations, stops it to copy its data,
+# and starts it again)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+B="$(pg_config --bindir)"
+W=/tmp/tenantry-entry-cg
+T=00000000-0000-4000-8000-000000000007
+
+cargo xtask db start >/dev/null
+cargo run -q -p migration -- up >/dev/null 2>&1
+cargo xtask db stop >/dev/null
+rm -rf "$W"; mkdir -p "$W"
+cp -a target/tenantry-dev/data "$W/data"
+rm -f "$W/data/postmaster.pid"
+chown -R postgres "$W"
+cargo xtask db start >/dev/null
+
+single() { runuser -u postgres -- "$B/postgres" --single -D "$W/data" -c shared_buffers=32MB tenantry; }
+
+# 2,000 tenants (so the entry's lookup is an index scan, as in production) and the pieces.
+single >/dev/null 2>&1 <<SQL
+INSERT INTO tenancy.tenants (id, name, slug) VALUES ('$T', 'probe', 'probe') ON CONFLICT DO NOTHING
+INSERT INTO tenancy.tenants (name, slug) SELECT 'x' || g, 'x' || g FROM generate_series(1, 2000) g
+ANALYZE tenancy.tenants
+CREATE SCHEMA probe
+GRANT USAGE ON SCHEMA probe TO tenantry_app
+CREATE FUNCTION probe.empty() RETURNS void LANGUAGE plpgsql AS 'BEGIN END'
+CREATE FUNCTION probe.lock() RETURNS void LANGUAGE plpgsql AS 'BEGIN PERFORM pg_catalog.pg_advisory_xact_lock_shared(1953329014, pg_catalog.hashtext(tenancy.current_tenant_id()::text)); END'
+CREATE FUNCTION probe.lock_lookup() RETURNS void LANGUAGE plpgsql AS 'DECLARE s pg_catalog.text; BEGIN PERFORM pg_catalog.pg_advisory_xact_lock_shared(1953329014, pg_catalog.hashtext(tenancy.current_tenant_id()::text)); SELECT t.schema_name INTO s FROM tenancy.tenants t WHERE t.id = tenancy.current_tenant_id() AND t.isolation = ''dedicated''; END'
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA probe TO tenantry_app
+SQL
+
+# The script of one variant: its opening $2 and COMMIT, $1 times, as the app login.
+script() {
+  echo "SET SESSION AUTHORIZATION tenantry_app_login"
+  echo "SET search_path = public, pg_temp"
+  for _ in $(seq 1 "$1"); do echo "$2"; echo "COMMIT"; done
+}
+
+# Instructions of one run of variant $1 ($2: its opening) repeated $3 times.
+count() {
+  script "$3" "$2" >"$W/in.sql"
+  runuser -u postgres -- valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" \
+    "$B/postgres" --single -D "$W/data" -c shared_buffers=32MB tenantry <"$W/in.sql" >"$W/run.log" 2>&1
+  if grep -q ERROR "$W/run.log"; then echo "$1:" >&2; grep -m1 ERROR "$W/run.log" >&2; exit 1; fi
+  callgrind_annotate "$W/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'
+}
+
+CTX="SET LOCAL tenantry.tenant_id = '$T'; SET LOCAL tenantry.user_id = ''"
+OPEN="SET TRANSACTION ISOLATION LEVEL READ COMMITTED; $CTX"
+printf '%-46s %12s\n' variant "instr/tx"
+while IFS='|' read -r name opening; do
+  one="$(count "$name" "$opening" 1)"
+  many="$(count "$name" "$opening" 401)"
+  printf '%-46s %12d\n' "$name" $(((many - one) / 400))
+done <<EOF
+by hand: BEGIN; SET LOCAL|BEGIN; SET LOCAL tenantry.tenant_id = '$T'
+ours without the entry|$OPEN; BEGIN
+ours + SELECT 1|$OPEN; SELECT 1; BEGIN
+ours + an empty PL/pgSQL function|$OPEN; SELECT probe.empty(); BEGIN
+ours + the move lock (PL/pgSQL)|$OPEN; SELECT probe.lock(); BEGIN
+ours + the move lock and the tenant lookup|$OPEN; SELECT probe.lock_lookup(); BEGIN
+ours: the entry (tenancy.enter_tenant_schema)|$OPEN; SELECT tenancy.enter_tenant_schema(); BEGIN
+ours + SET LOCAL role, search_path, row_security|$OPEN; SET LOCAL role = none; SET LOCAL search_path = public, pg_temp; SET LOCAL row_security = on; BEGIN
+EOF
