@@ -33,11 +33,6 @@ impl LoadResult {
         if s > 0.0 { self.ops as f64 / s } else { 0.0 }
     }
 
-    /// The machine's busy CPU time per successful operation, in microseconds.
-    pub fn cpu_us_per_op(&self) -> Option<f64> {
-        self.cpu.busy_us_per(self.ops)
-    }
-
     /// Latency summary.
     pub fn stat(&self) -> Stat {
         Stat::of(&self.latencies)
@@ -129,7 +124,10 @@ where
 /// baseline's over ours, so it reads like a throughput ratio (higher is better). `None` off
 /// Linux.
 pub fn cpu_note(ours: &LoadResult, base: &LoadResult) -> Option<String> {
-    let (o, b) = (ours.cpu_us_per_op()?, base.cpu_us_per_op()?);
+    let (o, b) = (
+        ours.cpu.busy_us_per(ours.ops)?,
+        base.cpu.busy_us_per(base.ops)?,
+    );
     let steal = cpu::steal_text(&(ours.cpu + base.cpu)).unwrap_or_default();
     Some(format!(
         "CPU per op (client + server, steal excluded): ours {o:.0} µs, baseline {b:.0} µs, \
