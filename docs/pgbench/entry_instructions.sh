@@ -10,7 +10,7 @@
 #
 # Usage: docs/pgbench/entry_instructions.sh   (as root, with valgrind installed; it starts the
 # dev cluster with `cargo xtask db start`, applies the migrations, stops it to copy its data,
-# and starts it again)
+# and starts it again; the copy's app login is granted its roles as `cargo xtask demo` would)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B="$(pg_config --bindir)"
@@ -33,6 +33,8 @@ single >/dev/null 2>&1 <<SQL
 INSERT INTO tenancy.tenants (id, name, slug) VALUES ('$T', 'probe', 'probe') ON CONFLICT DO NOTHING
 INSERT INTO tenancy.tenants (name, slug) SELECT 'x' || g, 'x' || g FROM generate_series(1, 2000) g
 ANALYZE tenancy.tenants
+GRANT tenantry_app TO tenantry_app_login
+GRANT tenantry_dedicated TO tenantry_app_login
 CREATE SCHEMA probe
 GRANT USAGE ON SCHEMA probe TO tenantry_app
 CREATE FUNCTION probe.empty() RETURNS void LANGUAGE plpgsql AS 'BEGIN END'
@@ -58,19 +60,20 @@ count() {
 }
 
 CTX="SET LOCAL tenantry.tenant_id = '$T'; SET LOCAL tenantry.user_id = ''"
-OPEN="SET TRANSACTION ISOLATION LEVEL READ COMMITTED; $CTX"
-printf '%-46s %12s\n' variant "instr/tx"
+OPEN="BEGIN ISOLATION LEVEL READ COMMITTED; $CTX"
+printf '%-70s %12s\n' variant "instr/tx"
 while IFS='|' read -r name opening; do
   one="$(count "$name" "$opening" 1)"
   many="$(count "$name" "$opening" 401)"
-  printf '%-46s %12d\n' "$name" $(((many - one) / 400))
+  printf '%-70s %12d\n' "$name" $(((many - one) / 400))
 done <<EOF
 by hand: BEGIN; SET LOCAL|BEGIN; SET LOCAL tenantry.tenant_id = '$T'
-ours without the entry|$OPEN; BEGIN
-ours + SELECT 1|$OPEN; SELECT 1; BEGIN
-ours + an empty PL/pgSQL function|$OPEN; SELECT probe.empty(); BEGIN
-ours + the move lock (PL/pgSQL)|$OPEN; SELECT probe.lock(); BEGIN
-ours + the move lock and the tenant lookup|$OPEN; SELECT probe.lock_lookup(); BEGIN
-ours: the entry (tenancy.enter_tenant_schema)|$OPEN; SELECT tenancy.enter_tenant_schema(); BEGIN
-ours + SET LOCAL role, search_path, row_security|$OPEN; SET LOCAL role = none; SET LOCAL search_path = public, pg_temp; SET LOCAL row_security = on; BEGIN
+ours without the entry|$OPEN
+ours + SELECT 1|$OPEN; SELECT 1
+ours + an empty PL/pgSQL function|$OPEN; SELECT probe.empty()
+ours + the move lock (PL/pgSQL)|$OPEN; SELECT probe.lock()
+ours + the move lock and the tenant lookup|$OPEN; SELECT probe.lock_lookup()
+ours: the entry (tenancy.enter_tenant_schema)|$OPEN; SELECT tenancy.enter_tenant_schema()
+ours without the entry, + SET LOCAL role, search_path, row_security|$OPEN; SET LOCAL role = none; SET LOCAL search_path = public, pg_temp; SET LOCAL row_security = on
+the opening before 2026-12-03 (SET TRANSACTION, BEGIN last)|SET TRANSACTION ISOLATION LEVEL READ COMMITTED; $CTX; SELECT tenancy.enter_tenant_schema(); BEGIN
 EOF

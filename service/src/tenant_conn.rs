@@ -2,13 +2,13 @@
 //!
 //! SeaORM's `begin()` sends `BEGIN` and waits for the answer before anything else can be sent,
 //! so setting the tenant context cost a second round trip. Here the transaction is opened by one
-//! simple-protocol message on a pooled connection (built by `tx::begin_sql`):
-//! `SET LOCAL tenantry.tenant_id = '<uuid>'; SET LOCAL tenantry.user_id = '<uuid>' (or ''); SELECT
-//! tenancy.enter_tenant_schema(); BEGIN`. The statements of one message form an implicit
-//! transaction block that the trailing `BEGIN` turns into the transaction itself, so the
-//! settings are part of it; PostgreSQL stops at the first error, so a failed `SET LOCAL` (or a
-//! dedicated tenant's missing schema) leaves no transaction open and no work runs. The settings
-//! stay transaction-local and in the `SET LOCAL` form Citus propagates.
+//! simple-protocol message on a pooled connection (built by `tx::begin_sql`): `BEGIN ISOLATION
+//! LEVEL READ COMMITTED; SET LOCAL tenantry.tenant_id = '<uuid>'; SET LOCAL tenantry.user_id =
+//! '<uuid>' (or ''); SELECT tenancy.enter_tenant_schema()`. PostgreSQL stops a message at its
+//! first error, so after a failed `SET LOCAL` (or a dedicated tenant's missing schema) no work
+//! runs; the transaction it leaves aborted is never pooled, because a connection whose opening
+//! fails is closed (the server rolls its transaction back). The settings stay
+//! transaction-local and in the `SET LOCAL` form Citus propagates.
 //!
 //! [`TenantConn`] implements SeaORM's [`ConnectionTrait`] exactly as `DatabaseTransaction`
 //! does for PostgreSQL (the same persistent prepared statements, the same error mapping), so
@@ -111,8 +111,8 @@ async fn end(mut conn: PoolConnection<Postgres>, sql: &'static str) -> Result<()
 }
 
 impl TenantConn {
-    /// Acquires a connection and sends `begin` (the context's `SET LOCAL`s, the schema entry
-    /// and `BEGIN`, built by the caller from typed values only) as one message. Cancelled
+    /// Acquires a connection and sends `begin` (`BEGIN`, the context's `SET LOCAL`s and the
+    /// schema entry, built by the caller from typed values only) as one message. Cancelled
     /// after the acquire, or failed, the connection is closed, never pooled in an unknown or
     /// poisoned state.
     pub(crate) async fn begin(pool: &PgPool, begin: String) -> Result<Self, DbErr> {
@@ -121,10 +121,11 @@ impl TenantConn {
             .await
             .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e))))?;
         if let Err(e) = send(&mut conn, sqlx::AssertSqlSafe(begin)).await {
-            // The message stops at its first error, so no transaction is open; but an opening
-            // that fails may fail because of session state an earlier transaction left behind
-            // (a session `SET row_security = off`, say), which a ROLLBACK does not undo. Such a
-            // connection is closed, never pooled: the next checkout gets a fresh session.
+            // The message stops at its first error, leaving its transaction aborted. The
+            // connection is closed, never pooled: the server rolls back a closed connection's
+            // transaction, and an opening that fails may fail because of session state an
+            // earlier transaction left behind (a session `SET row_security = off`, say), which
+            // a ROLLBACK would not undo. The next checkout gets a fresh session.
             conn.close_on_drop();
             return Err(query_err(e));
         }

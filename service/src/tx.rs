@@ -69,31 +69,32 @@ pub fn set_local_sql(ctx: &TenantContext) -> String {
 /// tenant's rows). It reads the context the `SET LOCAL`s before it just set.
 pub const ENTER_TENANT_SCHEMA_SQL: &str = "SELECT tenancy.enter_tenant_schema()";
 
-/// Pins a tenant transaction to READ COMMITTED, whatever `default_transaction_isolation` the
+/// The one message that opens a tenant-bound transaction, on either path (a [`TenantTx`] and
+/// the pipelined unit of work): `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL ...; SELECT
+/// tenancy.enter_tenant_schema()`.
+///
+/// The level is pinned to READ COMMITTED, whatever `default_transaction_isolation` the
 /// session, the login or the database has: the schema entry reads the tenant's mode after it
 /// takes the tenant's move lock, which only a statement snapshot taken after the lock can see
 /// (under REPEATABLE READ the snapshot is the one taken before; m0016's entry refuses it).
-pub const READ_COMMITTED_SQL: &str = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
-
-/// The one message that opens a tenant-bound transaction: `SET TRANSACTION ISOLATION LEVEL
-/// READ COMMITTED; SET LOCAL ...; SELECT tenancy.enter_tenant_schema(); BEGIN`.
+/// Named in `BEGIN`, it costs the server about 7,000 fewer instructions per transaction than
+/// a `SET TRANSACTION` statement of its own (`docs/pgbench/entry_instructions.sh`).
 ///
-/// The context comes before `BEGIN`: the statements of one simple-query message before a
-/// `BEGIN` run in an implicit transaction block that `BEGIN` turns into the explicit one (so
-/// the `SET LOCAL`s, the role and the search_path hold for the whole transaction), while an
-/// error before `BEGIN` (a dedicated tenant's missing schema, `TN001`) ends that implicit
-/// block and leaves the connection idle and clean. With `BEGIN` first, the same error would
-/// leave an aborted transaction open on a connection sqlx returns to the pool.
+/// `BEGIN` comes first, so the `SET LOCAL`s, the role and the search_path are part of the
+/// transaction from its start. If anything after it fails (a dedicated tenant's missing
+/// schema, `TN001`), the transaction is left aborted: a [`TenantTx`] closes that connection
+/// rather than pooling it (`tenant_conn.rs`), and on the pipelined path the statement already
+/// on the wire fails (`25P02`) instead of running without the context.
 pub fn begin_sql(ctx: &TenantContext) -> String {
     format!(
-        "{READ_COMMITTED_SQL}; {}; {ENTER_TENANT_SCHEMA_SQL}; BEGIN",
+        "BEGIN ISOLATION LEVEL READ COMMITTED; {}; {ENTER_TENANT_SCHEMA_SQL}",
         set_local_sql(ctx)
     )
 }
 
 impl TenantTx {
     /// Begins a transaction on `pool` with the context set, in one message; if setting it
-    /// fails, there is no transaction and nothing runs.
+    /// fails, nothing runs: the aborted transaction's connection is closed, never pooled.
     pub(crate) async fn begin(pool: &sqlx::PgPool, ctx: TenantContext) -> Result<Self> {
         let txn = TenantConn::begin(pool, begin_sql(&ctx)).await?;
         Ok(Self { txn, ctx })
@@ -367,9 +368,9 @@ mod tests {
             assert_eq!(
                 begin_sql(ctx),
                 format!(
-                    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+                    "BEGIN ISOLATION LEVEL READ COMMITTED; \
                      SET LOCAL tenantry.tenant_id = '{tenant}'; SET LOCAL tenantry.user_id = ''; \
-                     SELECT tenancy.enter_tenant_schema(); BEGIN"
+                     SELECT tenancy.enter_tenant_schema()"
                 )
             );
         }

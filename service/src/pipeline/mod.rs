@@ -18,8 +18,8 @@
 //!    (`columns.rs`: otherwise tokio-postgres would look a type up with a named statement);
 //! 3. `COMMIT`.
 //!
-//! `BEGIN` comes first here (a [`crate::TenantTx`] puts it last): if anything in the opening
-//! fails (a dedicated tenant's missing schema, say), the transaction is aborted, so the
+//! `BEGIN` comes first ([`crate::tx::begin_sql`], the opening a [`crate::TenantTx`] sends
+//! too): if anything in the opening fails (a dedicated tenant's missing schema, say), the transaction is aborted, so the
 //! statement already on the wire fails (`25P02`) instead of running without the context, and
 //! the `COMMIT` ends the aborted transaction as a rollback. The statement still carries its own
 //! `WHERE tenant_id = $n` (the service adds it), so the double filter holds on this path too.
@@ -49,16 +49,7 @@ pub(crate) use pool::PipelinePool;
 use crate::context::TenantContext;
 use crate::error::{Result, ServiceError};
 use crate::tenantry::Tenantry;
-use crate::tx::{ENTER_TENANT_SCHEMA_SQL, claim_tenant, set_local_sql};
-
-/// The opening of a pipelined unit of work: `BEGIN` first, then the context (see the module
-/// documentation for why the order differs from [`crate::tx::begin_sql`]).
-pub fn pipelined_opening_sql(ctx: &TenantContext) -> String {
-    format!(
-        "BEGIN ISOLATION LEVEL READ COMMITTED; {}; {ENTER_TENANT_SCHEMA_SQL}",
-        set_local_sql(ctx)
-    )
-}
+use crate::tx::{begin_sql, claim_tenant};
 
 /// The first error of a pipeline, in the order its requests ran, classified (SQLSTATE) as
 /// every database error of the service is; the detail stays in the logs.
@@ -114,7 +105,7 @@ async fn named_unit(
     types: &[Type],
 ) -> Result<Attempt> {
     let bound = bound(params);
-    let opening = pipelined_opening_sql(ctx);
+    let opening = begin_sql(ctx);
     if let Some(statement) = lease.cached(sql, types) {
         // Polled together: each future queues its request on its first poll, so all three
         // are queued before the connection writes them. `biased` keeps the order written.
@@ -205,7 +196,7 @@ async fn unnamed_unit(
         .iter()
         .map(|(v, t)| (&**v as &(dyn ToSql + Sync), t.clone()))
         .collect();
-    let opening = pipelined_opening_sql(ctx);
+    let opening = begin_sql(ctx);
     // Polled together, in the order written (see `named_unit`).
     let (open, rows, commit) = lease
         .drive(async |client| {
@@ -333,32 +324,4 @@ impl Tenantry {
 /// of another tenant here is a bug, refused rather than returned).
 fn model<E: TenantScoped>(ctx: &TenantContext, row: &Row) -> Result<E::Model> {
     crate::rows::of_tenant::<E>(ctx.tenant_id(), values::model::<E>(row)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::context::{Actor, MemberRole};
-    use uuid::Uuid;
-
-    #[test]
-    fn the_opening_begins_first_then_sets_both_settings_and_enters_the_schema() {
-        let tenant = Uuid::from_u128(0xaaaa_aaaa_aaaa_4aaa_8aaa_aaaa_aaaa_aaaa);
-        let key = Uuid::from_u128(0xdddd_dddd_dddd_4ddd_8ddd_dddd_dddd_dddd);
-        let ctx = TenantContext::new(
-            tenant,
-            Actor::ApiKey {
-                key_id: key,
-                scopes: vec!["read".into()],
-            },
-            MemberRole::Viewer,
-        );
-        assert_eq!(
-            pipelined_opening_sql(&ctx),
-            format!(
-                "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL tenantry.tenant_id = '{tenant}'; \
-                 SET LOCAL tenantry.user_id = ''; SELECT tenancy.enter_tenant_schema()"
-            )
-        );
-    }
 }

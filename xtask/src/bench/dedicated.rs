@@ -166,7 +166,7 @@ enum Read {
     List,
     /// One project by id.
     ById,
-    /// Nothing: the opening message (context, `enter_tenant_schema()`, `BEGIN`) and `COMMIT`.
+    /// Nothing: the opening message (`BEGIN`, context, `enter_tenant_schema()`) and `COMMIT`.
     Empty,
 }
 

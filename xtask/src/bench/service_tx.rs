@@ -617,7 +617,7 @@ async fn breakdown(
         )
         .note(by_hand),
         Row::latency(
-            "  opening: one message (isolation, context, schema entry, BEGIN) vs BEGIN, then SET LOCAL",
+            "  opening: one message (BEGIN with the level, context, schema entry) vs BEGIN, then SET LOCAL",
             &Stat::of(&begin),
             &Stat::of(&h_open),
         )
@@ -645,8 +645,7 @@ async fn entry_cost(url: &str, ctx: &TenantContext, n: usize) -> anyhow::Result<
         .await?;
     let with = service::tx::begin_sql(ctx);
     let without = format!(
-        "{}; {}; BEGIN",
-        service::tx::READ_COMMITTED_SQL,
+        "BEGIN ISOLATION LEVEL READ COMMITTED; {}",
         service::tx::set_local_sql(ctx)
     );
     let (mut entered, mut bare) = (vec![], vec![]);
