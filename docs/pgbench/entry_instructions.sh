@@ -10,31 +10,14 @@
 #
 # Usage: docs/pgbench/entry_instructions.sh   (as root, with valgrind installed; it starts the
 # dev cluster with `cargo xtask db start`, applies the migrations, stops it to copy its data,
-# and starts it again; the copy's app login is granted its roles as `cargo xtask demo` would)
+# and starts it again: docs/pgbench/callgrind.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-B="$(pg_config --bindir)"
 W=/tmp/tenantry-entry-cg
-T=00000000-0000-4000-8000-000000000007
+. docs/pgbench/callgrind.sh
 
-cargo xtask db start >/dev/null
-cargo run -q -p migration -- up >/dev/null 2>&1
-cargo xtask db stop >/dev/null
-rm -rf "$W"; mkdir -p "$W"
-cp -a target/tenantry-dev/data "$W/data"
-rm -f "$W/data/postmaster.pid"
-chown -R postgres "$W"
-cargo xtask db start >/dev/null
-
-single() { runuser -u postgres -- "$B/postgres" --single -D "$W/data" -c shared_buffers=32MB tenantry; }
-
-# 2,000 tenants (so the entry's lookup is an index scan, as in production) and the pieces.
+# The pieces of the entry, as functions of their own.
 single >/dev/null 2>&1 <<SQL
-INSERT INTO tenancy.tenants (id, name, slug) VALUES ('$T', 'probe', 'probe') ON CONFLICT DO NOTHING
-INSERT INTO tenancy.tenants (name, slug) SELECT 'x' || g, 'x' || g FROM generate_series(1, 2000) g
-ANALYZE tenancy.tenants
-GRANT tenantry_app TO tenantry_app_login
-GRANT tenantry_dedicated TO tenantry_app_login
 CREATE SCHEMA probe
 GRANT USAGE ON SCHEMA probe TO tenantry_app
 CREATE FUNCTION probe.empty() RETURNS void LANGUAGE plpgsql AS 'BEGIN END'
@@ -53,10 +36,7 @@ script() {
 # Instructions of one run of variant $1 ($2: its opening) repeated $3 times.
 count() {
   script "$3" "$2" >"$W/in.sql"
-  runuser -u postgres -- valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" \
-    "$B/postgres" --single -D "$W/data" -c shared_buffers=32MB tenantry <"$W/in.sql" >"$W/run.log" 2>&1
-  if grep -q ERROR "$W/run.log"; then echo "$1:" >&2; grep -m1 ERROR "$W/run.log" >&2; exit 1; fi
-  callgrind_annotate "$W/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'
+  instructions "$1"
 }
 
 CTX="SET LOCAL tenantry.tenant_id = '$T'; SET LOCAL tenantry.user_id = ''"
