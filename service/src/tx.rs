@@ -77,7 +77,7 @@ pub const ENTER_TENANT_SCHEMA_SQL: &str = "SELECT tenancy.enter_tenant_schema()"
 /// session, the login or the database has: the schema entry reads the tenant's mode after it
 /// takes the tenant's move lock, which only a statement snapshot taken after the lock can see
 /// (under REPEATABLE READ the snapshot is the one taken before; m0016's entry refuses it).
-/// Named in `BEGIN`, it costs the server about 7,000 fewer instructions per transaction than
+/// Named in `BEGIN`, it costs the server about 6,600 fewer instructions per transaction than
 /// a `SET TRANSACTION` statement of its own (`docs/pgbench/entry_instructions.sh`).
 ///
 /// `BEGIN` comes first, so the `SET LOCAL`s, the role and the search_path are part of the

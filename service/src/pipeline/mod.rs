@@ -19,9 +19,9 @@
 //! 3. `COMMIT`.
 //!
 //! `BEGIN` comes first ([`crate::tx::begin_sql`], the opening a [`crate::TenantTx`] sends
-//! too): if anything in the opening fails (a dedicated tenant's missing schema, say), the transaction is aborted, so the
-//! statement already on the wire fails (`25P02`) instead of running without the context, and
-//! the `COMMIT` ends the aborted transaction as a rollback. The statement still carries its own
+//! too): if anything in the opening fails (a dedicated tenant's missing schema, say), the
+//! transaction is aborted, so the statement already on the wire fails (`25P02`) instead of
+//! running without the context, and the `COMMIT` ends the aborted transaction as a rollback. The statement still carries its own
 //! `WHERE tenant_id = $n` (the service adds it), so the double filter holds on this path too.
 //!
 //! The connection comes from the path's own small pool (`pool.rs`) and goes back only when
