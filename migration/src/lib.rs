@@ -78,6 +78,7 @@ pub mod m0015_qualified_types;
 pub mod m0016_entry_unchanged_resets;
 pub mod m0017_policy_setting;
 pub mod m0018_provision_records_what_ran;
+pub mod m0019_cheaper_entry;
 // generate: new migration modules above this line
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -173,6 +174,11 @@ pub fn planned() -> Vec<Planned> {
             name: "m0018_provision_records_what_ran",
             plan: m0018_provision_records_what_ran::plan,
             transactional: true,
+        },
+        Planned {
+            name: "m0019_cheaper_entry",
+            plan: m0019_cheaper_entry::plan,
+            transactional: false,
         },
         // generate: new migrations above this line
     ]

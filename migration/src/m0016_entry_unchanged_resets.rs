@@ -43,7 +43,7 @@ fn unconditional(name: &str, value: &str) -> String {
 }
 
 /// The reset of one setting, only where the session's value differs.
-fn conditional(name: &str, value: &str) -> String {
+pub(crate) fn conditional(name: &str, value: &str) -> String {
     format!(
         "IF pg_catalog.current_setting('{name}') OPERATOR(pg_catalog.<>) \
          '{value}'::pg_catalog.text THEN {}END IF; ",
@@ -52,7 +52,7 @@ fn conditional(name: &str, value: &str) -> String {
 }
 
 /// The refusal of a transaction that is not READ COMMITTED, the body's first statement.
-fn read_committed_only() -> String {
+pub(crate) fn read_committed_only() -> String {
     format!(
         "IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) \
          'read committed'::pg_catalog.text THEN RAISE EXCEPTION \
