@@ -21,8 +21,8 @@ single >/dev/null 2>&1 <<SQL
 CREATE SCHEMA probe
 GRANT USAGE ON SCHEMA probe TO tenantry_app
 CREATE FUNCTION probe.empty() RETURNS void LANGUAGE plpgsql AS 'BEGIN END'
-CREATE FUNCTION probe.lock() RETURNS void LANGUAGE plpgsql AS 'BEGIN PERFORM pg_catalog.pg_advisory_xact_lock_shared(1953329014, pg_catalog.hashtext(tenancy.current_tenant_id()::text)); END'
-CREATE FUNCTION probe.lock_lookup() RETURNS void LANGUAGE plpgsql AS 'DECLARE s pg_catalog.text; BEGIN PERFORM pg_catalog.pg_advisory_xact_lock_shared(1953329014, pg_catalog.hashtext(tenancy.current_tenant_id()::text)); SELECT t.schema_name INTO s FROM tenancy.tenants t WHERE t.id = tenancy.current_tenant_id() AND t.isolation = ''dedicated''; END'
+CREATE FUNCTION probe.lock() RETURNS void LANGUAGE plpgsql AS 'DECLARE done pg_catalog.text; BEGIN done := pg_catalog.pg_advisory_xact_lock_shared(1953329014, pg_catalog.hashtext(tenancy.current_tenant_id()::text)); END'
+CREATE FUNCTION probe.lock_lookup() RETURNS void LANGUAGE plpgsql AS 'DECLARE s pg_catalog.text; done pg_catalog.text; BEGIN done := pg_catalog.pg_advisory_xact_lock_shared(1953329014, pg_catalog.hashtext(tenancy.current_tenant_id()::text)); SELECT t.schema_name INTO s FROM tenancy.tenants t WHERE t.id = tenancy.current_tenant_id() AND t.isolation = ''dedicated''; END'
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA probe TO tenantry_app
 SQL
 
