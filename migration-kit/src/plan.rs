@@ -1,15 +1,49 @@
 //! Migrations as data: a migration is a [`MigrationPlan`], a list of [`Step`]s that `up`
 //! executes, `down` undoes in reverse order, and `plan` renders as SQL without touching data.
 
+use sea_orm::sea_query::{Alias, Index, IndexCreateStatement};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, StatementBuilder};
 use sea_orm_migration::SchemaManager;
 
 use crate::backfill::Backfill;
 use crate::guards::Guard;
+use crate::probes;
+use crate::tables::t;
 
 /// Renders any sea-query or tenancy-DSL statement for PostgreSQL.
 pub fn pg<S: StatementBuilder + ?Sized>(stmt: &S) -> Statement {
     stmt.build(&DbBackend::Postgres)
+}
+
+/// The step that builds index `name` on `schema.table` concurrently (`build` holds its
+/// columns, `INCLUDE` and `WHERE`; the name, table and `CONCURRENTLY` are set here), for a
+/// migration that runs outside a transaction. A build killed halfway leaves an invalid index
+/// behind, so `up` drops it first and builds again; the step is skipped once the index is valid;
+/// `down` drops it, concurrently too.
+pub fn concurrent_index_step(
+    label: String,
+    schema: &str,
+    table: &str,
+    name: &str,
+    mut build: IndexCreateStatement,
+) -> SqlStep {
+    build
+        .name(name)
+        .table(t(schema, Alias::new(table)))
+        .concurrently();
+    let drop = Index::drop()
+        .name(name)
+        .table(t(schema, Alias::new(table)))
+        .if_exists()
+        .concurrently()
+        .to_owned();
+    SqlStep {
+        label,
+        up: vec![pg(&drop), pg(&build)],
+        down: vec![pg(&drop)],
+        done_when: Some(probes::index_valid(schema, name)),
+        transactional: false,
+    }
 }
 
 /// One unit of a migration.

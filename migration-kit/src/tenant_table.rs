@@ -27,7 +27,7 @@ use crate::names::{
     APP_ROLE, DEFAULT_TENANT_ID, LEGACY_ROLE, SUPERADMIN_ROLE, TENANCY_SCHEMA, TENANT_COLUMN,
     TENANT_SETTING,
 };
-use crate::plan::{MigrationPlan, SqlStep, pg};
+use crate::plan::{MigrationPlan, SqlStep, concurrent_index_step, pg};
 use crate::probes;
 use crate::tables::t;
 
@@ -710,29 +710,18 @@ impl TenantTable {
     /// tenant's row has that key.
     pub fn legacy_key_index_plan(&self) -> MigrationPlan {
         let name = format!("{}_legacy_key_idx", self.table);
-        let mut build = Index::create()
-            .name(&name)
-            .table(t(&self.schema, Alias::new(&self.table)))
-            .concurrently()
-            .to_owned();
+        let mut build = Index::create();
         for column in &self.key {
             build.col(Alias::new(column));
         }
-        let drop = Index::drop()
-            .name(&name)
-            .table(t(&self.schema, Alias::new(&self.table)))
-            .if_exists()
-            .concurrently()
-            .to_owned();
         let mut plan = MigrationPlan::new();
-        plan.push(SqlStep {
-            label: format!("index {name} ({}) built concurrently", self.key.join(", ")),
-            // A build killed halfway leaves an invalid index behind: drop it and build again.
-            up: vec![pg(&drop), pg(&build)],
-            down: vec![pg(&drop)],
-            done_when: Some(probes::index_valid(&self.schema, &name)),
-            transactional: false,
-        });
+        plan.push(concurrent_index_step(
+            format!("index {name} ({}) built concurrently", self.key.join(", ")),
+            &self.schema,
+            &self.table,
+            &name,
+            build,
+        ));
         plan
     }
 }

@@ -35,9 +35,7 @@ use crate::m0016_entry_unchanged_resets::{
     RESETS, conditional, enter_body_unchanged_resets, read_committed_only,
 };
 use crate::names::TENANCY_SCHEMA;
-use crate::plan::{MigrationPlan, SqlStep, pg};
-use crate::probes;
-use crate::tables::t;
+use crate::plan::{MigrationPlan, concurrent_index_step};
 
 /// The partial index the entry's tenant lookup reads.
 pub const DEDICATED_INDEX: &str = "tenants_dedicated_idx";
@@ -87,29 +85,17 @@ pub fn plan() -> MigrationPlan {
     let mut plan = MigrationPlan::new();
     // The concurrent build waits for every transaction older than it (as m0005's and m0008's).
     plan.guard(Guard::no_long_transactions());
-    let tenants = t(TENANCY_SCHEMA, Alias::new("tenants"));
-    let build = Index::create()
-        .name(DEDICATED_INDEX)
-        .table(tenants.clone())
-        .col(Alias::new("id"))
-        .include(Alias::new("schema_name"))
-        .and_where(Expr::col(Alias::new("isolation")).eq("dedicated"))
-        .concurrently()
-        .to_owned();
-    let drop = Index::drop()
-        .name(DEDICATED_INDEX)
-        .table(tenants)
-        .if_exists()
-        .concurrently()
-        .to_owned();
-    plan.push(SqlStep {
-        label: format!("index {DEDICATED_INDEX} (id) INCLUDE (schema_name), dedicated tenants"),
-        // A build killed halfway leaves an invalid index behind: drop it and build again.
-        up: vec![pg(&drop), pg(&build)],
-        down: vec![pg(&drop)],
-        done_when: Some(probes::index_valid(TENANCY_SCHEMA, DEDICATED_INDEX)),
-        transactional: false,
-    });
+    plan.push(concurrent_index_step(
+        format!("index {DEDICATED_INDEX} (id) INCLUDE (schema_name), dedicated tenants"),
+        TENANCY_SCHEMA,
+        "tenants",
+        DEDICATED_INDEX,
+        Index::create()
+            .col(Alias::new("id"))
+            .include(Alias::new("schema_name"))
+            .and_where(Expr::col(Alias::new("isolation")).eq("dedicated"))
+            .to_owned(),
+    ));
     plan.step(
         "function tenancy.enter_tenant_schema(): the move lock as an assignment, one guard \
          over the first checks",

@@ -104,13 +104,8 @@ async fn m0011_moves_the_identity_table_and_keeps_every_user_and_membership() ->
     app.close().await?;
 
     // Down to just before m0011, however many migrations come after it.
-    let since_m0011 = migration::planned()
-        .iter()
-        .rev()
-        .take_while(|m| m.name != "m0011_identity_schema")
-        .count()
-        + 1;
-    run_as_owner(&db, Command::Down(Some(u32::try_from(since_m0011)?))).await?;
+    let since_m0011 = common::migrations_since("m0011_identity_schema")?;
+    run_as_owner(&db, Command::Down(Some(since_m0011))).await?;
     assert_eq!(
         checksum(&su, "public.users").await?,
         users,

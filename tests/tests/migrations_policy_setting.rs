@@ -226,13 +226,8 @@ async fn every_policy_of_the_functions_form_reads_the_setting_and_still_isolates
 
     // `down` restores the function's form in the shared schemas and leaves the dedicated ones
     // (down to just before m0017, however many migrations come after it).
-    let since_m0017 = migration::planned()
-        .iter()
-        .rev()
-        .take_while(|m| m.name != "m0017_policy_setting")
-        .count()
-        + 1;
-    run_as_owner(&env, Command::Down(Some(u32::try_from(since_m0017)?))).await?;
+    let since_m0017 = common::migrations_since("m0017_policy_setting")?;
+    run_as_owner(&env, Command::Down(Some(since_m0017))).await?;
     ensure!(reading_the_setting(&env.su, "public").await? == 0);
     ensure!(reading_the_setting(&env.su, "tenancy").await? == 0);
     ensure!(calling_the_function(&env.su, "public").await?.len() == 16);

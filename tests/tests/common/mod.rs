@@ -21,6 +21,18 @@ pub fn all_migration_names() -> Vec<String> {
         .collect()
 }
 
+/// How many migrations `down` rolls back to undo `name` and every migration after it, however
+/// many come after it.
+pub fn migrations_since(name: &str) -> anyhow::Result<u32> {
+    let since = migration::planned()
+        .iter()
+        .rev()
+        .take_while(|m| m.name != name)
+        .count()
+        + 1;
+    Ok(u32::try_from(since)?)
+}
+
 /// Serialises migration runs of different databases within one test process.
 ///
 /// The runner's advisory lock is per database, but the security migration creates and drops
