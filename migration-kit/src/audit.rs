@@ -210,6 +210,15 @@ const CHECKS: &[(&str, &str)] = &[
          FROM tenant_tables t JOIN pg_index i ON i.indrelid = t.oid WHERE i.indisunique",
     ),
     (
+        "indexes_valid",
+        "SELECT 'indexes of tenant tables and of tenancy', count(*) FILTER (WHERE NOT i.indisvalid) = 0, \
+         coalesce(string_agg(i.indexrelid::regclass::text, ', ') FILTER (WHERE NOT i.indisvalid) \
+                  || ': invalid, left by an interrupted CREATE INDEX CONCURRENTLY (queries ignore it); \
+                  `migration up` drops and rebuilds those its own steps build', count(*) || ' valid') \
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'tenancy' OR i.indrelid IN (SELECT oid FROM tenant_tables)",
+    ),
+    (
         "foreign_keys_composite",
         "SELECT t.schema || '.' || t.table || ' ' || k.conname, \
          (SELECT attnum FROM pg_attribute WHERE attrelid = k.conrelid AND attname = 'tenant_id') = ANY (k.conkey) \
@@ -430,9 +439,7 @@ async fn legacy_checks<C: ConnectionTrait>(db: &C, report: &mut Report) -> Resul
             query,
             [LEGACY_ROLE.into(), legacy_policy_expression().into()],
         );
-        report
-            .findings
-            .extend(to_findings(check, db.query_all_raw(stmt).await?)?);
+        report.findings.extend(findings_of(db, check, stmt).await?);
     }
     Ok(())
 }
@@ -445,6 +452,16 @@ pub async fn findings<C: ConnectionTrait>(
     app_role: &str,
 ) -> Result<Vec<Finding>, DbErr> {
     let stmt = Statement::from_sql_and_values(DbBackend::Postgres, query, [app_role.into()]);
+    findings_of(db, check, stmt).await
+}
+
+/// Runs one check given whole, with its own parameters: `stmt` returns `(subject, ok,
+/// detail)` rows.
+pub async fn findings_of<C: ConnectionTrait>(
+    db: &C,
+    check: &str,
+    stmt: Statement,
+) -> Result<Vec<Finding>, DbErr> {
     to_findings(check, db.query_all_raw(stmt).await?)
 }
 

@@ -34,7 +34,7 @@ const UNQUALIFIED_DECLARE: &str = "DECLARE s text; done text;";
 
 /// The body of `tenancy.enter_tenant_schema()` before this migration: m0013's with m0014's
 /// move lock.
-fn enter_body_locked() -> String {
+pub(crate) fn enter_body_locked() -> String {
     enter_body_fast_with(&move_lock_statement())
 }
 

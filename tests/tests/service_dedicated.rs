@@ -407,6 +407,14 @@ async fn a_missing_schema_is_unavailable_and_offboarding_drops_the_schema() -> a
     Ok(())
 }
 
+/// A connection of the owner login, which `migration verify` runs the catalog audit as.
+async fn owner_login(env: &Env) -> anyhow::Result<DatabaseConnection> {
+    Ok(env
+        .db
+        .connect(tenantry_tests::logins::LoginRole::Owner, 1)
+        .await?)
+}
+
 /// The catalog audit covers every tenant schema, and each new check can fail.
 #[tokio::test]
 async fn the_catalog_audit_covers_tenant_schemas_and_its_checks_can_fail() -> anyhow::Result<()> {
@@ -416,11 +424,8 @@ async fn the_catalog_audit_covers_tenant_schemas_and_its_checks_can_fail() -> an
     let (d1, _) = tenant_with(&env.svc, "audit-one", o1, Isolation::Dedicated).await?;
     let (d2, _) = tenant_with(&env.svc, "audit-two", o2, Isolation::Dedicated).await?;
     let (s1, s2) = (TenantSchema::for_tenant(d1), TenantSchema::for_tenant(d2));
-    let owner = env
-        .db
-        .connect(tenantry_tests::logins::LoginRole::Owner, 1)
-        .await?;
-    let audit = || async { migration::dedicated::audit::audit_all(&owner, "tenantry_app").await };
+    let owner = owner_login(&env).await?;
+    let audit = || migration::dedicated::audit::audit_all(&owner, "tenantry_app");
     let report = audit().await?;
     ensure!(report.passed(), "a clean database fails:\n{report}");
     for check in [
@@ -463,6 +468,99 @@ async fn the_catalog_audit_covers_tenant_schemas_and_its_checks_can_fail() -> an
             failed.iter().any(|c| c == check),
             "{sql}: {check} did not fail:\n{report}"
         );
+    }
+    Ok(())
+}
+
+/// The audit checks `tenancy.enter_tenant_schema()` itself (VOLATILE, SECURITY INVOKER, no SET
+/// options, the body m0019 wrote) and that no index of a tenant table or of `tenancy` is
+/// invalid. Each break fails exactly its check, and undoing it makes the audit pass again.
+#[tokio::test]
+async fn the_audit_checks_the_schema_entry_and_invalid_indexes() -> anyhow::Result<()> {
+    let env = env().await?;
+    let o1 = user(&env.svc, "o1@entry-audit.test", "O1").await?;
+    let o2 = user(&env.svc, "o2@entry-audit.test", "O2").await?;
+    tenant_with(&env.svc, "entry-audit-one", o1, Isolation::Shared).await?;
+    tenant_with(&env.svc, "entry-audit-two", o2, Isolation::Shared).await?;
+    let owner = owner_login(&env).await?;
+    let audit = || migration::dedicated::audit::audit_all(&owner, "tenantry_app");
+    let report = audit().await?;
+    ensure!(report.passed(), "a clean database fails:\n{report}");
+    let entry = report
+        .findings
+        .iter()
+        .find(|f| f.check == "schema_entry")
+        .context("schema_entry never ran")?;
+    ensure!(
+        entry.detail.contains("m0019_cheaper_entry"),
+        "compared with m0019's body: {}",
+        entry.detail
+    );
+    ensure!(
+        report.findings.iter().any(|f| f.check == "indexes_valid"),
+        "indexes_valid never ran"
+    );
+
+    let body = |from: &str, to: &str| {
+        format!(
+            "DO $do$ BEGIN EXECUTE pg_catalog.format('CREATE OR REPLACE FUNCTION \
+             tenancy.enter_tenant_schema() RETURNS void LANGUAGE plpgsql AS %L', \
+             pg_catalog.replace((SELECT prosrc FROM pg_catalog.pg_proc \
+             WHERE oid = 'tenancy.enter_tenant_schema()'::regprocedure), '{from}', '{to}')); END $do$"
+        )
+    };
+    let f = "ALTER FUNCTION tenancy.enter_tenant_schema()";
+    // (the checks that fail, break, undo); a build that fails on duplicates leaves its
+    // index invalid. A definer without a pinned search_path fails that check as well.
+    let breaks: [(&[&str], String, String); 5] = [
+        (
+            &["schema_entry"],
+            format!("{f} STABLE"),
+            format!("{f} VOLATILE"),
+        ),
+        (
+            &["definer_search_path", "schema_entry"],
+            format!("{f} SECURITY DEFINER"),
+            format!("{f} SECURITY INVOKER"),
+        ),
+        (
+            &["schema_entry"],
+            format!("{f} SET work_mem = '4MB'"),
+            format!("{f} RESET ALL"),
+        ),
+        (
+            &["schema_entry"],
+            body(
+                "pg_advisory_xact_lock_shared(",
+                "pg_try_advisory_xact_lock_shared(",
+            ),
+            body(
+                "pg_try_advisory_xact_lock_shared(",
+                "pg_advisory_xact_lock_shared(",
+            ),
+        ),
+        (
+            &["indexes_valid"],
+            "CREATE UNIQUE INDEX CONCURRENTLY entry_audit_dup ON tenancy.tenants (isolation)"
+                .into(),
+            "DROP INDEX tenancy.entry_audit_dup".into(),
+        ),
+    ];
+    for (checks, sql, undo) in breaks {
+        if let Err(e) = env.su.execute_unprepared(&sql).await {
+            // Only the interrupted build is meant to fail (and leave its index behind).
+            ensure!(checks == ["indexes_valid"], "{sql}: {e}");
+        }
+        let report = audit().await?;
+        let mut failed: Vec<_> = report.failures().map(|f| f.check.as_str()).collect();
+        failed.sort_unstable();
+        ensure!(
+            failed == checks,
+            "{sql}: expected only {checks:?} to fail, got {failed:?}:\n{report}"
+        );
+        env.su.execute_unprepared(&undo).await?;
+        let report = audit().await?;
+        ensure!(report.passed(), "{undo} left a failure:\n{report}");
     }
     Ok(())
 }

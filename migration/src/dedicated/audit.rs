@@ -114,10 +114,16 @@ const CHECKS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Runs every tenant-schema check (each one query over all schemas).
-pub async fn audit<C: ConnectionTrait>(db: &C, app_role: &str) -> Result<Report, DbErr> {
+/// Runs every tenant-schema check (each one query over all schemas), and the check of
+/// `tenancy.enter_tenant_schema()` itself ([`super::entry_audit`]) against `applied`, the
+/// migrations `seaql_migrations` records ([`super::entry_audit::applied`]).
+pub async fn audit<C: ConnectionTrait>(
+    db: &C,
+    app_role: &str,
+    applied: &[String],
+) -> Result<Report, DbErr> {
     let mut report = Report::default();
-    // Before m0010 there are no tenant schemas to audit.
+    // Before m0010 there are no tenant schemas to audit, and no schema entry.
     let migrated = super::migrate::migrated(db).await?;
     if !migrated {
         return Ok(report);
@@ -131,15 +137,25 @@ pub async fn audit<C: ConnectionTrait>(db: &C, app_role: &str) -> Result<Report,
             .findings
             .extend(crate::audit::findings(db, check, query, app_role).await?);
     }
+    report
+        .findings
+        .extend(super::entry_audit::audit(db, app_role, applied).await?);
     Ok(report)
 }
 
 /// [`crate::audit::audit`] and then [`audit`]: the whole catalog audit of a Tenantry database,
-/// in one transaction with the rendering pinned ([`crate::audit::pinned`]).
-pub async fn audit_all<C: TransactionTrait>(db: &C, app_role: &str) -> Result<Report, DbErr> {
+/// in one transaction with the rendering pinned ([`crate::audit::pinned`]). Which migrations
+/// are applied is read first, through the session's own `search_path`.
+pub async fn audit_all<C>(db: &C, app_role: &str) -> Result<Report, DbErr>
+where
+    C: TransactionTrait + ConnectionTrait,
+{
+    let applied = super::entry_audit::applied(db).await?;
     crate::audit::pinned(db, async |txn| {
         let mut report = crate::audit::audit_in(txn, app_role).await?;
-        report.findings.extend(audit(txn, app_role).await?.findings);
+        report
+            .findings
+            .extend(audit(txn, app_role, &applied).await?.findings);
         Ok(report)
     })
     .await

@@ -2,6 +2,7 @@
 //! tenant-schema plans ([`schema_plan`]) in it. See ARCHITECTURE.md, "Isolation modes".
 
 pub mod audit;
+pub mod entry_audit;
 pub mod migrate;
 pub mod name;
 pub mod schema_plan;
