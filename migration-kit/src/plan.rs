@@ -15,35 +15,80 @@ pub fn pg<S: StatementBuilder + ?Sized>(stmt: &S) -> Statement {
     stmt.build(&DbBackend::Postgres)
 }
 
-/// The step that builds index `name` on `schema.table` concurrently (`build` holds its
-/// columns, `INCLUDE` and `WHERE`; the name, table and `CONCURRENTLY` are set here), for a
-/// migration that runs outside a transaction. A build killed halfway leaves an invalid index
-/// behind, so `up` drops it first and builds again; the step is skipped once the index is valid;
-/// `down` drops it, concurrently too.
-pub fn concurrent_index_step(
+/// The step that builds index `name` on `schema.table` (`build` holds its columns, `UNIQUE`,
+/// `INCLUDE` and `WHERE`; the name, the table and `CONCURRENTLY` are set here), concurrently
+/// (for a migration that runs outside a transaction) or in the migration's transaction.
+///
+/// * A concurrent build killed halfway leaves an invalid index behind, so a concurrent `up`
+///   drops an index of that name on that table first and builds again (a build in a
+///   transaction leaves nothing behind); `down` drops it.
+/// * The step is skipped once a valid index of that name is on that table.
+/// * Before dropping anything, `up` stops with an error naming the relation when the name is
+///   taken in `schema` by anything but an index on `schema.table` (a user's index on another
+///   table, a table, a view): the drop would destroy it, and an index elsewhere is not this one.
+pub fn index_step(
     label: String,
     schema: &str,
     table: &str,
     name: &str,
     mut build: IndexCreateStatement,
+    concurrently: bool,
 ) -> SqlStep {
-    build
-        .name(name)
-        .table(t(schema, Alias::new(table)))
-        .concurrently();
-    let drop = Index::drop()
+    build.name(name).table(t(schema, Alias::new(table)));
+    let mut drop = Index::drop()
         .name(name)
         .table(t(schema, Alias::new(table)))
         .if_exists()
-        .concurrently()
         .to_owned();
+    let mut up = vec![index_name_free(schema, table, name)];
+    if concurrently {
+        build.concurrently();
+        drop.concurrently();
+        up.push(pg(&drop));
+    }
+    up.push(pg(&build));
     SqlStep {
         label,
-        up: vec![pg(&drop), pg(&build)],
+        up,
         down: vec![pg(&drop)],
-        done_when: Some(probes::index_valid(schema, name)),
-        transactional: false,
+        done_when: Some(probes::index_valid(schema, table, name)),
+        transactional: !concurrently,
     }
+}
+
+/// [`index_step`], built concurrently.
+pub fn concurrent_index_step(
+    label: String,
+    schema: &str,
+    table: &str,
+    name: &str,
+    build: IndexCreateStatement,
+) -> SqlStep {
+    index_step(label, schema, table, name, build, true)
+}
+
+/// A `DO` block that raises `duplicate_object` when relation `schema.name` exists and is not an
+/// index on `schema.table`.
+fn index_name_free(schema: &str, table: &str, name: &str) -> Statement {
+    let message = format!(
+        "{schema}.{name} exists and is not an index on {schema}.{table}: this step builds an \
+         index of that name (and first drops a leftover of its own); rename that relation, then \
+         run the migration again"
+    );
+    let body = format!(
+        " BEGIN IF EXISTS (SELECT FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = {} AND c.relname = {} AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i \
+         WHERE i.indexrelid = c.oid AND i.indrelid = pg_catalog.to_regclass({}))) \
+         THEN RAISE EXCEPTION USING ERRCODE = 'duplicate_object', MESSAGE = {}; END IF; END ",
+        probes::lit(schema),
+        probes::lit(name),
+        probes::lit(&crate::guards::quote_qualified(schema, table)),
+        probes::lit(&message),
+    );
+    let mut sql = String::new();
+    crate::dsl::do_block(&body, &mut sql);
+    probes::raw(sql)
 }
 
 /// One unit of a migration.

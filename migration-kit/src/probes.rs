@@ -2,7 +2,8 @@
 
 use sea_orm::{DbBackend, Statement};
 
-fn lit(s: &str) -> String {
+/// `s` as a string literal (quotes doubled; `standard_conforming_strings` on).
+pub(crate) fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
@@ -83,14 +84,17 @@ pub fn primary_key_includes(schema: &str, table: &str, column: &str) -> Statemen
     ))
 }
 
-/// True when a valid index `name` exists in `schema`.
-pub fn index_valid(schema: &str, name: &str) -> Statement {
+/// True when a valid index `name` on `schema.table` exists (an index of that name on another
+/// table is not it).
+pub fn index_valid(schema: &str, table: &str, name: &str) -> Statement {
     probe(format!(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = {} AND c.relname = {} AND i.indisvalid)",
+         WHERE n.nspname = {} AND c.relname = {} AND i.indisvalid \
+           AND i.indrelid = pg_catalog.to_regclass({}))",
         lit(schema),
-        lit(name)
+        lit(name),
+        lit(&crate::guards::quote_qualified(schema, table))
     ))
 }
 

@@ -27,7 +27,7 @@ use crate::names::{
     APP_ROLE, DEFAULT_TENANT_ID, LEGACY_ROLE, SUPERADMIN_ROLE, TENANCY_SCHEMA, TENANT_COLUMN,
     TENANT_SETTING,
 };
-use crate::plan::{MigrationPlan, SqlStep, concurrent_index_step, pg};
+use crate::plan::{MigrationPlan, SqlStep, concurrent_index_step, index_step, pg};
 use crate::probes;
 use crate::tables::t;
 
@@ -521,35 +521,27 @@ impl TenantTable {
         if concurrently {
             let idx_name = format!("{}_tenant_key_idx", self.table);
             let mut build = Index::create()
-                .name(&idx_name)
-                .table(t(&self.schema, Alias::new(&self.table)))
                 .col(Alias::new(TENANT_COLUMN))
                 .unique()
-                .concurrently()
                 .to_owned();
             for column in &self.key {
                 build.col(Alias::new(column));
             }
-            let drop_idx = Index::drop()
-                .name(&idx_name)
-                .table(t(&self.schema, Alias::new(&self.table)))
-                .if_exists()
-                .concurrently()
-                .to_owned();
-            plan.push(SqlStep {
-                label: format!(
+            let mut step = concurrent_index_step(
+                format!(
                     "{}.{}: unique index (tenant_id, {key_list}) built concurrently",
                     self.schema, self.table
                 ),
-                // A build killed halfway leaves an invalid index behind: drop it and build again.
-                up: vec![pg(&drop_idx), pg(&build)],
-                down: vec![pg(&drop_idx)],
-                done_when: Some(probes::either(
-                    done.clone(),
-                    probes::index_valid(&self.schema, &idx_name),
-                )),
-                transactional: false,
-            });
+                &self.schema,
+                &self.table,
+                &idx_name,
+                build,
+            );
+            // Also done once the primary key includes tenant_id (the swap renames the index).
+            step.done_when = step
+                .done_when
+                .map(|built| probes::either(done.clone(), built));
+            plan.push(step);
             let adopt = ConstraintAdd::new(
                 &self.schema,
                 &self.table,
@@ -597,28 +589,15 @@ impl TenantTable {
                     .to_owned(),
             ));
         }
-        for (name, mut idx) in indexes {
-            idx.name(&name)
-                .table(t(&self.schema, Alias::new(&self.table)));
-            let mut drop = Index::drop()
-                .name(&name)
-                .table(t(&self.schema, Alias::new(&self.table)))
-                .if_exists()
-                .to_owned();
-            let up = if concurrently {
-                idx.concurrently();
-                drop.concurrently();
-                vec![pg(&drop), pg(&idx)]
-            } else {
-                vec![pg(&idx)]
-            };
-            plan.push(SqlStep {
-                label: format!("index {name}"),
-                up,
-                down: vec![pg(&drop)],
-                done_when: Some(probes::index_valid(&self.schema, &name)),
-                transactional: !concurrently,
-            });
+        for (name, idx) in indexes {
+            plan.push(index_step(
+                format!("index {name}"),
+                &self.schema,
+                &self.table,
+                &name,
+                idx,
+                concurrently,
+            ));
         }
         plan
     }

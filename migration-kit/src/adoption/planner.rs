@@ -19,7 +19,7 @@ use crate::guards::Guard;
 use crate::names::{
     APP_ROLE, DEFAULT_TENANT_ID, LEGACY_ROLE, SUPERADMIN_ROLE, TENANCY_SCHEMA, TENANT_COLUMN,
 };
-use crate::plan::{MigrationPlan, SqlStep, pg};
+use crate::plan::{MigrationPlan, SqlStep, index_step, pg};
 use crate::probes;
 use crate::tables::t;
 use crate::tenant_table::{TenantTable, current_tenant_id, default_tenant};
@@ -904,34 +904,29 @@ fn widen_unique(
     };
     let new_name = short(format!("{}_tenant", u.index));
     let build = widened_index(schema, u, &new_name, true, table);
-    let mut drop_new = Index::drop()
-        .name(&new_name)
-        .table(t(schema, Alias::new(&u.table)))
-        .if_exists()
-        .to_owned();
-    if !table.partitioned {
-        drop_new.concurrently();
-    }
     let widened_probe = probes::index_leads_with(
         schema,
         u.constraint.as_deref().unwrap_or(&new_name),
         TENANT_COLUMN,
     );
-    build_plan.push(SqlStep {
-        label: format!(
+    let mut step = index_step(
+        format!(
             "{schema}.{}: unique {} widened to (tenant_id, {})",
             u.table,
             u.index,
             u.keys.join(", ")
         ),
-        up: vec![pg(&drop_new), pg(&build)],
-        down: vec![pg(&drop_new)],
-        done_when: Some(probes::either(
-            probes::index_valid(schema, &new_name),
-            widened_probe.clone(),
-        )),
-        transactional: table.partitioned,
-    });
+        schema,
+        &u.table,
+        &new_name,
+        build,
+        !table.partitioned,
+    );
+    // Also done once the swap below has adopted the index under the constraint's name.
+    step.done_when = step
+        .done_when
+        .map(|built| probes::either(built, widened_probe.clone()));
+    build_plan.push(step);
     match &u.constraint {
         Some(c) => {
             let old = ConstraintDrop::new(schema, &u.table, c);
@@ -1233,33 +1228,22 @@ fn build_phase2(
         // with the legacy key (a tenant-blind UNIQUE would leak existence across tenants).
         let key = legacy_key(table);
         let name = short(format!("{}_legacy_key_idx", table.name));
-        let mut idx = Index::create()
-            .name(&name)
-            .table(t(schema, Alias::new(&table.name)))
-            .to_owned();
+        let mut idx = Index::create();
         for k in &key {
             idx.col(Alias::new(k));
         }
-        let mut drop = Index::drop()
-            .name(&name)
-            .table(t(schema, Alias::new(&table.name)))
-            .if_exists()
-            .to_owned();
-        if !table.partitioned {
-            idx.concurrently();
-            drop.concurrently();
-        }
-        plan.push(SqlStep {
-            label: format!(
+        plan.push(index_step(
+            format!(
                 "{schema}.{}: non-unique index on the legacy key ({})",
                 table.name,
                 key.join(", ")
             ),
-            up: vec![pg(&drop), pg(&idx)],
-            down: vec![pg(&drop)],
-            done_when: Some(probes::index_valid(schema, &name)),
-            transactional: table.partitioned,
-        });
+            schema,
+            &table.name,
+            &name,
+            idx,
+            !table.partitioned,
+        ));
     }
     for table in tables {
         let mut tt = TenantTable::new(schema, &table.name);

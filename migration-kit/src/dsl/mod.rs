@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+pub(crate) use backend::sql::do_block;
 mod default_privileges;
 mod error;
 mod function;

@@ -41,7 +41,7 @@ pub(super) fn write_create(
     // Roles are cluster-wide and the existence check is not atomic: a migration of another
     // database of the same cluster may create the role between check and create.
     body.push_str("; END IF; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END ");
-    do_block(&body, out);
+    sql::do_block(&body, out);
 }
 
 /// `DROP ROLE [IF EXISTS] "r"`, or the guarded `DO` block of `if_unused`.
@@ -81,17 +81,11 @@ pub(super) fn write_drop(
     );
     body.push_str(&drop);
     body.push_str("; END IF; END ");
-    do_block(&body, out);
+    sql::do_block(&body, out);
 }
 
 /// Writes the role name as a string literal (`''` when unset).
 fn name_literal(name: Option<&DynIden>, out: &mut String) {
     let name = name.map(DynIden::to_string).unwrap_or_default();
     sql::literal(&name, out);
-}
-
-/// `DO $tenantry$<body>$tenantry$`
-fn do_block(body: &str, out: &mut String) {
-    out.push_str("DO ");
-    sql::dollar_quoted(body, out);
 }

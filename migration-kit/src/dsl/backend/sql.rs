@@ -136,6 +136,12 @@ pub(in crate::dsl) fn literal(text: &str, sql: &mut String) {
     sql.push('\'');
 }
 
+/// Writes `DO <body>`, the body dollar-quoted (`$tenantry$`, or a tag it does not contain).
+pub(crate) fn do_block(body: &str, sql: &mut String) {
+    sql.push_str("DO ");
+    dollar_quoted(body, sql);
+}
+
 /// Writes `body` dollar-quoted with a tag that cannot end it early.
 pub(in crate::dsl) fn dollar_quoted(body: &str, sql: &mut String) {
     let tag = dollar_tag(body);
