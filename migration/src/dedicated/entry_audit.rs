@@ -84,11 +84,12 @@ pub async fn applied<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
     .collect()
 }
 
-/// `(subject, ok, detail)` of the entry; `$1` the app role, `$2` the expected body (NULL when
-/// no record says which), `$3` the migration that wrote it.
+/// `(subject, ok, detail)` of the entry; `$1` the app role, `$2` the expected body, `$3` the
+/// migration that wrote it. No record of which (`$2` NULL) fails: an unchecked body is not a
+/// checked one.
 const ENTRY_SQL: &str = "SELECT 'tenancy.enter_tenant_schema()', \
        coalesce(f.provolatile = 'v' AND NOT f.prosecdef AND f.proconfig IS NULL \
-         AND l.lanname = 'plpgsql' AND ($2::text IS NULL OR f.prosrc = $2::text) \
+         AND l.lanname = 'plpgsql' AND f.prosrc = $2::text \
          AND has_function_privilege($1, f.oid, 'EXECUTE'), false), \
        CASE WHEN f.oid IS NULL THEN 'missing: every tenant transaction fails' \
             WHEN f.provolatile <> 'v' THEN 'not VOLATILE: its tenant lookup would read the \
@@ -97,11 +98,13 @@ const ENTRY_SQL: &str = "SELECT 'tenancy.enter_tenant_schema()', \
             WHEN f.proconfig IS NOT NULL THEN 'SET ' || array_to_string(f.proconfig, ', ') \
               || ': a SET option would undo its SET LOCALs on return' \
             WHEN l.lanname <> 'plpgsql' THEN 'LANGUAGE ' || l.lanname || ', not plpgsql' \
-            WHEN $2::text IS NOT NULL AND f.prosrc <> $2::text THEN 'its body is not the one ' \
+            WHEN $2::text IS NULL THEN 'no record of the migration that wrote it (seaql_migrations not \
+              found through this session''s search_path, or emptied): its body cannot be checked' \
+            WHEN f.prosrc <> $2::text THEN 'its body is not the one ' \
               || $3::text || ' wrote: it was replaced outside the migrations' \
             WHEN NOT has_function_privilege($1, f.oid, 'EXECUTE') THEN $1 || ' may not EXECUTE it' \
             ELSE 'VOLATILE, SECURITY INVOKER, no SET options, ' \
-              || coalesce('the body ' || $3::text || ' wrote', 'no migration record to compare its body with') END \
+              || 'the body ' || $3::text || ' wrote' END \
      FROM (SELECT pg_catalog.to_regprocedure('tenancy.enter_tenant_schema()') AS oid) x \
      LEFT JOIN pg_catalog.pg_proc f ON f.oid = x.oid \
      LEFT JOIN pg_catalog.pg_language l ON l.oid = f.prolang";
