@@ -183,6 +183,19 @@ pub fn quote_ident(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+/// `name` as PostgreSQL keeps it: an identifier longer than 63 bytes (`NAMEDATALEN` - 1) is
+/// cut after the last whole character within them, as the server cuts it (with a `NOTICE`)
+/// wherever it reads one. A name the plan builds (`<table>_legacy_key_idx`) goes through this
+/// before it is compared with the catalog, which holds only the cut name.
+pub fn truncate_ident(name: &str) -> String {
+    const MAX: usize = 63;
+    let mut end = name.len().min(MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_owned()
+}
+
 /// Quotes `schema.table`.
 pub fn quote_qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(table))

@@ -26,6 +26,9 @@ pub fn pg<S: StatementBuilder + ?Sized>(stmt: &S) -> Statement {
 /// * Before dropping anything, `up` stops with an error naming the relation when the name is
 ///   taken in `schema` by anything but an index on `schema.table` (a user's index on another
 ///   table, a table, a view): the drop would destroy it, and an index elsewhere is not this one.
+/// * `name` may be anything PostgreSQL takes: one longer than 63 bytes is cut as the server cuts
+///   it ([`crate::guards::truncate_ident`]), so the probe and the guard look for the index the
+///   server builds; a `"` in it is escaped (sea-query writes an index's name as it is).
 pub fn index_step(
     label: String,
     schema: &str,
@@ -34,9 +37,12 @@ pub fn index_step(
     mut build: IndexCreateStatement,
     concurrently: bool,
 ) -> SqlStep {
-    build.name(name).table(t(schema, Alias::new(table)));
+    let name = &crate::guards::truncate_ident(name);
+    build
+        .name(index_name_sql(name))
+        .table(t(schema, Alias::new(table)));
     let mut drop = Index::drop()
-        .name(name)
+        .name(index_name_sql(name))
         .table(t(schema, Alias::new(table)))
         .if_exists()
         .to_owned();
@@ -54,6 +60,15 @@ pub fn index_step(
         done_when: Some(probes::index_valid(schema, table, name)),
         transactional: !concurrently,
     }
+}
+
+/// An index name as sea-query's `Index::create().name(..)` and `Index::drop().name(..)` need it.
+/// sea-query 1.0 quotes and escapes table and column names, but writes an index's (and a
+/// foreign key's) name between double quotes as it is given: a name from a user's catalog with
+/// a `"` in it would end the identifier early and splice the rest into the statement. Every
+/// index name the plans build or drop goes through this (`"` doubled).
+pub(crate) fn index_name_sql(name: &str) -> String {
+    name.replace('"', "\"\"")
 }
 
 /// [`index_step`], built concurrently.
@@ -389,5 +404,48 @@ async fn probe_true<C: ConnectionTrait>(db: &C, probe: &Statement) -> Result<boo
     match row {
         Some(row) => Ok(row.try_get_by_index::<Option<bool>>(0)?.unwrap_or(false)),
         None => Ok(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::sea_query::{Alias, Index};
+
+    use super::index_step;
+
+    fn step_sql(name: &str, concurrently: bool) -> Vec<String> {
+        let step = index_step(
+            "i".into(),
+            "s",
+            "t",
+            name,
+            Index::create().col(Alias::new("id")).to_owned(),
+            concurrently,
+        );
+        step.up
+            .iter()
+            .chain(&step.down)
+            .map(|s| s.sql.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_quote_in_an_index_name_is_escaped_in_every_statement() {
+        for sql in step_sql("a\"; DROP TABLE s.t; --", true) {
+            if sql.starts_with("DO") {
+                assert!(sql.contains("'a\"; DROP TABLE s.t; --'"), "{sql}");
+            } else {
+                assert!(sql.contains("\"a\"\"; DROP TABLE s.t; --\""), "{sql}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_index_name_is_cut_as_postgresql_cuts_it() {
+        let long = format!("{}é_idx", "x".repeat(62));
+        let cut = "x".repeat(62);
+        for sql in step_sql(&long, false) {
+            assert!(sql.contains(&cut) && !sql.contains(&long), "{sql}");
+        }
     }
 }

@@ -122,3 +122,69 @@ async fn an_index_step_refuses_a_taken_name_and_rebuilds_its_own_leftover() -> a
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_index_step_takes_a_quote_and_a_long_name_as_postgresql_does() -> anyhow::Result<()> {
+    let db = tenantry_tests::empty_db().await?;
+    let su = db.connect_superuser().await?;
+    // A user's table whose name ends a quoted identifier early, and an index name past 63 bytes.
+    let table = "we\"ird";
+    let name = format!("we\"ird_{}_legacy_key_idx", "x".repeat(50));
+    let cut = migration::guards::truncate_ident(&name);
+    ensure!(cut.len() == 63, "the name is not long enough to be cut");
+    su.execute_unprepared(
+        "CREATE SCHEMA s; CREATE TABLE s.\"we\"\"ird\" (id int); \
+         INSERT INTO s.\"we\"\"ird\" SELECT generate_series(1, 30)",
+    )
+    .await?;
+    let manager = SchemaManager::new(&su);
+    let quoted = cut.replace('"', "\"\"");
+    let exists = |sql_name: String| {
+        format!(
+            "SELECT EXISTS (SELECT FROM pg_index i WHERE i.indexrelid = \
+             to_regclass('s.\"{sql_name}\"') AND i.indisvalid)"
+        )
+    };
+    plan_for(table, &name).up(&manager, false).await?;
+    let row = su
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            exists(quoted.replace('\'', "''")),
+        ))
+        .await?
+        .context("no row")?;
+    ensure!(
+        row.try_get_by_index::<bool>(0)?,
+        "no valid index under the cut name"
+    );
+    let oid = |db: &DatabaseConnection| {
+        let q = format!("SELECT 's.\"{quoted}\"'::regclass::oid::bigint");
+        let db = db.clone();
+        async move {
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    q,
+                ))
+                .await?
+                .context("no row")?;
+            anyhow::Ok(row.try_get_by_index::<i64>(0)?)
+        }
+    };
+    // The probe finds the cut name: a second run is skipped, the index not rebuilt.
+    let before = oid(&su).await?;
+    plan_for(table, &name).up(&manager, false).await?;
+    ensure!(oid(&su).await? == before, "a valid index was rebuilt");
+    // Break: the name as sea-query writes it unescaped is not the identifier (here a syntax
+    // error; with other text after the quote, other SQL).
+    let raw = Index::create()
+        .name(&cut)
+        .table((Alias::new("s"), Alias::new(table)))
+        .col(Alias::new("id"))
+        .to_owned();
+    ensure!(
+        su.execute(&raw).await.is_err(),
+        "an unescaped quote in an index name was taken"
+    );
+    Ok(())
+}

@@ -171,14 +171,7 @@ fn key_type(ty: &str) -> Option<KeyType> {
 }
 
 fn short(name: String) -> String {
-    if name.len() <= 63 {
-        return name;
-    }
-    let mut end = 63;
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    name[..end].to_owned()
+    crate::guards::truncate_ident(&name)
 }
 
 /// The legacy key without `tenant_id` (a resumed run finds it already swapped).
@@ -960,7 +953,7 @@ fn widen_unique(
         }
         None => {
             let mut drop_old = Index::drop()
-                .name(&u.index)
+                .name(crate::plan::index_name_sql(&u.index))
                 .table(t(schema, Alias::new(&u.table)))
                 .if_exists()
                 .to_owned();
@@ -1003,7 +996,7 @@ fn widened_index(
     table: &CatTable,
 ) -> IndexCreateStatement {
     let mut idx = Index::create()
-        .name(name)
+        .name(crate::plan::index_name_sql(name))
         .table(t(schema, Alias::new(&u.table)))
         .unique()
         .to_owned();
