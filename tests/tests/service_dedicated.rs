@@ -565,6 +565,115 @@ async fn the_audit_checks_the_schema_entry_and_invalid_indexes() -> anyhow::Resu
     Ok(())
 }
 
+/// Waits until the session running a statement that names `audit_busy_idx` waits on a lock.
+async fn until_the_index_statement_waits(su: &DatabaseConnection) -> anyhow::Result<()> {
+    loop {
+        let row = su
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock' \
+                 AND query LIKE '%audit\\_busy\\_idx%')",
+            ))
+            .await?
+            .context("no row")?;
+        if row.try_get_by_index::<bool>(0)? {
+            return Ok(());
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// An index another session is building or dropping concurrently right now is reported, not
+/// failed; the same index left behind by a cancelled build fails `indexes_valid`.
+#[tokio::test]
+async fn the_audit_tells_an_index_built_right_now_from_a_leftover() -> anyhow::Result<()> {
+    let env = env().await?;
+    let owner = owner_login(&env).await?;
+    let audit = || migration::dedicated::audit::audit_all(&owner, "tenantry_app");
+    let detail = |report: &migration::audit::Report| {
+        report
+            .findings
+            .iter()
+            .find(|f| f.check == "indexes_valid")
+            .map(|f| f.detail.clone())
+            .unwrap_or_default()
+    };
+    // A transaction with a snapshot and a lock on tenancy.tenants: a concurrent build waits
+    // for its snapshot before it marks its index valid, a concurrent drop for its lock after
+    // it marked the index invalid.
+    let holder_login = env.db.connect_superuser().await?;
+    let holder = sea_orm::TransactionTrait::begin_with_config(
+        &holder_login,
+        Some(sea_orm::IsolationLevel::RepeatableRead),
+        None,
+    )
+    .await?;
+    holder
+        .execute_unprepared("SELECT count(*) FROM tenancy.tenants")
+        .await?;
+    // Run as the owner, as a migration runs: the progress view shows a build to its own role.
+    let build = {
+        let db = owner_login(&env).await?;
+        tokio::spawn(async move {
+            db.execute_unprepared(
+                "CREATE INDEX CONCURRENTLY audit_busy_idx ON tenancy.tenants (slug)",
+            )
+            .await
+        })
+    };
+    until_the_index_statement_waits(&env.su).await?;
+    let report = audit().await?;
+    ensure!(report.passed(), "a build in progress fails:\n{report}");
+    ensure!(
+        detail(&report).contains("tenancy.audit_busy_idx: being built"),
+        "{}",
+        detail(&report)
+    );
+
+    // Break: the same index, its build cancelled, is a leftover.
+    env.su
+        .execute_unprepared(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_progress_create_index \
+             WHERE relid = 'tenancy.tenants'::regclass",
+        )
+        .await?;
+    ensure!(build.await?.is_err(), "the build was not cancelled");
+    let report = audit().await?;
+    let failed: Vec<_> = report.failures().map(|f| f.check.as_str()).collect();
+    ensure!(failed == ["indexes_valid"], "{failed:?}:\n{report}");
+    ensure!(
+        detail(&report).contains("tenancy.audit_busy_idx: invalid, left by"),
+        "{}",
+        detail(&report)
+    );
+
+    // Dropping it concurrently waits for the holder's lock: in progress again, not failed.
+    let drop = {
+        let db = owner_login(&env).await?;
+        tokio::spawn(async move {
+            db.execute_unprepared("DROP INDEX CONCURRENTLY tenancy.audit_busy_idx")
+                .await
+        })
+    };
+    until_the_index_statement_waits(&env.su).await?;
+    let report = audit().await?;
+    ensure!(report.passed(), "a drop in progress fails:\n{report}");
+    ensure!(
+        detail(&report).contains("audit_busy_idx: being built, reindexed or dropped"),
+        "{}",
+        detail(&report)
+    );
+    holder.commit().await?;
+    drop.await??;
+    let report = audit().await?;
+    ensure!(
+        report.passed() && !detail(&report).contains("audit_busy_idx"),
+        "{report}"
+    );
+    Ok(())
+}
+
 /// A failed opening (a missing schema) leaves the pooled connection clean: on a pool of ONE
 /// connection, the next tenant's transaction works.
 #[tokio::test]
