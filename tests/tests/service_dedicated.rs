@@ -512,7 +512,31 @@ async fn the_audit_checks_the_schema_entry_and_invalid_indexes() -> anyhow::Resu
     let f = "ALTER FUNCTION tenancy.enter_tenant_schema()";
     // (the checks that fail, break, undo); a build that fails on duplicates leaves its
     // index invalid. A definer without a pinned search_path fails that check as well.
-    let breaks: [(&[&str], String, String); 5] = [
+    let tenancy_owner = {
+        let row = env
+            .su
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'tenancy'",
+            ))
+            .await?
+            .context("no tenancy")?;
+        row.try_get_by_index::<String>(0)?
+    };
+    // The function with another listed migration's body, as a migration that stopped halfway
+    // outside a transaction leaves it.
+    let written = |name: &str| -> anyhow::Result<String> {
+        let (_, body) = migration::dedicated::entry_audit::ENTRY_BODIES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .context("no such writer")?;
+        Ok(format!(
+            "CREATE OR REPLACE FUNCTION tenancy.enter_tenant_schema() RETURNS void \
+             LANGUAGE plpgsql AS $entry${}$entry$",
+            body()
+        ))
+    };
+    let breaks: [(&[&str], String, String); 9] = [
         (
             &["schema_entry"],
             format!("{f} STABLE"),
@@ -540,6 +564,28 @@ async fn the_audit_checks_the_schema_entry_and_invalid_indexes() -> anyhow::Resu
             ),
         ),
         (
+            &["schema_entry"],
+            written("m0016_entry_unchanged_resets")?,
+            written("m0019_cheaper_entry")?,
+        ),
+        (
+            &["schema_entry"],
+            "CREATE FUNCTION tenancy.enter_tenant_schema(x int DEFAULT 0) RETURNS void \
+             LANGUAGE sql AS ''"
+                .into(),
+            "DROP FUNCTION tenancy.enter_tenant_schema(int)".into(),
+        ),
+        (
+            &["schema_entry"],
+            format!("{f} OWNER TO tenantry_definer"),
+            format!("{f} OWNER TO {tenancy_owner}"),
+        ),
+        (
+            &["schema_entry"],
+            format!("{f} SUPPORT pg_catalog.textlike_support"),
+            written("m0019_cheaper_entry")?,
+        ),
+        (
             &["indexes_valid"],
             "CREATE UNIQUE INDEX CONCURRENTLY entry_audit_dup ON tenancy.tenants (isolation)"
                 .into(),
@@ -552,6 +598,14 @@ async fn the_audit_checks_the_schema_entry_and_invalid_indexes() -> anyhow::Resu
             ensure!(checks == ["indexes_valid"], "{sql}: {e}");
         }
         let report = audit().await?;
+        if sql.contains("$entry$") {
+            ensure!(
+                report.failures().any(|f| f
+                    .detail
+                    .contains("the one m0016_entry_unchanged_resets wrote, not the one m0019")),
+                "a half-run migration is not named:\n{report}"
+            );
+        }
         let mut failed: Vec<_> = report.failures().map(|f| f.check.as_str()).collect();
         failed.sort_unstable();
         ensure!(

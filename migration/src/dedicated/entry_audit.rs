@@ -12,6 +12,14 @@
 //!   migrations, and nothing else checks what it does (the lock before the lookup, the READ
 //!   COMMITTED check, the resets).
 //! * **The app role may EXECUTE it**: otherwise every tenant transaction fails.
+//! * **The only function of its name in `tenancy`, a plain function returning `void` with no
+//!   planner support function, owned by `tenancy`'s owner**: an overload whose arguments all
+//!   have defaults makes the call ambiguous, and its owner may replace it.
+//!
+//! A body that another listed migration wrote is named as such: a migration that writes the
+//! entry outside a transaction (m0019) and stopped halfway leaves the function and the record
+//! disagreeing, which running the same command again settles. The listed bodies are pinned by
+//! digest in a unit test: one edited in place would fail every database it already ran on.
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
@@ -85,13 +93,31 @@ pub async fn applied<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
 }
 
 /// `(subject, ok, detail)` of the entry; `$1` the app role, `$2` the expected body, `$3` the
-/// migration that wrote it. No record of which (`$2` NULL) fails: an unchecked body is not a
-/// checked one.
+/// migration that wrote it, `$4` the other migration whose body the function has, if any. No
+/// record of which (`$2` NULL) fails: an unchecked body is not a checked one.
+///
+/// Beyond the body: it must be the only function of its name in `tenancy` (an overload whose
+/// arguments all have defaults makes every tenant transaction's call ambiguous), a plain
+/// function returning `void` without a planner support function, and owned by the owner of
+/// `tenancy` (whoever owns it may replace it, and the app login must never be able to).
 const ENTRY_SQL: &str = "SELECT 'tenancy.enter_tenant_schema()', \
        coalesce(f.provolatile = 'v' AND NOT f.prosecdef AND f.proconfig IS NULL \
-         AND l.lanname = 'plpgsql' AND f.prosrc = $2::text \
+         AND l.lanname = 'plpgsql' AND f.prosrc = $2::text AND o.n = 1 AND f.proowner = s.nspowner \
+         AND f.prokind = 'f' AND f.prorettype = 'pg_catalog.void'::pg_catalog.regtype \
+         AND NOT f.proretset AND f.prosupport = 0 \
          AND has_function_privilege($1, f.oid, 'EXECUTE'), false), \
        CASE WHEN f.oid IS NULL THEN 'missing: every tenant transaction fails' \
+            WHEN o.n > 1 THEN o.n || ' functions of that name in tenancy (' || o.list \
+              || '): one whose arguments all have defaults makes every call ambiguous; \
+              drop all but tenancy.enter_tenant_schema()' \
+            WHEN f.proowner <> s.nspowner THEN 'owned by ' || pg_catalog.pg_get_userbyid(f.proowner) \
+              || ', not by tenancy''s owner ' || pg_catalog.pg_get_userbyid(s.nspowner) \
+              || ': its owner may replace it' \
+            WHEN f.prokind <> 'f' OR f.proretset \
+              OR f.prorettype <> 'pg_catalog.void'::pg_catalog.regtype \
+              THEN 'not a plain function returning void' \
+            WHEN f.prosupport <> 0 THEN 'the planner support function ' || f.prosupport::regproc::text \
+              || ' is attached to it' \
             WHEN f.provolatile <> 'v' THEN 'not VOLATILE: its tenant lookup would read the \
               snapshot of the calling statement, taken before it waited on the move lock' \
             WHEN f.prosecdef THEN 'SECURITY DEFINER: it must run as the caller, whose role it sets' \
@@ -100,6 +126,10 @@ const ENTRY_SQL: &str = "SELECT 'tenancy.enter_tenant_schema()', \
             WHEN l.lanname <> 'plpgsql' THEN 'LANGUAGE ' || l.lanname || ', not plpgsql' \
             WHEN $2::text IS NULL THEN 'no record of the migration that wrote it (seaql_migrations not \
               found through this session''s search_path, or emptied): its body cannot be checked' \
+            WHEN f.prosrc <> $2::text AND $4::text IS NOT NULL THEN 'its body is the one ' \
+              || $4::text || ' wrote, not the one ' || $3::text || ' (the newest applied migration \
+              that writes it) wrote: a migration that writes it stopped halfway through `up` or \
+              `down`; run the same command again to finish it' \
             WHEN f.prosrc <> $2::text THEN 'its body is not the one ' \
               || $3::text || ' wrote: it was replaced outside the migrations' \
             WHEN NOT has_function_privilege($1, f.oid, 'EXECUTE') THEN $1 || ' may not EXECUTE it' \
@@ -107,7 +137,33 @@ const ENTRY_SQL: &str = "SELECT 'tenancy.enter_tenant_schema()', \
               || 'the body ' || $3::text || ' wrote' END \
      FROM (SELECT pg_catalog.to_regprocedure('tenancy.enter_tenant_schema()') AS oid) x \
      LEFT JOIN pg_catalog.pg_proc f ON f.oid = x.oid \
-     LEFT JOIN pg_catalog.pg_language l ON l.oid = f.prolang";
+     LEFT JOIN pg_catalog.pg_language l ON l.oid = f.prolang \
+     LEFT JOIN pg_catalog.pg_namespace s ON s.oid = f.pronamespace \
+     CROSS JOIN (SELECT count(*) AS n, string_agg(p.oid::regprocedure::text, ', ') AS list \
+       FROM pg_catalog.pg_proc p WHERE p.pronamespace = pg_catalog.to_regnamespace('tenancy') \
+       AND p.proname = 'enter_tenant_schema') o";
+
+/// The body the entry has now (`None` when it is missing).
+async fn current_body<C: ConnectionTrait>(db: &C) -> Result<Option<String>, DbErr> {
+    db.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT prosrc FROM pg_catalog.pg_proc \
+         WHERE oid = pg_catalog.to_regprocedure('tenancy.enter_tenant_schema()')",
+    ))
+    .await?
+    .map(|r| r.try_get_by_index::<String>(0))
+    .transpose()
+}
+
+/// The listed writer other than `expected` whose body is `body`: the function was written by a
+/// migration whose record says otherwise (one that stopped halfway, outside a transaction).
+fn other_writer(body: &str, expected: &str) -> Option<&'static str> {
+    ENTRY_BODIES
+        .iter()
+        .rev()
+        .find(|(name, render)| *name != expected && render() == body)
+        .map(|(name, _)| *name)
+}
 
 /// The `schema_entry` finding: the entry against what `applied` (from [`applied`]) says the
 /// migrations wrote.
@@ -120,10 +176,14 @@ pub async fn audit<C: ConnectionTrait>(
         Some((name, body)) => (Some(name.to_owned()), Some(body)),
         None => (None, None),
     };
+    let other = match (&migration, current_body(db).await?) {
+        (Some(expected), Some(now)) => other_writer(&now, expected).map(str::to_owned),
+        _ => None,
+    };
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
         ENTRY_SQL,
-        [app_role.into(), body.into(), migration.into()],
+        [app_role.into(), body.into(), migration.into(), other.into()],
     );
     findings_of(db, "schema_entry", stmt).await
 }
@@ -153,6 +213,64 @@ mod tests {
                 "{name} does not write its listed body"
             );
         }
+    }
+
+    /// Each listed body, pinned. A body edited in place would make `verify` fail on every
+    /// database that migration already ran on (the function there keeps the old text): a
+    /// change to the entry is a new migration, with its own line in [`ENTRY_BODIES`].
+    #[test]
+    fn no_listed_body_changes_once_released() {
+        use sha2::{Digest, Sha256};
+        let pinned = [
+            (
+                "m0010_dedicated_tenants",
+                "8a5338fabfe7195a7a974611cab8850d13c2502d496c8634a9eb29509492e182",
+            ),
+            (
+                "m0013_schema_entry",
+                "12d41bec1d4d4e056bea07792977b318b1163084bd4f7dd1772a5f085cc6729a",
+            ),
+            (
+                "m0014_tenant_moves",
+                "3e01729c4d5de1e8a639e3bf35f0aeb46558b91e5373a4f48205d1e295ace974",
+            ),
+            (
+                "m0015_qualified_types",
+                "b09cae9c0e6074fea9a7cad8fb9720ffb0b394bef74e2d5d6bf7462d3cd64b33",
+            ),
+            (
+                "m0016_entry_unchanged_resets",
+                "dce2c3a44ad1e80bdd115b6469e85a5db30e4b65bfa84e40ff26e27826d38e57",
+            ),
+            (
+                "m0019_cheaper_entry",
+                "36854ce743f909bce6cac3ad475162a3147debc628a9c0638ac5b46cc314ed74",
+            ),
+        ];
+        let now: Vec<(&str, String)> = ENTRY_BODIES
+            .iter()
+            .map(|(name, body)| {
+                let digest = Sha256::digest(body().as_bytes());
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                (*name, hex)
+            })
+            .collect();
+        let pinned: Vec<(&str, String)> =
+            pinned.iter().map(|(n, h)| (*n, (*h).to_owned())).collect();
+        assert_eq!(now, pinned);
+    }
+
+    /// A body another listed migration wrote is named, so a half-run migration is told apart
+    /// from a body written by hand.
+    #[test]
+    fn a_body_of_another_writer_is_named() {
+        let m0016 = crate::m0016_entry_unchanged_resets::enter_body_unchanged_resets();
+        assert_eq!(
+            other_writer(&m0016, "m0019_cheaper_entry"),
+            Some("m0016_entry_unchanged_resets")
+        );
+        assert_eq!(other_writer(&m0016, "m0016_entry_unchanged_resets"), None);
+        assert_eq!(other_writer("BEGIN END", "m0019_cheaper_entry"), None);
     }
 
     #[test]
