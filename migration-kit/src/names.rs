@@ -12,6 +12,10 @@ pub const APP_SCHEMA: &str = "public";
 /// (`tenancy.enter_tenant_schema()`, m0013; m0016 leaves a session already on it alone). The
 /// pipelined path's connections start on it.
 pub const ENTRY_SEARCH_PATH: &str = "public, pg_temp";
+/// The statement every tenant transaction's opening runs after its `SET LOCAL`s: the schema
+/// entry, a procedure since m0020 (`CALL` runs it without a `SELECT` around it; the function
+/// `tenancy.enter_tenant_schema()` the release before called now calls it).
+pub const ENTRY_CALL: &str = "CALL tenancy.enter_tenant()";
 /// Group role of the application: DML on tenant tables, EXECUTE on our functions, nothing more.
 pub const APP_ROLE: &str = "tenantry_app";
 /// Group role of the superadmin escape: policies let it see every row while a reason is set.

@@ -50,6 +50,7 @@ pub enum FunctionReturns {
 /// smallest `n` whose tag does not occur in the body.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FunctionCreateStatement {
+    pub(crate) procedure: bool,
     pub(crate) name: Option<TableName>,
     pub(crate) or_replace: bool,
     pub(crate) args: Vec<(DynIden, SqlType)>,
@@ -69,6 +70,7 @@ pub struct FunctionCreateStatement {
 /// without arguments".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FunctionDropStatement {
+    pub(crate) procedure: bool,
     pub(crate) name: Option<TableName>,
     pub(crate) arg_types: Vec<SqlType>,
     pub(crate) if_exists: bool,
@@ -91,6 +93,14 @@ impl FunctionCreateStatement {
     /// Sets the function name, e.g. `("tenancy", "current_tenant_id")`.
     pub fn name<T: Into<TableName>>(&mut self, name: T) -> &mut Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// `CREATE PROCEDURE` instead: called with `CALL`, which runs it without planning and
+    /// executing a `SELECT` around it. A procedure has no `RETURNS` and no volatility, so
+    /// those (and `STRICT`, `PARALLEL SAFE`) are not rendered.
+    pub fn procedure(&mut self) -> &mut Self {
+        self.procedure = true;
         self
     }
 
@@ -197,6 +207,7 @@ impl FunctionCreateStatement {
     /// `DROP FUNCTION IF EXISTS` with the same name and argument types.
     pub fn reverse(&self) -> FunctionDropStatement {
         FunctionDropStatement {
+            procedure: self.procedure,
             name: self.name.clone(),
             arg_types: self.get_arg_types(),
             if_exists: true,
@@ -206,6 +217,12 @@ impl FunctionCreateStatement {
 }
 
 impl FunctionDropStatement {
+    /// `DROP PROCEDURE` instead.
+    pub fn procedure(&mut self) -> &mut Self {
+        self.procedure = true;
+        self
+    }
+
     /// Sets the function name, e.g. `("tenancy", "current_tenant_id")`.
     pub fn name<T: Into<TableName>>(&mut self, name: T) -> &mut Self {
         self.name = Some(name.into());

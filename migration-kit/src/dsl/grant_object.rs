@@ -27,6 +27,13 @@ pub enum GrantObject {
         /// The argument types of its signature.
         arg_types: Vec<SqlType>,
     },
+    /// `PROCEDURE "s"."p"(<type>, …)` (`ON FUNCTION` refuses a procedure)
+    Procedure {
+        /// The (possibly schema-qualified) procedure name.
+        name: TableName,
+        /// The argument types of its signature.
+        arg_types: Vec<SqlType>,
+    },
     /// `ALL FUNCTIONS IN SCHEMA "s"`
     AllFunctionsInSchema(DynIden),
     /// `SCHEMA "s"`
@@ -78,6 +85,19 @@ impl GrantObject {
         T: Into<SqlType>,
     {
         Self::Function {
+            name: name.into(),
+            arg_types: arg_types.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// `PROCEDURE "s"."p"(<type>, …)`, e.g. `procedure(("s", "p"), Vec::<&str>::new())`.
+    pub fn procedure<N, I, T>(name: N, arg_types: I) -> Self
+    where
+        N: Into<TableName>,
+        I: IntoIterator<Item = T>,
+        T: Into<SqlType>,
+    {
+        Self::Procedure {
             name: name.into(),
             arg_types: arg_types.into_iter().map(Into::into).collect(),
         }

@@ -122,6 +122,11 @@ fn on_object(builder: &PostgresQueryBuilder, object: Option<&GrantObject>, out: 
             sql::qualified_name(builder, name, out);
             sql::signature(builder, arg_types, out);
         }
+        GrantObject::Procedure { name, arg_types } => {
+            out.push_str("PROCEDURE ");
+            sql::qualified_name(builder, name, out);
+            sql::signature(builder, arg_types, out);
+        }
         GrantObject::AllFunctionsInSchema(schema) => {
             out.push_str("ALL FUNCTIONS IN SCHEMA ");
             sql::iden(builder, schema, out);

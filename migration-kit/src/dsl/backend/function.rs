@@ -1,4 +1,4 @@
-//! Writes `CREATE FUNCTION` / `DROP FUNCTION`.
+//! Writes `CREATE FUNCTION` / `DROP FUNCTION` (and their `PROCEDURE` forms).
 
 use sea_query::PostgresQueryBuilder;
 
@@ -17,7 +17,11 @@ pub(super) fn write_create(
     if statement.or_replace {
         out.push_str("OR REPLACE ");
     }
-    out.push_str("FUNCTION ");
+    out.push_str(if statement.procedure {
+        "PROCEDURE "
+    } else {
+        "FUNCTION "
+    });
     if let Some(name) = &statement.name {
         sql::qualified_name(builder, name, out);
     }
@@ -28,7 +32,7 @@ pub(super) fn write_create(
         sql::sql_type(builder, sql_type, out);
     });
     out.push(')');
-    match &statement.returns {
+    match statement.returns.as_ref().filter(|_| !statement.procedure) {
         Some(FunctionReturns::Type(sql_type)) => {
             out.push_str(" RETURNS ");
             sql::sql_type(builder, sql_type, out);
@@ -48,16 +52,18 @@ pub(super) fn write_create(
         FunctionLanguage::Sql => " LANGUAGE sql",
         FunctionLanguage::PlPgSql => " LANGUAGE plpgsql",
     });
-    out.push_str(match statement.volatility {
-        Volatility::Immutable => " IMMUTABLE",
-        Volatility::Stable => " STABLE",
-        Volatility::Volatile => " VOLATILE",
-    });
-    if statement.strict {
-        out.push_str(" STRICT");
-    }
-    if statement.parallel_safe {
-        out.push_str(" PARALLEL SAFE");
+    if !statement.procedure {
+        out.push_str(match statement.volatility {
+            Volatility::Immutable => " IMMUTABLE",
+            Volatility::Stable => " STABLE",
+            Volatility::Volatile => " VOLATILE",
+        });
+        if statement.strict {
+            out.push_str(" STRICT");
+        }
+        if statement.parallel_safe {
+            out.push_str(" PARALLEL SAFE");
+        }
     }
     out.push_str(if statement.security_definer {
         " SECURITY DEFINER"
@@ -84,7 +90,11 @@ pub(super) fn write_drop(
     statement: &FunctionDropStatement,
     out: &mut String,
 ) {
-    out.push_str("DROP FUNCTION ");
+    out.push_str(if statement.procedure {
+        "DROP PROCEDURE "
+    } else {
+        "DROP FUNCTION "
+    });
     if statement.if_exists {
         out.push_str("IF EXISTS ");
     }

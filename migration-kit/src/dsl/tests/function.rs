@@ -1,6 +1,6 @@
 use sea_query::PostgresQueryBuilder;
 
-use crate::dsl::{Function, FunctionLanguage, Volatility};
+use crate::dsl::{Function, FunctionLanguage, Grant, GrantObject, Privilege, Volatility};
 
 #[test]
 fn renders_current_tenant_function() {
@@ -124,5 +124,34 @@ fn reverse_drops_the_same_signature() {
     assert_eq!(
         create.reverse().to_string(PostgresQueryBuilder),
         r#"DROP FUNCTION IF EXISTS "tenancy"."f""x"(uuid, text[])"#
+    );
+}
+
+#[test]
+fn a_procedure_has_no_returns_and_no_volatility_and_drops_as_one() {
+    let create = Function::create()
+        .procedure()
+        .name(("tenancy", "p"))
+        .or_replace()
+        .returns("void")
+        .language(FunctionLanguage::PlPgSql)
+        .volatility(Volatility::Stable)
+        .security_invoker()
+        .body("BEGIN END")
+        .to_owned();
+    assert_eq!(
+        create.to_string(PostgresQueryBuilder),
+        r#"CREATE OR REPLACE PROCEDURE "tenancy"."p"() LANGUAGE plpgsql SECURITY INVOKER AS $tenantry$BEGIN END$tenantry$"#
+    );
+    assert_eq!(
+        create.reverse().to_string(PostgresQueryBuilder),
+        r#"DROP PROCEDURE IF EXISTS "tenancy"."p"()"#
+    );
+    assert_eq!(
+        Grant::privileges([Privilege::Execute])
+            .on(GrantObject::procedure(("tenancy", "p"), Vec::<&str>::new()))
+            .to("app")
+            .to_string(PostgresQueryBuilder),
+        r#"GRANT EXECUTE ON PROCEDURE "tenancy"."p"() TO "app""#
     );
 }
