@@ -79,6 +79,7 @@ pub mod m0016_entry_unchanged_resets;
 pub mod m0017_policy_setting;
 pub mod m0018_provision_records_what_ran;
 pub mod m0019_cheaper_entry;
+pub mod m0020_entry_procedure;
 // generate: new migration modules above this line
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -179,6 +180,11 @@ pub fn planned() -> Vec<Planned> {
             name: "m0019_cheaper_entry",
             plan: m0019_cheaper_entry::plan,
             transactional: false,
+        },
+        Planned {
+            name: "m0020_entry_procedure",
+            plan: m0020_entry_procedure::plan,
+            transactional: true,
         },
         // generate: new migrations above this line
     ]

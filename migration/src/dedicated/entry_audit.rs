@@ -11,7 +11,9 @@
 //!   ([`ENTRY_BODIES`]): any other body, even one that still works, was written outside the
 //!   migrations, and nothing else checks what it does (the lock before the lookup, the READ
 //!   COMMITTED check, the resets).
-//! * **The app role may EXECUTE it**: otherwise every tenant transaction fails.
+//! * **The app role may EXECUTE it, and no one else but its owner**: otherwise every tenant
+//!   transaction fails; a grant beyond it is one no migration made (the entry runs as its
+//!   caller, so it lends no role the caller lacks, but nobody reviewed who else calls it).
 //! * **The only function of its name in `tenancy`, a plain function returning `void` with no
 //!   planner support function, owned by `tenancy`'s owner**: an overload whose arguments all
 //!   have defaults makes the call ambiguous, and its owner may replace it.
@@ -56,11 +58,62 @@ pub const ENTRY_BODIES: &[(&str, Body)] = &[
         "m0019_cheaper_entry",
         crate::m0019_cheaper_entry::enter_body_cheaper,
     ),
+    (
+        "m0020_entry_procedure",
+        crate::m0020_entry_procedure::enter_body_calls_procedure,
+    ),
 ];
 
-/// The newest of `applied` (migration names) that writes the entry, and the body it wrote.
+/// Every body `tenancy.enter_tenant()` (the procedure every tenant transaction's opening calls
+/// since m0020) has had, as [`ENTRY_BODIES`].
+pub const PROCEDURE_BODIES: &[(&str, Body)] = &[(
+    "m0020_entry_procedure",
+    crate::m0019_cheaper_entry::enter_body_cheaper,
+)];
+
+/// One of the two entries: the function (which old binaries call) or the procedure.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Its signature, as `to_regprocedure` reads it.
+    signature: &'static str,
+    /// Its name in `tenancy`.
+    name: &'static str,
+    /// `pg_proc.prokind`: `f` or `p`.
+    kind: &'static str,
+    /// Its bodies, oldest first.
+    bodies: &'static [(&'static str, Body)],
+    /// Whether it is missing when no migration has written it yet (the procedure before
+    /// m0020), rather than failed.
+    optional: bool,
+}
+
+const FUNCTION: Entry = Entry {
+    signature: "tenancy.enter_tenant_schema()",
+    name: "enter_tenant_schema",
+    kind: "f",
+    bodies: ENTRY_BODIES,
+    optional: false,
+};
+
+const PROCEDURE: Entry = Entry {
+    signature: "tenancy.enter_tenant()",
+    name: crate::m0020_entry_procedure::ENTER_PROCEDURE,
+    kind: "p",
+    bodies: PROCEDURE_BODIES,
+    optional: true,
+};
+
+/// The newest of `applied` (migration names) that writes the function, and the body it wrote.
 pub fn expected(applied: &[String]) -> Option<(&'static str, String)> {
-    ENTRY_BODIES
+    expected_of(ENTRY_BODIES, applied)
+}
+
+/// The newest of `applied` that wrote one of `bodies`, and that body.
+fn expected_of(
+    bodies: &'static [(&'static str, Body)],
+    applied: &[String],
+) -> Option<(&'static str, String)> {
+    bodies
         .iter()
         .rev()
         .find(|(name, _)| applied.iter().any(|a| a == name))
@@ -100,29 +153,38 @@ pub async fn applied<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
 /// arguments all have defaults makes every tenant transaction's call ambiguous), a plain
 /// function returning `void` without a planner support function, and owned by the owner of
 /// `tenancy` (whoever owns it may replace it, and the app login must never be able to).
-const ENTRY_SQL: &str = "SELECT 'tenancy.enter_tenant_schema()', \
+fn entry_sql(entry: &Entry) -> String {
+    let Entry {
+        signature,
+        name,
+        kind,
+        ..
+    } = entry;
+    format!(
+        "SELECT '{signature}', \
        coalesce(f.provolatile = 'v' AND NOT f.prosecdef AND f.proconfig IS NULL \
          AND l.lanname = 'plpgsql' AND f.prosrc = $2::text AND o.n = 1 AND f.proowner = s.nspowner \
-         AND f.prokind = 'f' AND f.prorettype = 'pg_catalog.void'::pg_catalog.regtype \
+         AND f.prokind = '{kind}' AND f.prorettype = 'pg_catalog.void'::pg_catalog.regtype \
          AND NOT f.proretset AND f.prosupport = 0 \
-         AND has_function_privilege($1, f.oid, 'EXECUTE'), false), \
+         AND has_function_privilege($1, f.oid, 'EXECUTE') AND g.list IS NULL, false), \
        CASE WHEN f.oid IS NULL THEN 'missing: every tenant transaction fails' \
-            WHEN o.n > 1 THEN o.n || ' functions of that name in tenancy (' || o.list \
+            WHEN o.n > 1 THEN o.n || ' routines of that name in tenancy (' || o.list \
               || '): one whose arguments all have defaults makes every call ambiguous; \
-              drop all but tenancy.enter_tenant_schema()' \
+              drop all but {signature}' \
             WHEN f.proowner <> s.nspowner THEN 'owned by ' || pg_catalog.pg_get_userbyid(f.proowner) \
               || ', not by tenancy''s owner ' || pg_catalog.pg_get_userbyid(s.nspowner) \
               || ': its owner may replace it' \
-            WHEN f.prokind <> 'f' OR f.proretset \
+            WHEN f.prokind <> '{kind}' OR f.proretset \
               OR f.prorettype <> 'pg_catalog.void'::pg_catalog.regtype \
-              THEN 'not a plain function returning void' \
+              THEN 'not a plain {what} returning void' \
             WHEN f.prosupport <> 0 THEN 'the planner support function ' || f.prosupport::regproc::text \
               || ' is attached to it' \
             WHEN f.provolatile <> 'v' THEN 'not VOLATILE: its tenant lookup would read the \
               snapshot of the calling statement, taken before it waited on the move lock' \
             WHEN f.prosecdef THEN 'SECURITY DEFINER: it must run as the caller, whose role it sets' \
             WHEN f.proconfig IS NOT NULL THEN 'SET ' || array_to_string(f.proconfig, ', ') \
-              || ': a SET option would undo its SET LOCALs on return' \
+              || ': a SET option undoes, on return, its own setting of that parameter \
+              (search_path, role)' \
             WHEN l.lanname <> 'plpgsql' THEN 'LANGUAGE ' || l.lanname || ', not plpgsql' \
             WHEN $2::text IS NULL THEN 'no record of the migration that wrote it (seaql_migrations not \
               found through this session''s search_path, or emptied): its body cannot be checked' \
@@ -133,85 +195,122 @@ const ENTRY_SQL: &str = "SELECT 'tenancy.enter_tenant_schema()', \
             WHEN f.prosrc <> $2::text THEN 'its body is not the one ' \
               || $3::text || ' wrote: it was replaced outside the migrations' \
             WHEN NOT has_function_privilege($1, f.oid, 'EXECUTE') THEN $1 || ' may not EXECUTE it' \
-            ELSE 'VOLATILE, SECURITY INVOKER, no SET options, ' \
+            WHEN g.list IS NOT NULL THEN 'EXECUTE is granted to ' || g.list || ', beyond ' || $1 \
+              || ': only the app role calls it; REVOKE EXECUTE ON {what_upper} {signature} FROM ' \
+              || g.list \
+            ELSE 'VOLATILE, SECURITY INVOKER, no SET options, EXECUTE for ' || $1 || ' alone, ' \
               || 'the body ' || $3::text || ' wrote' END \
-     FROM (SELECT pg_catalog.to_regprocedure('tenancy.enter_tenant_schema()') AS oid) x \
+     FROM (SELECT pg_catalog.to_regprocedure('{signature}') AS oid) x \
      LEFT JOIN pg_catalog.pg_proc f ON f.oid = x.oid \
      LEFT JOIN pg_catalog.pg_language l ON l.oid = f.prolang \
      LEFT JOIN pg_catalog.pg_namespace s ON s.oid = f.pronamespace \
      CROSS JOIN (SELECT count(*) AS n, string_agg(p.oid::regprocedure::text, ', ') AS list \
        FROM pg_catalog.pg_proc p WHERE p.pronamespace = pg_catalog.to_regnamespace('tenancy') \
-       AND p.proname = 'enter_tenant_schema') o";
+       AND p.proname = '{name}') o \
+     LEFT JOIN LATERAL (SELECT string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' \
+         ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END, ', ' \
+         ORDER BY a.grantee) AS list \
+       FROM pg_catalog.aclexplode(coalesce(f.proacl, pg_catalog.acldefault('f', f.proowner))) a \
+       WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> f.proowner \
+         AND a.grantee IS DISTINCT FROM pg_catalog.to_regrole($1)::oid) g ON true",
+        what = if *kind == "p" {
+            "procedure"
+        } else {
+            "function"
+        },
+        what_upper = if *kind == "p" {
+            "PROCEDURE"
+        } else {
+            "FUNCTION"
+        },
+    )
+}
 
-/// The body the entry has now (`None` when it is missing).
-async fn current_body<C: ConnectionTrait>(db: &C) -> Result<Option<String>, DbErr> {
-    db.query_one_raw(Statement::from_string(
+/// The body `entry` has now (`None` when it is missing).
+async fn current_body<C: ConnectionTrait>(db: &C, entry: &Entry) -> Result<Option<String>, DbErr> {
+    db.query_one_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "SELECT prosrc FROM pg_catalog.pg_proc \
-         WHERE oid = pg_catalog.to_regprocedure('tenancy.enter_tenant_schema()')",
+        "SELECT prosrc FROM pg_catalog.pg_proc WHERE oid = pg_catalog.to_regprocedure($1)",
+        [entry.signature.into()],
     ))
     .await?
     .map(|r| r.try_get_by_index::<String>(0))
     .transpose()
 }
 
-/// The listed writer other than `expected` whose body is `body`: the function was written by a
-/// migration whose record says otherwise (one that stopped halfway, outside a transaction).
-fn other_writer(body: &str, expected: &str) -> Option<&'static str> {
-    ENTRY_BODIES
+/// The listed writer of `bodies` other than `expected` whose body is `body`: the entry was
+/// written by a migration whose record says otherwise (one that stopped halfway, outside a
+/// transaction).
+fn other_writer(
+    bodies: &'static [(&'static str, Body)],
+    body: &str,
+    expected: &str,
+) -> Option<&'static str> {
+    bodies
         .iter()
         .rev()
         .find(|(name, render)| *name != expected && render() == body)
         .map(|(name, _)| *name)
 }
 
-/// The `schema_entry` finding: the entry against what `applied` (from [`applied`]) says the
-/// migrations wrote.
+/// The `schema_entry` findings: the function and (once m0020 wrote it) the procedure, each
+/// against what `applied` (from [`applied`]) says the migrations wrote.
 pub async fn audit<C: ConnectionTrait>(
     db: &C,
     app_role: &str,
     applied: &[String],
 ) -> Result<Vec<Finding>, DbErr> {
-    let (migration, body) = match expected(applied) {
-        Some((name, body)) => (Some(name.to_owned()), Some(body)),
-        None => (None, None),
-    };
-    let other = match (&migration, current_body(db).await?) {
-        (Some(expected), Some(now)) => other_writer(&now, expected).map(str::to_owned),
-        _ => None,
-    };
-    let stmt = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        ENTRY_SQL,
-        [app_role.into(), body.into(), migration.into(), other.into()],
-    );
-    findings_of(db, "schema_entry", stmt).await
+    let mut out = Vec::new();
+    for entry in [FUNCTION, PROCEDURE] {
+        let (migration, body) = match expected_of(entry.bodies, applied) {
+            Some((name, body)) => (Some(name.to_owned()), Some(body)),
+            None if entry.optional => continue,
+            None => (None, None),
+        };
+        let other = match (&migration, current_body(db, &entry).await?) {
+            (Some(expected), Some(now)) => {
+                other_writer(entry.bodies, &now, expected).map(str::to_owned)
+            }
+            _ => None,
+        };
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            entry_sql(&entry),
+            [app_role.into(), body.into(), migration.into(), other.into()],
+        );
+        out.extend(findings_of(db, "schema_entry", stmt).await?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every migration whose `up` writes the entry is in [`ENTRY_BODIES`], in order, with the
-    /// body it writes.
+    /// Every migration whose `up` writes the function (the procedure) is in [`ENTRY_BODIES`]
+    /// ([`PROCEDURE_BODIES`]), in order, with the body it writes.
     #[test]
     fn every_migration_that_writes_the_entry_is_listed_with_its_body() {
-        let writers: Vec<(&str, String)> = crate::planned()
-            .into_iter()
-            .filter_map(|m| {
-                let sql = (m.plan)().render_up().join("\n");
-                sql.contains("FUNCTION \"tenancy\".\"enter_tenant_schema\"")
-                    .then_some((m.name, sql))
-            })
-            .collect();
-        let listed: Vec<&str> = ENTRY_BODIES.iter().map(|(name, _)| *name).collect();
-        let names: Vec<&str> = writers.iter().map(|(name, _)| *name).collect();
-        assert_eq!(names, listed);
-        for ((name, sql), (_, body)) in writers.iter().zip(ENTRY_BODIES) {
-            assert!(
-                sql.contains(&body()),
-                "{name} does not write its listed body"
-            );
+        for (writes, bodies) in [
+            ("FUNCTION \"tenancy\".\"enter_tenant_schema\"", ENTRY_BODIES),
+            ("PROCEDURE \"tenancy\".\"enter_tenant\"", PROCEDURE_BODIES),
+        ] {
+            let writers: Vec<(&str, String)> = crate::planned()
+                .into_iter()
+                .filter_map(|m| {
+                    let sql = (m.plan)().render_up().join("\n");
+                    sql.contains(writes).then_some((m.name, sql))
+                })
+                .collect();
+            let listed: Vec<&str> = bodies.iter().map(|(name, _)| *name).collect();
+            let names: Vec<&str> = writers.iter().map(|(name, _)| *name).collect();
+            assert_eq!(names, listed, "{writes}");
+            for ((name, sql), (_, body)) in writers.iter().zip(bodies) {
+                assert!(
+                    sql.contains(&body()),
+                    "{name} does not write its listed body"
+                );
+            }
         }
     }
 
@@ -246,9 +345,19 @@ mod tests {
                 "m0019_cheaper_entry",
                 "36854ce743f909bce6cac3ad475162a3147debc628a9c0638ac5b46cc314ed74",
             ),
+            (
+                "m0020_entry_procedure",
+                "37886b496e67f0cf496c1e40fdff45971efaf07bbcfa94a39b920e364e5f87d3",
+            ),
+            // The procedure's bodies.
+            (
+                "m0020_entry_procedure",
+                "36854ce743f909bce6cac3ad475162a3147debc628a9c0638ac5b46cc314ed74",
+            ),
         ];
         let now: Vec<(&str, String)> = ENTRY_BODIES
             .iter()
+            .chain(PROCEDURE_BODIES)
             .map(|(name, body)| {
                 let digest = Sha256::digest(body().as_bytes());
                 let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -266,11 +375,17 @@ mod tests {
     fn a_body_of_another_writer_is_named() {
         let m0016 = crate::m0016_entry_unchanged_resets::enter_body_unchanged_resets();
         assert_eq!(
-            other_writer(&m0016, "m0019_cheaper_entry"),
+            other_writer(ENTRY_BODIES, &m0016, "m0019_cheaper_entry"),
             Some("m0016_entry_unchanged_resets")
         );
-        assert_eq!(other_writer(&m0016, "m0016_entry_unchanged_resets"), None);
-        assert_eq!(other_writer("BEGIN END", "m0019_cheaper_entry"), None);
+        assert_eq!(
+            other_writer(ENTRY_BODIES, &m0016, "m0016_entry_unchanged_resets"),
+            None
+        );
+        assert_eq!(
+            other_writer(ENTRY_BODIES, "BEGIN END", "m0019_cheaper_entry"),
+            None
+        );
     }
 
     #[test]
