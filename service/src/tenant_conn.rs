@@ -4,7 +4,7 @@
 //! so setting the tenant context cost a second round trip. Here the transaction is opened by one
 //! simple-protocol message on a pooled connection (built by `tx::begin_sql`): `BEGIN ISOLATION
 //! LEVEL READ COMMITTED; SET LOCAL tenantry.tenant_id = '<uuid>'; SET LOCAL tenantry.user_id =
-//! '<uuid>' (or ''); SELECT tenancy.enter_tenant_schema()`. PostgreSQL stops a message at its
+//! '<uuid>' (or ''); CALL tenancy.enter_tenant()`. PostgreSQL stops a message at its
 //! first error, so after a failed `SET LOCAL` (or a dedicated tenant's missing schema) no work
 //! runs; the transaction it leaves aborted is never pooled, because a connection whose opening
 //! fails is closed (the server rolls its transaction back). The settings stay

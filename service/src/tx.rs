@@ -67,11 +67,16 @@ pub fn set_local_sql(ctx: &TenantContext) -> String {
 /// and `SET LOCAL search_path = t_<hex>, public, pg_temp`, the name read from the tenant's row
 /// and validated in the database; a missing schema raises `TN001` (503, never another
 /// tenant's rows). It reads the context the `SET LOCAL`s before it just set.
-pub const ENTER_TENANT_SCHEMA_SQL: &str = "SELECT tenancy.enter_tenant_schema()";
+///
+/// A procedure since m0020: `CALL` runs it without planning and executing a `SELECT` around
+/// it, and the client reads no result row (about 25,600 fewer server instructions per tenant
+/// transaction, `docs/pgbench/entry_instructions.sh`). `tenancy.enter_tenant_schema()`, which
+/// the release before called, now calls this procedure.
+pub const ENTER_TENANT_SCHEMA_SQL: &str = migration::names::ENTRY_CALL;
 
 /// The one message that opens a tenant-bound transaction, on either path (a [`TenantTx`] and
-/// the pipelined unit of work): `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL ...; SELECT
-/// tenancy.enter_tenant_schema()`.
+/// the pipelined unit of work): `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL ...; CALL
+/// tenancy.enter_tenant()`.
 ///
 /// The level is pinned to READ COMMITTED, whatever `default_transaction_isolation` the
 /// session, the login or the database has: the schema entry reads the tenant's mode after it
@@ -370,7 +375,7 @@ mod tests {
                 format!(
                     "BEGIN ISOLATION LEVEL READ COMMITTED; \
                      SET LOCAL tenantry.tenant_id = '{tenant}'; SET LOCAL tenantry.user_id = ''; \
-                     SELECT tenancy.enter_tenant_schema()"
+                     CALL tenancy.enter_tenant()"
                 )
             );
         }

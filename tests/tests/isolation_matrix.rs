@@ -648,7 +648,7 @@ async fn a_search_path_with_pg_temp_first_is_reported_for_dedicated_tenants() ->
 {
     let (report, a) = broken_dedicated(|_, _| {
         "DO $$ DECLARE d text; BEGIN \
-           SELECT pg_get_functiondef('tenancy.enter_tenant_schema()'::regprocedure) INTO d; \
+           SELECT pg_get_functiondef('tenancy.enter_tenant()'::regprocedure) INTO d; \
            EXECUTE replace(d, '%I, public, pg_temp', 'pg_temp, %I, public'); END $$"
             .into()
     })
@@ -671,9 +671,9 @@ async fn a_search_path_with_pg_temp_first_is_reported_for_dedicated_tenants() ->
 async fn a_session_temp_table_shadowing_the_next_tenant_is_reported() -> anyhow::Result<()> {
     let (report, a) = broken_dedicated(|_, _| {
         "DO $$ DECLARE d text; BEGIN \
-           SELECT pg_get_functiondef('tenancy.enter_tenant_schema()'::regprocedure) INTO d; \
+           SELECT pg_get_functiondef('tenancy.enter_tenant()'::regprocedure) INTO d; \
            IF strpos(d, 'done := pg_catalog.set_config(''search_path'', ''public, pg_temp'', true);') = 0 THEN \
-             RAISE EXCEPTION 'the shared search_path line is not in the function'; END IF; \
+             RAISE EXCEPTION 'the shared search_path line is not in the entry'; END IF; \
            EXECUTE replace(d, 'done := pg_catalog.set_config(''search_path'', ''public, pg_temp'', true);', ''); END $$"
             .into()
     })
@@ -690,9 +690,9 @@ async fn a_session_temp_table_shadowing_the_next_tenant_is_reported() -> anyhow:
 async fn an_entry_declaring_unqualified_types_is_reported() -> anyhow::Result<()> {
     let (report, a) = broken_dedicated(|_, _| {
         "DO $$ DECLARE d text; BEGIN \
-           SELECT pg_get_functiondef('tenancy.enter_tenant_schema()'::regprocedure) INTO d; \
+           SELECT pg_get_functiondef('tenancy.enter_tenant()'::regprocedure) INTO d; \
            IF strpos(d, 'pg_catalog.text;') = 0 THEN \
-             RAISE EXCEPTION 'no qualified declaration in the function'; END IF; \
+             RAISE EXCEPTION 'no qualified declaration in the entry'; END IF; \
            EXECUTE replace(d, 'pg_catalog.text;', 'text;'); END $$"
             .into()
     })

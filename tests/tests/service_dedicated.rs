@@ -472,9 +472,11 @@ async fn the_catalog_audit_covers_tenant_schemas_and_its_checks_can_fail() -> an
     Ok(())
 }
 
-/// The audit checks `tenancy.enter_tenant_schema()` itself (VOLATILE, SECURITY INVOKER, no SET
-/// options, the body m0019 wrote) and that no index of a tenant table or of `tenancy` is
-/// invalid. Each break fails exactly its check, and undoing it makes the audit pass again.
+/// The audit checks the schema entry itself, the procedure `tenancy.enter_tenant()` every
+/// opening calls and the function `tenancy.enter_tenant_schema()` the release before called
+/// (VOLATILE, SECURITY INVOKER, no SET options, the body m0020 wrote, no overload, the owner of
+/// `tenancy`), and that no index of a tenant table or of `tenancy` is invalid. Each break fails
+/// exactly its check, and undoing it makes the audit pass again.
 #[tokio::test]
 async fn the_audit_checks_the_schema_entry_and_invalid_indexes() -> anyhow::Result<()> {
     let env = env().await?;
@@ -486,15 +488,19 @@ async fn the_audit_checks_the_schema_entry_and_invalid_indexes() -> anyhow::Resu
     let audit = || migration::dedicated::audit::audit_all(&owner, "tenantry_app");
     let report = audit().await?;
     ensure!(report.passed(), "a clean database fails:\n{report}");
-    let entry = report
+    let entries: Vec<_> = report
         .findings
         .iter()
-        .find(|f| f.check == "schema_entry")
-        .context("schema_entry never ran")?;
+        .filter(|f| f.check == "schema_entry")
+        .map(|f| (f.subject.as_str(), f.detail.as_str()))
+        .collect();
     ensure!(
-        entry.detail.contains("m0019_cheaper_entry"),
-        "compared with m0019's body: {}",
-        entry.detail
+        entries.len() == 2
+            && entries
+                .iter()
+                .all(|(_, d)| d.contains("m0020_entry_procedure"))
+            && entries.iter().any(|(s, _)| *s == "tenancy.enter_tenant()"),
+        "both entries compared with m0020's bodies: {entries:?}"
     );
     ensure!(
         report.findings.iter().any(|f| f.check == "indexes_valid"),
@@ -503,15 +509,14 @@ async fn the_audit_checks_the_schema_entry_and_invalid_indexes() -> anyhow::Resu
 
     let body = |from: &str, to: &str| {
         format!(
-            "DO $do$ BEGIN EXECUTE pg_catalog.format('CREATE OR REPLACE FUNCTION \
-             tenancy.enter_tenant_schema() RETURNS void LANGUAGE plpgsql AS %L', \
+            "DO $do$ BEGIN EXECUTE pg_catalog.format('CREATE OR REPLACE PROCEDURE \
+             tenancy.enter_tenant() LANGUAGE plpgsql AS %L', \
              pg_catalog.replace((SELECT prosrc FROM pg_catalog.pg_proc \
-             WHERE oid = 'tenancy.enter_tenant_schema()'::regprocedure), '{from}', '{to}')); END $do$"
+             WHERE oid = 'tenancy.enter_tenant()'::regprocedure), '{from}', '{to}')); END $do$"
         )
     };
     let f = "ALTER FUNCTION tenancy.enter_tenant_schema()";
-    // (the checks that fail, break, undo); a build that fails on duplicates leaves its
-    // index invalid. A definer without a pinned search_path fails that check as well.
+    let p = "ALTER PROCEDURE tenancy.enter_tenant()";
     let tenancy_owner = {
         let row = env
             .su
@@ -536,11 +541,18 @@ async fn the_audit_checks_the_schema_entry_and_invalid_indexes() -> anyhow::Resu
             body()
         ))
     };
-    let breaks: [(&[&str], String, String); 9] = [
+    // (the checks that fail, break, undo); a build that fails on duplicates leaves its
+    // index invalid. A definer without a pinned search_path fails that check as well.
+    let breaks: [(&[&str], String, String); 14] = [
         (
             &["schema_entry"],
             format!("{f} STABLE"),
             format!("{f} VOLATILE"),
+        ),
+        (
+            &["definer_search_path", "schema_entry"],
+            format!("{p} SECURITY DEFINER"),
+            format!("{p} SECURITY INVOKER"),
         ),
         (
             &["definer_search_path", "schema_entry"],
@@ -549,8 +561,8 @@ async fn the_audit_checks_the_schema_entry_and_invalid_indexes() -> anyhow::Resu
         ),
         (
             &["schema_entry"],
-            format!("{f} SET work_mem = '4MB'"),
-            format!("{f} RESET ALL"),
+            format!("{p} SET work_mem = '4MB'"),
+            format!("{p} RESET ALL"),
         ),
         (
             &["schema_entry"],
@@ -566,7 +578,12 @@ async fn the_audit_checks_the_schema_entry_and_invalid_indexes() -> anyhow::Resu
         (
             &["schema_entry"],
             written("m0016_entry_unchanged_resets")?,
-            written("m0019_cheaper_entry")?,
+            written("m0020_entry_procedure")?,
+        ),
+        (
+            &["schema_entry"],
+            "CREATE PROCEDURE tenancy.enter_tenant(x int DEFAULT 0) LANGUAGE sql AS ''".into(),
+            "DROP PROCEDURE tenancy.enter_tenant(int)".into(),
         ),
         (
             &["schema_entry"],
@@ -577,13 +594,29 @@ async fn the_audit_checks_the_schema_entry_and_invalid_indexes() -> anyhow::Resu
         ),
         (
             &["schema_entry"],
+            format!("{p} OWNER TO tenantry_definer"),
+            format!("{p} OWNER TO {tenancy_owner}"),
+        ),
+        (
+            &["schema_entry"],
             format!("{f} OWNER TO tenantry_definer"),
             format!("{f} OWNER TO {tenancy_owner}"),
         ),
         (
             &["schema_entry"],
             format!("{f} SUPPORT pg_catalog.textlike_support"),
-            written("m0019_cheaper_entry")?,
+            written("m0020_entry_procedure")?,
+        ),
+        (
+            &["schema_entry"],
+            "GRANT EXECUTE ON PROCEDURE tenancy.enter_tenant() TO PUBLIC".into(),
+            "REVOKE EXECUTE ON PROCEDURE tenancy.enter_tenant() FROM PUBLIC".into(),
+        ),
+        (
+            &["schema_entry"],
+            "GRANT EXECUTE ON FUNCTION tenancy.enter_tenant_schema() TO tenantry_superadmin".into(),
+            "REVOKE EXECUTE ON FUNCTION tenancy.enter_tenant_schema() FROM tenantry_superadmin"
+                .into(),
         ),
         (
             &["indexes_valid"],
@@ -602,8 +635,16 @@ async fn the_audit_checks_the_schema_entry_and_invalid_indexes() -> anyhow::Resu
             ensure!(
                 report.failures().any(|f| f
                     .detail
-                    .contains("the one m0016_entry_unchanged_resets wrote, not the one m0019")),
+                    .contains("the one m0016_entry_unchanged_resets wrote, not the one m0020")),
                 "a half-run migration is not named:\n{report}"
+            );
+        }
+        if sql.contains("TO PUBLIC") {
+            ensure!(
+                report
+                    .failures()
+                    .any(|f| f.detail.contains("EXECUTE is granted to PUBLIC")),
+                "an extra grantee is not named:\n{report}"
             );
         }
         let mut failed: Vec<_> = report.failures().map(|f| f.check.as_str()).collect();
@@ -752,6 +793,55 @@ async fn a_failed_opening_leaves_the_connection_clean() -> anyhow::Result<()> {
         let tx = env.svc.begin(&ok_ctx).await?;
         ensure!(tx.count::<projects::Entity>(service::tx::all()).await? == 1);
         tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// The release before m0020 opened its transactions with `SELECT tenancy.enter_tenant_schema()`;
+/// that function, now one `CALL` of the procedure, still enters each tenant where it lives
+/// during a rolling deploy: a dedicated tenant's schema and role, a shared tenant's rows only.
+#[tokio::test]
+async fn the_release_befores_entry_function_still_enters_both_modes() -> anyhow::Result<()> {
+    let env = env().await?;
+    let o1 = user(&env.svc, "o1@wrapper.test", "O1").await?;
+    let o2 = user(&env.svc, "o2@wrapper.test", "O2").await?;
+    let (s, s_ctx) = tenant_with(&env.svc, "wrapper-shared", o1, Isolation::Shared).await?;
+    let (d, d_ctx) = tenant_with(&env.svc, "wrapper-dedicated", o2, Isolation::Dedicated).await?;
+    project(&env.svc, &s_ctx, "shared one").await?;
+    project(&env.svc, &d_ctx, "dedicated one").await?;
+    project(&env.svc, &d_ctx, "dedicated two").await?;
+    let app = env
+        .db
+        .connect(tenantry_tests::logins::LoginRole::App, 1)
+        .await?;
+    for (tenant, schema, projects) in [
+        (s, "public".to_owned(), 1),
+        (d, TenantSchema::for_tenant(d).to_string(), 2),
+    ] {
+        let tx = sea_orm::TransactionTrait::begin(&app).await?;
+        tx.execute_unprepared(&format!("SET LOCAL tenantry.tenant_id = '{tenant}'"))
+            .await?;
+        tx.execute_unprepared("SELECT tenancy.enter_tenant_schema()")
+            .await?;
+        let row = tx
+            .query_one_raw(stmt(
+                "SELECT current_schema()::text, \
+                 (SELECT count(*) FROM projects), \
+                 (SELECT count(*) FROM projects WHERE tenant_id <> $1)",
+                [Value::from(tenant)],
+            ))
+            .await?
+            .context("no row")?;
+        let seen: (String, i64, i64) = (
+            row.try_get_by_index(0)?,
+            row.try_get_by_index(1)?,
+            row.try_get_by_index(2)?,
+        );
+        ensure!(
+            seen == (schema.clone(), projects, 0),
+            "{tenant}: entered {seen:?}, expected ({schema}, {projects}, 0)"
+        );
+        tx.rollback().await?;
     }
     Ok(())
 }

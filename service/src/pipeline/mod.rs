@@ -8,7 +8,7 @@
 //! without waiting, which sqlx 0.9 keeps crate-private):
 //!
 //! 1. `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL tenantry.tenant_id = '<uuid>'; SET LOCAL
-//!    tenantry.user_id = '<uuid>' (or ''); SELECT tenancy.enter_tenant_schema()` (simple
+//!    tenantry.user_id = '<uuid>' (or ''); CALL tenancy.enter_tenant()` (simple
 //!    protocol, rendered from typed `Uuid`s only, the same level, `SET LOCAL`s and schema entry
 //!    as a [`crate::TenantTx`]'s opening);
 //! 2. the statement: Bind/Execute of the connection's prepared statement (`statements.rs`), or,

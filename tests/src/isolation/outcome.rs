@@ -14,7 +14,7 @@ pub enum ContextMode {
     Local,
     /// `SET` (session-level): survives into the next transaction of a pooled connection.
     Session,
-    /// `SET LOCAL` and `tenancy.enter_tenant_schema()`, as the service opens every tenant
+    /// `SET LOCAL` and the schema entry, as the service opens every tenant
     /// transaction: a dedicated tenant's transaction runs in its schema, under its role.
     Entered,
 }
@@ -26,7 +26,8 @@ impl ContextMode {
             Self::Local => format!("SET LOCAL tenantry.tenant_id = '{tenant}'"),
             Self::Session => format!("SET tenantry.tenant_id = '{tenant}'"),
             Self::Entered => format!(
-                "SET LOCAL tenantry.tenant_id = '{tenant}'; SELECT tenancy.enter_tenant_schema()"
+                "SET LOCAL tenantry.tenant_id = '{tenant}'; {}",
+                migration::names::ENTRY_CALL
             ),
         }
     }

@@ -16,7 +16,7 @@
 //! | `truncate` / `move_row` | A's own table: TRUNCATE refused; `SET tenant_id = B` refused |
 //!
 //! and [`pg_temp_type`], one row for the entry itself: `pg_temp_type` — on a fresh app
-//! connection (so `enter_tenant_schema()` is compiled there after the plant) A leaves a
+//! connection (so the schema entry is compiled there after the plant) A leaves a
 //! temporary domain `pg_temp.text` whose CHECK calls a `pg_temp` hook, and a session
 //! `search_path` without `pg_temp`; the next transaction, B's, entered like the service's,
 //! has role `t_b` and `search_path = t_b, public, pg_temp`, and the hook never ran;
@@ -142,7 +142,10 @@ async fn run_as(
 ) -> Result<Outcome, DbErr> {
     let txn = app.begin().await?;
     let enter = tenant.map(|t| {
-        format!("SET LOCAL tenantry.tenant_id = '{t}'; SELECT tenancy.enter_tenant_schema()")
+        format!(
+            "SET LOCAL tenantry.tenant_id = '{t}'; {}",
+            migration::names::ENTRY_CALL
+        )
     });
     let mut outcome = None;
     for sql in enter.iter().chain(pre) {
@@ -184,7 +187,10 @@ async fn commit_as(
 ) -> Result<Option<Outcome>, DbErr> {
     let txn = app.begin().await?;
     let enter = tenant.map(|t| {
-        format!("SET LOCAL tenantry.tenant_id = '{t}'; SELECT tenancy.enter_tenant_schema()")
+        format!(
+            "SET LOCAL tenantry.tenant_id = '{t}'; {}",
+            migration::names::ENTRY_CALL
+        )
     });
     for s in enter.iter().chain(sql) {
         if let Err(e) = txn.execute_unprepared(s).await {

@@ -633,7 +633,7 @@ async fn breakdown(
 }
 
 /// What the schema entry costs a shared tenant's opening: the service's opening message
-/// against the same message without `SELECT tenancy.enter_tenant_schema()`, interleaved on one
+/// against the same message without its `CALL tenancy.enter_tenant()`, interleaved on one
 /// connection like the service's (the app login, its session already on the entry's
 /// `search_path`, so the entry's resets find nothing to do), each rolled back untimed.
 async fn entry_cost(url: &str, ctx: &TenantContext, n: usize) -> anyhow::Result<Row> {
@@ -670,7 +670,7 @@ async fn entry_cost(url: &str, ctx: &TenantContext, n: usize) -> anyhow::Result<
     )
     .note(
         "medians, one connection, interleaved: the opening message with and without \
-         SELECT tenancy.enter_tenant_schema(), each rolled back untimed",
+         CALL tenancy.enter_tenant(), each rolled back untimed",
     ))
 }
 
