@@ -22,6 +22,7 @@ CREATE SCHEMA probe
 GRANT USAGE ON SCHEMA probe TO tenantry_app
 CREATE FUNCTION probe.empty() RETURNS void LANGUAGE plpgsql AS 'BEGIN END'
 CREATE FUNCTION probe.lock() RETURNS void LANGUAGE plpgsql AS 'DECLARE done pg_catalog.text; BEGIN done := pg_catalog.pg_advisory_xact_lock_shared(1953329014, pg_catalog.hashtext(tenancy.current_tenant_id()::text)); END'
+DO \$\$ BEGIN EXECUTE pg_catalog.format('CREATE FUNCTION probe.entry_function() RETURNS void LANGUAGE plpgsql AS %L', (SELECT prosrc FROM pg_catalog.pg_proc WHERE oid = 'tenancy.enter_tenant()'::regprocedure)); END \$\$
 CREATE FUNCTION probe.lock_lookup() RETURNS void LANGUAGE plpgsql AS 'DECLARE s pg_catalog.text; done pg_catalog.text; BEGIN done := pg_catalog.pg_advisory_xact_lock_shared(1953329014, pg_catalog.hashtext(tenancy.current_tenant_id()::text)); SELECT t.schema_name INTO s FROM tenancy.tenants t WHERE t.id = tenancy.current_tenant_id() AND t.isolation = ''dedicated''; END'
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA probe TO tenantry_app
 SQL
@@ -53,7 +54,9 @@ ours + SELECT 1|$OPEN; SELECT 1
 ours + an empty PL/pgSQL function|$OPEN; SELECT probe.empty()
 ours + the move lock (PL/pgSQL)|$OPEN; SELECT probe.lock()
 ours + the move lock and the tenant lookup|$OPEN; SELECT probe.lock_lookup()
-ours: the entry (tenancy.enter_tenant_schema)|$OPEN; SELECT tenancy.enter_tenant_schema()
+ours before m0020: the entry as a function (SELECT; m0019's body)|$OPEN; SELECT probe.entry_function()
+ours: the entry (CALL tenancy.enter_tenant(), m0020)|$OPEN; CALL tenancy.enter_tenant()
+a binary of the release before m0020 (SELECT the function, which CALLs)|$OPEN; SELECT tenancy.enter_tenant_schema()
 ours without the entry, + SET LOCAL role, search_path, row_security|$OPEN; SET LOCAL role = none; SET LOCAL search_path = public, pg_temp; SET LOCAL row_security = on
-the opening before 2026-12-03 (SET TRANSACTION, BEGIN last)|SET TRANSACTION ISOLATION LEVEL READ COMMITTED; $CTX; SELECT tenancy.enter_tenant_schema(); BEGIN
+the opening before 2026-12-03 (SET TRANSACTION, BEGIN last)|SET TRANSACTION ISOLATION LEVEL READ COMMITTED; $CTX; SELECT probe.entry_function(); BEGIN
 EOF
