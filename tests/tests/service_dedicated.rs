@@ -543,7 +543,7 @@ async fn the_audit_checks_the_schema_entry_and_invalid_indexes() -> anyhow::Resu
     };
     // (the checks that fail, break, undo); a build that fails on duplicates leaves its
     // index invalid. A definer without a pinned search_path fails that check as well.
-    let breaks: [(&[&str], String, String); 14] = [
+    let breaks: [(&[&str], String, String); 15] = [
         (
             &["schema_entry"],
             format!("{f} STABLE"),
@@ -614,6 +614,14 @@ async fn the_audit_checks_the_schema_entry_and_invalid_indexes() -> anyhow::Resu
         ),
         (
             &["schema_entry"],
+            "GRANT EXECUTE ON PROCEDURE tenancy.enter_tenant() TO tenantry_app WITH GRANT OPTION"
+                .into(),
+            "REVOKE GRANT OPTION FOR EXECUTE ON PROCEDURE tenancy.enter_tenant() \
+             FROM tenantry_app CASCADE"
+                .into(),
+        ),
+        (
+            &["schema_entry"],
             "GRANT EXECUTE ON FUNCTION tenancy.enter_tenant_schema() TO tenantry_superadmin".into(),
             "REVOKE EXECUTE ON FUNCTION tenancy.enter_tenant_schema() FROM tenantry_superadmin"
                 .into(),
@@ -641,9 +649,9 @@ async fn the_audit_checks_the_schema_entry_and_invalid_indexes() -> anyhow::Resu
         }
         if sql.contains("TO PUBLIC") {
             ensure!(
-                report
-                    .failures()
-                    .any(|f| f.detail.contains("EXECUTE is granted to PUBLIC")),
+                report.failures().any(|f| f
+                    .detail
+                    .contains("EXECUTE is granted beyond tenantry_app: PUBLIC")),
                 "an extra grantee is not named:\n{report}"
             );
         }

@@ -11,9 +11,12 @@
 //!   ([`ENTRY_BODIES`]): any other body, even one that still works, was written outside the
 //!   migrations, and nothing else checks what it does (the lock before the lookup, the READ
 //!   COMMITTED check, the resets).
-//! * **The app role may EXECUTE it, and no one else but its owner**: otherwise every tenant
-//!   transaction fails; a grant beyond it is one no migration made (the entry runs as its
-//!   caller, so it lends no role the caller lacks, but nobody reviewed who else calls it).
+//! * **The app role may EXECUTE it, and no one else but its owner, and nobody may hand that
+//!   on** (no grant option but the owner's): otherwise every tenant transaction fails; a grant
+//!   beyond it is one no migration made (the entry runs as its caller, so it lends no role the
+//!   caller lacks, but nobody reviewed who else calls it). The app role is matched by its exact
+//!   name, as every other check matches it; the group the migrations grant to
+//!   ([`crate::names::APP_ROLE`]) counts as the app role too, for an audit of a login in it.
 //! * **The only function of its name in `tenancy`, a plain function returning `void` with no
 //!   planner support function, owned by `tenancy`'s owner**: an overload whose arguments all
 //!   have defaults makes the call ambiguous, and its owner may replace it.
@@ -195,9 +198,10 @@ fn entry_sql(entry: &Entry) -> String {
             WHEN f.prosrc <> $2::text THEN 'its body is not the one ' \
               || $3::text || ' wrote: it was replaced outside the migrations' \
             WHEN NOT has_function_privilege($1, f.oid, 'EXECUTE') THEN $1 || ' may not EXECUTE it' \
-            WHEN g.list IS NOT NULL THEN 'EXECUTE is granted to ' || g.list || ', beyond ' || $1 \
-              || ': only the app role calls it; REVOKE EXECUTE ON {what_upper} {signature} FROM ' \
-              || g.list \
+            WHEN g.list IS NOT NULL THEN 'EXECUTE is granted beyond ' || $1 || ': ' || g.list \
+              || '; only the app role calls it, and nobody hands it on: as each grantor, \
+              REVOKE EXECUTE ON {what_upper} {signature} FROM the grantee CASCADE (or REVOKE GRANT \
+              OPTION FOR EXECUTE ... CASCADE for a grant option)' \
             ELSE 'VOLATILE, SECURITY INVOKER, no SET options, EXECUTE for ' || $1 || ' alone, ' \
               || 'the body ' || $3::text || ' wrote' END \
      FROM (SELECT pg_catalog.to_regprocedure('{signature}') AS oid) x \
@@ -207,17 +211,21 @@ fn entry_sql(entry: &Entry) -> String {
      CROSS JOIN (SELECT count(*) AS n, string_agg(p.oid::regprocedure::text, ', ') AS list \
        FROM pg_catalog.pg_proc p WHERE p.pronamespace = pg_catalog.to_regnamespace('tenancy') \
        AND p.proname = '{name}') o \
-     LEFT JOIN LATERAL (SELECT string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' \
-         ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END, ', ' \
-         ORDER BY a.grantee) AS list \
-       FROM pg_catalog.aclexplode(coalesce(f.proacl, pg_catalog.acldefault('f', f.proowner))) a \
-       WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> f.proowner \
-         AND a.grantee IS DISTINCT FROM pg_catalog.to_regrole($1)::oid) g ON true",
+     LEFT JOIN LATERAL (SELECT string_agg(DISTINCT e.item, ', ' ORDER BY e.item) AS list \
+       FROM (SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' \
+           ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END \
+           || ' (granted by ' || pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantor)) \
+           || CASE WHEN a.is_grantable THEN ', WITH GRANT OPTION' ELSE '' END || ')' AS item \
+         FROM pg_catalog.aclexplode(coalesce(f.proacl, pg_catalog.acldefault('f', f.proowner))) a \
+         WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> f.proowner \
+           AND (a.is_grantable OR a.grantee NOT IN (SELECT r.oid FROM pg_catalog.pg_roles r \
+             WHERE r.rolname IN ($1, '{app_group}')))) e) g ON true",
         what = if *kind == "p" {
             "procedure"
         } else {
             "function"
         },
+        app_group = crate::names::APP_ROLE,
         what_upper = if *kind == "p" {
             "PROCEDURE"
         } else {
