@@ -84,10 +84,8 @@ impl GrantObject {
         I: IntoIterator<Item = T>,
         T: Into<SqlType>,
     {
-        Self::Function {
-            name: name.into(),
-            arg_types: arg_types.into_iter().map(Into::into).collect(),
-        }
+        let (name, arg_types) = routine(name, arg_types);
+        Self::Function { name, arg_types }
     }
 
     /// `PROCEDURE "s"."p"(<type>, …)`, e.g. `procedure(("s", "p"), Vec::<&str>::new())`.
@@ -97,10 +95,8 @@ impl GrantObject {
         I: IntoIterator<Item = T>,
         T: Into<SqlType>,
     {
-        Self::Procedure {
-            name: name.into(),
-            arg_types: arg_types.into_iter().map(Into::into).collect(),
-        }
+        let (name, arg_types) = routine(name, arg_types);
+        Self::Procedure { name, arg_types }
     }
 
     /// `ALL FUNCTIONS IN SCHEMA "s"`
@@ -117,4 +113,15 @@ impl GrantObject {
     pub fn database<T: IntoIden>(database: T) -> Self {
         Self::Database(database.into_iden())
     }
+}
+
+/// A routine's name and signature, as [`GrantObject::function`] and
+/// [`GrantObject::procedure`] take them.
+fn routine<N, I, T>(name: N, arg_types: I) -> (TableName, Vec<SqlType>)
+where
+    N: Into<TableName>,
+    I: IntoIterator<Item = T>,
+    T: Into<SqlType>,
+{
+    (name.into(), arg_types.into_iter().map(Into::into).collect())
 }

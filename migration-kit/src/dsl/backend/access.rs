@@ -117,13 +117,12 @@ fn on_object(builder: &PostgresQueryBuilder, object: Option<&GrantObject>, out: 
             out.push_str("ALL SEQUENCES IN SCHEMA ");
             sql::iden(builder, schema, out);
         }
-        GrantObject::Function { name, arg_types } => {
-            out.push_str("FUNCTION ");
-            sql::qualified_name(builder, name, out);
-            sql::signature(builder, arg_types, out);
-        }
-        GrantObject::Procedure { name, arg_types } => {
-            out.push_str("PROCEDURE ");
+        GrantObject::Function { name, arg_types } | GrantObject::Procedure { name, arg_types } => {
+            out.push_str(if matches!(object, GrantObject::Procedure { .. }) {
+                "PROCEDURE "
+            } else {
+                "FUNCTION "
+            });
             sql::qualified_name(builder, name, out);
             sql::signature(builder, arg_types, out);
         }
